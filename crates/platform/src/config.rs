@@ -1,0 +1,131 @@
+//! Configuration from environment variables (12-factor), with defaults that
+//! work on a developer machine. Secrets come from `NAME` or from the file
+//! named by `NAME_FILE` and are held in `secrecy` types.
+
+use std::{path::PathBuf, str::FromStr};
+
+use anyhow::{bail, Context};
+use secrecy::SecretString;
+
+/// Reads `name`, falling back to `default` when it is unset or empty.
+pub fn var_or(name: &str, default: &str) -> String {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v,
+        _ => default.to_owned(),
+    }
+}
+
+/// Reads and parses `name`, falling back to `default`; a value that does not
+/// parse stops start-up with a message naming the variable.
+pub fn parse_or<T>(name: &str, default: T) -> anyhow::Result<T>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse()
+            .map_err(|e| anyhow::anyhow!("environment variable {name}={v:?} is invalid: {e}")),
+        _ => Ok(default),
+    }
+}
+
+/// `1`, `true`, `yes`, `on` (any case) are true.
+pub fn flag(name: &str, default: bool) -> bool {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => {
+            matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+        }
+        _ => default,
+    }
+}
+
+/// A secret from `name`, or from the file that `name_FILE` points to.
+pub fn secret(name: &str) -> anyhow::Result<Option<SecretString>> {
+    if let Ok(v) = std::env::var(name) {
+        if !v.is_empty() {
+            return Ok(Some(SecretString::from(v)));
+        }
+    }
+    let file_var = format!("{name}_FILE");
+    if let Ok(path) = std::env::var(&file_var) {
+        if !path.is_empty() {
+            let v = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {file_var}={path}"))?;
+            return Ok(Some(SecretString::from(v.trim_end_matches(['\n', '\r']).to_owned())));
+        }
+    }
+    Ok(None)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// What every service reads the same way.
+#[derive(Debug, Clone)]
+pub struct CommonConfig {
+    pub service: &'static str,
+    pub environment: Environment,
+    pub http_host: String,
+    pub port: u16,
+    pub database_url: String,
+    pub database_pool_size: u32,
+    pub kafka_brokers: String,
+    pub kafka_topic_partitions: i32,
+    pub log_format: LogFormat,
+    /// Local state (development keys and the like).
+    pub state_dir: PathBuf,
+    /// Upper bound on a JSON request body.
+    pub max_body_bytes: usize,
+}
+
+impl CommonConfig {
+    /// `database` is the database name used in the default `DATABASE_URL`.
+    pub fn from_env(
+        service: &'static str,
+        default_port: u16,
+        database: &str,
+    ) -> anyhow::Result<Self> {
+        let environment = match var_or("APP_ENV", "development").to_ascii_lowercase().as_str() {
+            "development" | "dev" | "local" | "test" => Environment::Development,
+            "production" | "prod" => Environment::Production,
+            other => bail!("APP_ENV={other:?} is neither development nor production"),
+        };
+        let log_format = match var_or("LOG_FORMAT", "text").to_ascii_lowercase().as_str() {
+            "json" => LogFormat::Json,
+            "text" | "pretty" => LogFormat::Text,
+            other => bail!("LOG_FORMAT={other:?} is neither text nor json"),
+        };
+        let database_url = match secret("DATABASE_URL")? {
+            Some(s) => secrecy::ExposeSecret::expose_secret(&s).to_owned(),
+            None => format!("postgres://postgres@127.0.0.1:5432/{database}"),
+        };
+        Ok(Self {
+            service,
+            environment,
+            http_host: var_or("HTTP_HOST", "127.0.0.1"),
+            port: parse_or("PORT", default_port)?,
+            database_url,
+            database_pool_size: parse_or("DATABASE_POOL_SIZE", 16)?,
+            kafka_brokers: var_or("KAFKA_BROKERS", "127.0.0.1:9092"),
+            kafka_topic_partitions: parse_or("KAFKA_TOPIC_PARTITIONS", 3)?,
+            log_format,
+            state_dir: PathBuf::from(var_or("STATE_DIR", ".state")),
+            max_body_bytes: parse_or("MAX_BODY_BYTES", 64 * 1024)?,
+        })
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.environment == Environment::Production
+    }
+}

@@ -1,0 +1,519 @@
+//! Change events: the envelope, the transactional outbox, the relay that
+//! publishes it, and the consumer loop that applies events idempotently.
+//!
+//! Guarantees: an outbox row is written in the transaction that makes the
+//! change, so an acknowledged change always has its event. One relay per
+//! database publishes at a time (a PostgreSQL advisory lock elects it), in
+//! id order, through an idempotent producer with `acks=all`, and stamps
+//! rows only after the broker acknowledged them: a broker outage delays
+//! events, never loses or reorders them. Delivery is at least once (a crash
+//! between acknowledgement and stamp resends); consumers skip versions they
+//! have applied.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use diesel::{pg::PgConnection, prelude::*, sql_query, sql_types::Bool};
+use rdkafka::{
+    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
+    client::DefaultClientContext,
+    config::ClientConfig,
+    consumer::{CommitMode, Consumer, StreamConsumer},
+    error::RDKafkaErrorCode,
+    message::{Header, OwnedHeaders},
+    producer::{FutureProducer, FutureRecord},
+    Message,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::{watch, Notify};
+use uuid::Uuid;
+
+use crate::db::{PgPool, StoreError};
+
+pub mod topics {
+    pub const USER: &str = "iam.user.v1";
+    pub const USER_ROLE: &str = "iam.user-role.v1";
+    pub const MEMBERSHIP: &str = "directory.membership.v1";
+    pub const ORGANIZATION: &str = "directory.organization.v1";
+    pub const RESTRICTION: &str = "access.restriction.v1";
+    pub const ALL: [&str; 5] = [USER, USER_ROLE, MEMBERSHIP, ORGANIZATION, RESTRICTION];
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    #[serde(rename = "c")]
+    Create,
+    #[serde(rename = "u")]
+    Update,
+    #[serde(rename = "d")]
+    Delete,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    pub service: String,
+    pub table: String,
+}
+
+/// The Debezium-style envelope every topic carries (ARCHITECTURE.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub event_id: Uuid,
+    pub op: Op,
+    pub entity: String,
+    pub key: String,
+    /// Increases with every change of the entity; consumers skip what they
+    /// have already applied.
+    pub version: i64,
+    pub ts_ms: i64,
+    pub source: Source,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+}
+
+impl Envelope {
+    pub fn new(
+        op: Op,
+        entity: &str,
+        key: impl Into<String>,
+        version: i64,
+        source: Source,
+        before: Option<Value>,
+        after: Option<Value>,
+    ) -> Self {
+        Self {
+            event_id: Uuid::now_v7(),
+            op,
+            entity: entity.to_owned(),
+            key: key.into(),
+            version,
+            ts_ms: Utc::now().timestamp_millis(),
+            source,
+            before,
+            after,
+        }
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> Int8,
+        event_id -> Uuid,
+        topic -> Text,
+        message_key -> Text,
+        payload -> Jsonb,
+        created_at -> Timestamptz,
+        published_at -> Nullable<Timestamptz>,
+    }
+}
+
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = outbox)]
+struct OutboxRow {
+    id: i64,
+    event_id: Uuid,
+    topic: String,
+    message_key: String,
+    payload: Value,
+}
+
+/// Writes `envelope` to the outbox. Call it inside the transaction that
+/// makes the change it describes.
+pub fn enqueue(conn: &mut PgConnection, topic: &str, envelope: &Envelope) -> QueryResult<()> {
+    let payload = serde_json::to_value(envelope)
+        .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+    diesel::insert_into(outbox::table)
+        .values((
+            outbox::event_id.eq(envelope.event_id),
+            outbox::topic.eq(topic),
+            outbox::message_key.eq(&envelope.key),
+            outbox::payload.eq(payload),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// How many outbox rows still wait for the broker.
+pub fn pending(conn: &mut PgConnection) -> QueryResult<i64> {
+    outbox::table
+        .filter(outbox::published_at.is_null())
+        .count()
+        .get_result(conn)
+}
+
+/// Base librdkafka settings shared by every client.
+pub fn client_config(brokers: &str) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", brokers)
+        .set("socket.keepalive.enable", "true")
+        .set("reconnect.backoff.max.ms", "1000");
+    cfg
+}
+
+/// An idempotent producer (`acks=all`, no reordering on retry) that keeps
+/// retrying while the broker is away instead of dropping messages.
+pub fn producer(brokers: &str) -> anyhow::Result<FutureProducer> {
+    Ok(client_config(brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("message.timeout.ms", "0")
+        .set("linger.ms", "1")
+        .set("partitioner", "murmur2_random")
+        .create()?)
+}
+
+/// Creates `topics` if they are missing (`TopicAlreadyExists` is success).
+pub async fn ensure_topics(
+    brokers: &str,
+    topics: &[&str],
+    partitions: i32,
+    replication: i32,
+) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = client_config(brokers).create()?;
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(replication)))
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(5)));
+    let results = admin.create_topics(&new, &opts).await?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => anyhow::bail!("creating topic {topic}: {code}"),
+        }
+    }
+    Ok(())
+}
+
+/// Wakes the relay right after a commit, so events leave in milliseconds
+/// rather than at the next poll.
+#[derive(Clone, Default)]
+pub struct OutboxSignal(Arc<Notify>);
+
+impl OutboxSignal {
+    pub fn nudge(&self) {
+        self.0.notify_one();
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    pub brokers: String,
+    pub database_url: String,
+    pub topics: Vec<&'static str>,
+    pub partitions: i32,
+    pub replication: i32,
+    pub poll: Duration,
+    pub batch: i64,
+}
+
+#[derive(QueryableByName)]
+struct Locked {
+    #[diesel(sql_type = Bool)]
+    locked: bool,
+}
+
+/// Elects one relay per database (session advisory lock on a dedicated
+/// connection) so that replicas cannot publish one key's events out of order.
+const RELAY_LOCK: i64 = 8_120_420_002;
+
+/// Publishes the outbox until `shutdown` turns true.
+pub async fn run_relay(
+    cfg: RelayConfig,
+    signal: OutboxSignal,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut leader: Option<PgConnection> = None;
+    let mut producer: Option<FutureProducer> = None;
+    let mut topics_ready = false;
+    let mut backoff = Duration::from_millis(100);
+    let metrics = crate::metrics::global();
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let step = relay_step(
+            &cfg,
+            &mut leader,
+            &mut producer,
+            &mut topics_ready,
+            &mut shutdown,
+        )
+        .await;
+        let wait = match step {
+            Ok(0) => {
+                backoff = Duration::from_millis(100);
+                cfg.poll
+            }
+            Ok(n) => {
+                metrics.count("outbox_published_total", "Outbox events published.", "", n as u64);
+                backoff = Duration::from_millis(100);
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), retry_in_ms = backoff.as_millis() as u64, "outbox relay step failed");
+                metrics.count("outbox_relay_errors_total", "Failed relay steps.", "", 1);
+                let w = backoff;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                w
+            }
+        };
+        tokio::select! {
+            _ = signal.0.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    tracing::info!("outbox relay stopped");
+}
+
+async fn on_conn<T: Send + 'static>(
+    slot: &mut Option<PgConnection>,
+    work: impl FnOnce(&mut PgConnection) -> QueryResult<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    let mut conn = slot.take().ok_or_else(|| anyhow::anyhow!("no relay connection"))?;
+    let (conn, result) = tokio::task::spawn_blocking(move || {
+        let r = work(&mut conn);
+        (conn, r)
+    })
+    .await
+    .map_err(StoreError::Join)?;
+    match result {
+        Ok(v) => {
+            *slot = Some(conn);
+            Ok(v)
+        }
+        // The connection may be broken: drop it, and the leadership with it.
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// One round: become leader if needed, publish up to `batch` rows in order,
+/// stamp what the broker acknowledged. Returns how many were published.
+async fn relay_step(
+    cfg: &RelayConfig,
+    leader: &mut Option<PgConnection>,
+    producer: &mut Option<FutureProducer>,
+    topics_ready: &mut bool,
+    shutdown: &mut watch::Receiver<bool>,
+) -> anyhow::Result<usize> {
+    // The relay keeps its own connection, outside the pool: the advisory
+    // lock lives as long as that session.
+    if leader.is_none() {
+        let url = cfg.database_url.clone();
+        let conn = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<PgConnection>> {
+            let mut conn = PgConnection::establish(&url)?;
+            let got = sql_query(format!("SELECT pg_try_advisory_lock({RELAY_LOCK}) AS locked"))
+                .get_result::<Locked>(&mut conn)?;
+            Ok(got.locked.then_some(conn))
+        })
+        .await??;
+        match conn {
+            Some(c) => {
+                tracing::info!("outbox relay elected");
+                *leader = Some(c);
+            }
+            None => return Ok(0), // another replica publishes
+        }
+    }
+    if !*topics_ready {
+        ensure_topics(&cfg.brokers, &cfg.topics, cfg.partitions, cfg.replication).await?;
+        *topics_ready = true;
+    }
+    if producer.is_none() {
+        *producer = Some(self::producer(&cfg.brokers)?);
+    }
+    let batch = cfg.batch;
+    let rows: Vec<OutboxRow> = on_conn(leader, move |c| {
+        outbox::table
+            .filter(outbox::published_at.is_null())
+            .order(outbox::id.asc())
+            .limit(batch)
+            .select(OutboxRow::as_select())
+            .load(c)
+    })
+    .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let p = producer.as_ref().expect("set above");
+    let mut deliveries = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let payload = serde_json::to_vec(&row.payload)?;
+        let event_id = row.event_id.to_string();
+        let record = FutureRecord::to(&row.topic)
+            .key(&row.message_key)
+            .payload(&payload)
+            .headers(OwnedHeaders::new().insert(Header {
+                key: "event_id",
+                value: Some(&event_id),
+            }));
+        match p.send_result(record) {
+            Ok(d) => deliveries.push((row.id, d)),
+            Err((e, _)) => {
+                tracing::warn!(error = %e, "producer queue refused a message");
+                break;
+            }
+        }
+    }
+    // Stamp the acknowledged prefix only: a later row must never be marked
+    // published while an earlier one may still be resent.
+    let mut acked = Vec::with_capacity(deliveries.len());
+    let mut failure = None;
+    for (id, delivery) in deliveries {
+        let outcome = tokio::select! {
+            r = delivery => r,
+            _ = shutdown.changed() => break,
+        };
+        match outcome {
+            Ok(Ok(_)) => acked.push(id),
+            Ok(Err((e, _))) => {
+                failure = Some(anyhow::anyhow!("broker refused event {id}: {e}"));
+                break;
+            }
+            Err(_) => {
+                failure = Some(anyhow::anyhow!("delivery of event {id} was cancelled"));
+                break;
+            }
+        }
+    }
+    let n = acked.len();
+    if n > 0 {
+        let now: DateTime<Utc> = Utc::now();
+        on_conn(leader, move |c| {
+            diesel::update(outbox::table.filter(outbox::id.eq_any(acked)))
+                .set(outbox::published_at.eq(now))
+                .execute(c)
+        })
+        .await?;
+    }
+    if let Some(e) = failure {
+        // A fatal producer error poisons the instance: start a fresh one.
+        *producer = None;
+        return Err(e);
+    }
+    Ok(n)
+}
+
+/// What a consumer does with one event, on a pooled connection in the
+/// blocking pool. It must be idempotent (skip versions already applied):
+/// the loop retries failures and may see an event again after a restart.
+pub type ApplyFn =
+    Arc<dyn Fn(&mut PgConnection, &str, &Envelope) -> anyhow::Result<()> + Send + Sync>;
+
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    pub brokers: String,
+    pub group_id: String,
+    pub topics: Vec<String>,
+}
+
+pub fn stream_consumer(brokers: &str, group_id: &str) -> anyhow::Result<StreamConsumer> {
+    Ok(client_config(brokers)
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        // Offsets are stored by hand, after the event's transaction commits.
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .create()?)
+}
+
+/// Consumes `cfg.topics` into the service's database until shutdown: apply,
+/// then store the offset; a failure is retried with backoff, never skipped.
+/// A payload that is not an envelope is logged and skipped.
+pub async fn run_consumer(
+    cfg: ConsumerConfig,
+    pool: PgPool,
+    apply: ApplyFn,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let consumer = stream_consumer(&cfg.brokers, &cfg.group_id)?;
+    let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics)?;
+    let metrics = crate::metrics::global();
+    loop {
+        let msg = tokio::select! {
+            m = consumer.recv() => m,
+            _ = shutdown.changed() => break,
+        };
+        let msg = match msg {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "consumer error");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let topic = msg.topic().to_owned();
+        let envelope: Option<Envelope> = msg.payload().and_then(|p| match serde_json::from_slice(p) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                tracing::error!(topic = %topic, partition = msg.partition(), offset = msg.offset(), error = %e, "skipping a message that is not an envelope");
+                None
+            }
+        });
+        if let Some(envelope) = envelope {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                let (pool, apply, env, t) = (pool.clone(), apply.clone(), envelope.clone(), topic.clone());
+                let outcome = crate::db::with_conn(&pool, move |c| -> anyhow::Result<()> {
+                    apply(c, &t, &env)
+                })
+                .await;
+                match outcome {
+                    Ok(()) => {
+                        metrics.count("events_applied_total", "Events applied by consumers.", &topic, 1);
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(topic = %topic, key = %envelope.key, error = format!("{e:#}"), "applying an event failed; retrying");
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {}
+                            _ = shutdown.changed() => return commit_and_stop(&consumer),
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+        }
+        consumer.store_offset_from_message(&msg)?;
+    }
+    commit_and_stop(&consumer)
+}
+
+fn commit_and_stop(consumer: &StreamConsumer) -> anyhow::Result<()> {
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) | Err(rdkafka::error::KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        Err(e) => tracing::warn!(error = %e, "final offset commit failed"),
+    }
+    tracing::info!("consumer stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_serialises_with_debezium_field_names() {
+        let e = Envelope::new(
+            Op::Update,
+            "user",
+            "42",
+            3,
+            Source { service: "authenticator".into(), table: "accounts".into() },
+            Some(serde_json::json!({"a": 1})),
+            Some(serde_json::json!({"a": 2})),
+        );
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["op"], "u");
+        assert_eq!(v["key"], "42");
+        assert_eq!(v["version"], 3);
+        assert_eq!(v["source"]["table"], "accounts");
+        let back: Envelope = serde_json::from_value(v).unwrap();
+        assert_eq!(back, e);
+    }
+}

@@ -1,0 +1,14 @@
+//! The platform's shared crate: everything a service needs that is not its
+//! own business. No service logic lives here.
+
+pub mod config;
+pub mod db;
+pub mod events;
+pub mod jwt;
+pub mod metrics;
+pub mod problem;
+pub mod server;
+pub mod telemetry;
+pub mod testkit;
+
+pub use problem::Problem;

@@ -1,0 +1,109 @@
+//! Logs and the per-request root span.
+//!
+//! Every request runs inside a span `http.request` carrying `request_id`
+//! (taken from an inbound `X-Request-Id` when it looks sane, made up
+//! otherwise, and echoed back), method and route. Completion is logged once
+//! with status and latency, and counted in [`crate::metrics`].
+
+use std::{sync::Once, time::Instant};
+
+use actix_web::{
+    body::MessageBody,
+    dev::{ServiceRequest, ServiceResponse},
+    http::header::{HeaderName, HeaderValue},
+    middleware::Next,
+    Error, HttpMessage,
+};
+use tracing::Instrument;
+use tracing_subscriber::{fmt, prelude::*, EnvFilter};
+
+use crate::config::LogFormat;
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The id of the request being served, readable by handlers.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+static INIT: Once = Once::new();
+
+/// Installs the global subscriber once per process. `RUST_LOG` filters
+/// (default `info`); `LOG_FORMAT=json` switches to one JSON object a line.
+pub fn init(format: LogFormat) {
+    INIT.call_once(|| {
+        let filter = EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn,librdkafka=warn"));
+        let registry = tracing_subscriber::registry().with(filter);
+        let result = match format {
+            LogFormat::Json => registry
+                .with(fmt::layer().json().flatten_event(true).with_current_span(true))
+                .try_init(),
+            LogFormat::Text => registry.with(fmt::layer().with_target(false)).try_init(),
+        };
+        // A test harness may have installed one already; that is fine.
+        let _ = result;
+    });
+}
+
+/// Installs a subscriber for tests: silent unless `TEST_LOG` is set.
+pub fn init_for_tests() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        init(LogFormat::Text);
+    }
+}
+
+fn acceptable_request_id(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    let ok = !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    ok.then(|| s.to_owned())
+}
+
+/// Middleware: root span, request id, access log line, request metrics.
+pub async fn request_span(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let request_id = req
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(acceptable_request_id)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    req.extensions_mut().insert(RequestId(request_id.clone()));
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().to_string();
+    let span = tracing::info_span!(
+        "http.request",
+        request_id = %request_id,
+        http.method = %method,
+        http.route = %route,
+        http.status = tracing::field::Empty,
+    );
+    let started = Instant::now();
+    let result = next.call(req).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let status = match &result {
+        Ok(resp) => resp.status().as_u16(),
+        Err(e) => e.as_response_error().status_code().as_u16(),
+    };
+    span.record("http.status", status);
+    crate::metrics::global().observe_request(&method, &route, status, elapsed);
+    let _enter = span.enter();
+    let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
+    if status >= 500 {
+        tracing::warn!(http.status = status, latency_ms = elapsed_ms, "request served");
+    } else {
+        tracing::debug!(http.status = status, latency_ms = elapsed_ms, "request served");
+    }
+    drop(_enter);
+    let mut resp = result?;
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
+    }
+    Ok(resp)
+}

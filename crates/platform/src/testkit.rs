@@ -1,0 +1,185 @@
+//! Helpers for black-box tests: a fresh database per test, a broker the
+//! test owns (to stop and restart it), and reading events back.
+
+use std::{
+    collections::HashSet,
+    net::TcpStream,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use diesel::{pg::PgConnection, sql_query, Connection, RunQueryDsl};
+use rdkafka::{consumer::Consumer, Message};
+
+use crate::events::{client_config, Envelope};
+
+/// The PostgreSQL server tests use (`TEST_DATABASE_URL`, no database path).
+pub fn postgres_server_url() -> String {
+    crate::config::var_or("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432")
+}
+
+/// The shared broker tests use (`KAFKA_BROKERS`).
+pub fn shared_brokers() -> String {
+    crate::config::var_or("KAFKA_BROKERS", "127.0.0.1:9092")
+}
+
+/// A database created empty for one test and dropped (forcibly) after it.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+    owned: bool,
+}
+
+impl TestDatabase {
+    pub fn create(prefix: &str) -> Self {
+        let server = postgres_server_url();
+        let name = format!("{prefix}_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::establish(&format!("{server}/postgres"))
+            .expect("PostgreSQL must be running (make test starts it)");
+        sql_query(format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut admin)
+            .expect("create test database");
+        Self {
+            url: format!("{server}/{name}"),
+            name,
+            owned: true,
+        }
+    }
+
+    /// The same database, for a second app (a restart, a new release);
+    /// only the original drops it.
+    pub fn share(&self) -> Self {
+        Self { name: self.name.clone(), url: self.url.clone(), owned: false }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
+        if let Ok(mut admin) = PgConnection::establish(&format!("{}/postgres", postgres_server_url())) {
+            let _ = sql_query(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name))
+                .execute(&mut admin);
+        }
+    }
+}
+
+/// Reads `topic` from the earliest offset until `want` events whose key is
+/// in `keys` have arrived (or `timeout` passes), and returns them in the
+/// order they were read. Events for other keys (other tests) are ignored.
+pub async fn collect_events(
+    brokers: &str,
+    topic: &str,
+    keys: &HashSet<String>,
+    want: usize,
+    timeout: Duration,
+) -> Vec<Envelope> {
+    let consumer: rdkafka::consumer::StreamConsumer = client_config(brokers)
+        .set("group.id", format!("test-reader-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    while out.len() < want {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match tokio::time::timeout(left, consumer.recv()).await {
+            Ok(Ok(m)) => {
+                let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned());
+                if key.is_some_and(|k| keys.contains(&k)) {
+                    let e: Envelope =
+                        serde_json::from_slice(m.payload().unwrap_or_default()).expect("envelope");
+                    out.push(e);
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "test consumer error");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(_) => break,
+        }
+    }
+    // Linger briefly so a duplicate right behind the last wanted event shows.
+    let linger = Instant::now() + Duration::from_millis(1500);
+    while let Ok(Ok(m)) =
+        tokio::time::timeout(linger.saturating_duration_since(Instant::now()), consumer.recv()).await
+    {
+        let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned());
+        if key.is_some_and(|k| keys.contains(&k)) {
+            if let Ok(e) = serde_json::from_slice(m.payload().unwrap_or_default()) {
+                out.push(e);
+            }
+        }
+    }
+    out
+}
+
+/// A tansu broker owned by one test, on its own port and data folder, so
+/// the test can stop and restart it. Needs `tansu` on PATH (or `TANSU_BIN`).
+pub struct OwnedBroker {
+    pub port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl OwnedBroker {
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let dir = std::env::temp_dir().join(format!("tansu-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("broker dir");
+        let mut b = Self { port, dir, child: None };
+        b.restart();
+        b
+    }
+
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the broker process again on the same port and data.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "broker already running");
+        let bin = crate::config::var_or("TANSU_BIN", "tansu");
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let child = Command::new(bin)
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .current_dir(&self.dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn tansu (install it with `make tools`)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not start listening");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the broker (SIGKILL: an outage, not a polite shutdown).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for OwnedBroker {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# make down: stops the services and the broker that make up started.
+source "$(dirname "$0")/lib.sh"
+for s in "${SERVICES[@]}"; do
+  read -r name _ _ <<<"$s"
+  stop_pidfile "$STATE_DIR/pids/$name.pid" && echo "stopped $name"
+done
+stop_pidfile "$STATE_DIR/pids/tansu.pid" && echo "stopped tansu"

@@ -1,0 +1,95 @@
+# Shared helpers for the make targets. Sourced, not run.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+STATE_DIR="${STATE_DIR:-$ROOT/.state}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+PGHOST_URL="${PGHOST_URL:-postgres://postgres@127.0.0.1:5432}"
+KAFKA_PORT="${KAFKA_PORT:-9092}"
+KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}"
+TOPICS=(iam.user.v1 iam.user-role.v1 directory.membership.v1 directory.organization.v1 access.restriction.v1)
+# service name, port, database. Add a line as each service arrives.
+SERVICES=(
+  "authenticator 5000 authenticator"
+)
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+ensure_tansu() {
+  export PATH="$HOME/.cargo/bin:$PATH"
+  if ! command -v tansu >/dev/null 2>&1; then
+    say "installing the tansu broker with cargo (once; about 10 minutes on 2 cores)"
+    cargo install --locked tansu --features dynostore,libsql
+  fi
+}
+
+ensure_postgres() {
+  if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+    say "starting PostgreSQL"
+    if command -v pg_ctlcluster >/dev/null 2>&1; then
+      pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n1)" main start
+    else
+      die "PostgreSQL is not running on 127.0.0.1:5432 and pg_ctlcluster is not here to start it"
+    fi
+    for _ in $(seq 1 50); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 0.2; done
+  fi
+  pg_isready -h 127.0.0.1 -p 5432 -q || die "PostgreSQL did not come up"
+}
+
+ensure_database() {
+  local db="$1"
+  if ! psql "$PGHOST_URL/postgres" -tAc "SELECT 1 FROM pg_database WHERE datname='$db'" | grep -q 1; then
+    psql "$PGHOST_URL/postgres" -qc "CREATE DATABASE \"$db\"" >/dev/null
+  fi
+}
+
+# Starts the local broker (tansu, durable sqlite storage) unless something
+# already listens on the Kafka port, then creates the platform's topics.
+ensure_broker() {
+  if ! port_open "$KAFKA_PORT"; then
+    ensure_tansu
+    say "starting the tansu broker on $KAFKA_BROKERS"
+    mkdir -p "$STATE_DIR/tansu" "$STATE_DIR/logs" "$STATE_DIR/pids"
+    (
+      cd "$STATE_DIR/tansu"
+      # A relative sqlite path: tansu mangles absolute ones.
+      nohup tansu broker \
+        --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+        --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+        --storage-engine sqlite://tansu.db >"$STATE_DIR/logs/tansu.log" 2>&1 &
+      echo $! >"$STATE_DIR/pids/tansu.pid"
+    )
+    for _ in $(seq 1 100); do port_open "$KAFKA_PORT" && break; sleep 0.1; done
+    port_open "$KAFKA_PORT" || die "tansu did not start; see $STATE_DIR/logs/tansu.log"
+  fi
+  if command -v tansu >/dev/null 2>&1; then
+    for t in "${TOPICS[@]}"; do
+      tansu topic create "$t" --broker "tcp://$KAFKA_BROKERS" --partitions 3 >/dev/null 2>&1 || true
+    done
+  fi
+}
+
+# wait_ready NAME URL SECONDS
+wait_ready() {
+  local name="$1" url="$2" secs="${3:-60}"
+  for _ in $(seq 1 $((secs * 5))); do
+    if curl -fsS -o /dev/null "$url" 2>/dev/null; then return 0; fi
+    sleep 0.2
+  done
+  die "$name did not become ready at $url; see $STATE_DIR/logs/$name.log"
+}
+
+stop_pidfile() {
+  local f="$1"
+  [ -f "$f" ] || return 0
+  local pid; pid="$(cat "$f")"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$f"
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# make up: the whole platform on this machine, with demo data.
+source "$(dirname "$0")/lib.sh"
+
+ensure_postgres
+for s in "${SERVICES[@]}"; do read -r _ _ db <<<"$s"; ensure_database "$db"; done
+ensure_broker
+
+say "building the services (release)"
+cargo build --release --locked --bins -q
+
+mkdir -p "$STATE_DIR/logs" "$STATE_DIR/pids"
+for s in "${SERVICES[@]}"; do
+  read -r name port db <<<"$s"
+  stop_pidfile "$STATE_DIR/pids/$name.pid"
+  say "starting $name on :$port"
+  (
+    cd "$ROOT"
+    export PORT="$port" DATABASE_URL="$PGHOST_URL/$db" KAFKA_BROKERS STATE_DIR
+    export BOOTSTRAP_ADMIN_USERNAME="${BOOTSTRAP_ADMIN_USERNAME:-admin}"
+    export BOOTSTRAP_ADMIN_PASSWORD="${BOOTSTRAP_ADMIN_PASSWORD:-Admin-Passw0rd!}"
+    export BOOTSTRAP_ADMIN_EMAIL="${BOOTSTRAP_ADMIN_EMAIL:-admin@example.com}"
+    nohup "$CARGO_TARGET_DIR/release/$name" >>"$STATE_DIR/logs/$name.log" 2>&1 &
+    echo $! >"$STATE_DIR/pids/$name.pid"
+  )
+done
+for s in "${SERVICES[@]}"; do
+  read -r name port _ <<<"$s"
+  wait_ready "$name" "http://127.0.0.1:$port/readyz" 90
+done
+
+say "loading demo data"
+"$ROOT/scripts/demo-data.sh"
+
+cat <<TXT
+
+The platform is up.
+
+  authenticator   http://127.0.0.1:5000   (JWKS: /.well-known/jwks.json, OpenAPI: /openapi.json)
+  broker          $KAFKA_BROKERS (tansu; topics: ${TOPICS[*]})
+  PostgreSQL      $PGHOST_URL
+  logs            $STATE_DIR/logs/
+
+Demo accounts:
+  superuser   admin / Admin-Passw0rd!
+  Employer    employer / Employer-Passw0rd!
+  Employee    employee / Employee-Passw0rd!
+
+Try:  curl -s -X POST http://127.0.0.1:5000/v1/login -H 'Content-Type: application/json' \\
+        -d '{"username":"employer","password":"Employer-Passw0rd!"}'
+Stop: make down
+TXT

@@ -1,0 +1,219 @@
+//! Input parsed once, at the edge: a value of these types is valid.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+
+/// A field that failed its rule; rendered as a 400 naming field and rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Invalid {
+    pub field: &'static str,
+    pub rule: &'static str,
+    pub message: String,
+}
+
+impl Invalid {
+    fn new(field: &'static str, rule: &'static str, message: impl Into<String>) -> Self {
+        Self { field, rule, message: message.into() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Username(String);
+
+impl Username {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let ok_len = (3..=64).contains(&raw.len());
+        let ok_chars = raw
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'));
+        if ok_len && ok_chars {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(Invalid::new(
+                "username",
+                "username_format",
+                "username must be 3 to 64 characters of a-z, 0-9, '.', '_' and '-'",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let raw = raw.trim();
+        let bad = || Invalid::new("email", "email_format", "email must be a valid address such as name@example.com");
+        if raw.len() > 254 || raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad());
+        }
+        let (local, domain) = raw.rsplit_once('@').ok_or_else(bad)?;
+        let local_ok = !local.is_empty()
+            && local.len() <= 64
+            && !local.contains('@')
+            && !local.starts_with('.')
+            && !local.ends_with('.')
+            && !local.contains("..");
+        let labels: Vec<&str> = domain.split('.').collect();
+        let domain_ok = labels.len() >= 2
+            && labels.iter().all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+            });
+        if local_ok && domain_ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(bad())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A person's name part: 1 to 100 characters, no control characters.
+pub fn parse_name(field: &'static str, raw: &str) -> Result<String, Invalid> {
+    let v = raw.trim();
+    if v.is_empty() || v.chars().count() > 100 || v.chars().any(char::is_control) {
+        return Err(Invalid::new(field, "name_format", format!("{field} must be 1 to 100 printable characters")));
+    }
+    Ok(v.to_owned())
+}
+
+/// Empty, or a phone number: digits with an optional leading '+' and the
+/// usual separators, 5 to 20 digits.
+pub fn parse_phone(raw: &str) -> Result<String, Invalid> {
+    let v = raw.trim();
+    if v.is_empty() {
+        return Ok(String::new());
+    }
+    let digits = v.chars().filter(char::is_ascii_digit).count();
+    let chars_ok = v
+        .char_indices()
+        .all(|(i, c)| c.is_ascii_digit() || matches!(c, ' ' | '-' | '(' | ')' | '.') || (c == '+' && i == 0));
+    if chars_ok && (5..=20).contains(&digits) && v.len() <= 32 {
+        Ok(v.to_owned())
+    } else {
+        Err(Invalid::new("phone", "phone_format", "phone must be 5 to 20 digits, optionally with a leading '+'"))
+    }
+}
+
+/// A password that meets the policy. bcrypt reads only 72 bytes, so a
+/// longer one is refused rather than silently truncated.
+pub struct NewPassword(SecretString);
+
+pub const MAX_PASSWORD_BYTES: usize = 72;
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
+/// A short list of the passwords that leaked lists start with; a real
+/// deployment may add a breached-password check (k-anonymity API).
+const COMMON: &[&str] = &[
+    "password", "password1", "password123", "12345678", "123456789", "1234567890", "qwertyuiop",
+    "iloveyou", "sunshine1", "princess1", "football1", "baseball1", "welcome1", "admin123",
+    "letmein1", "trustno1", "qwerty123", "1q2w3e4r", "passw0rd", "p@ssw0rd", "changeme",
+    "abc12345", "11111111", "00000000", "superman1", "whatever1", "password!",
+];
+
+impl NewPassword {
+    pub fn parse(raw: SecretString, username: Option<&str>) -> Result<Self, Invalid> {
+        let p = raw.expose_secret();
+        if p.len() > MAX_PASSWORD_BYTES {
+            return Err(Invalid::new(
+                "password",
+                "max_bytes",
+                format!("password must be at most {MAX_PASSWORD_BYTES} bytes (it is {} bytes); bcrypt would ignore the rest", p.len()),
+            ));
+        }
+        if p.chars().count() < MIN_PASSWORD_CHARS {
+            return Err(Invalid::new("password", "min_length", format!("password must be at least {MIN_PASSWORD_CHARS} characters")));
+        }
+        let lower = p.to_lowercase();
+        if COMMON.contains(&lower.as_str()) {
+            return Err(Invalid::new("password", "common_password", "password is too common"));
+        }
+        if let Some(u) = username {
+            if u.len() >= 3 && lower.contains(&u.to_lowercase()) {
+                return Err(Invalid::new("password", "contains_username", "password must not contain the username"));
+            }
+        }
+        let classes = [
+            p.chars().any(|c| c.is_lowercase()),
+            p.chars().any(|c| c.is_uppercase()),
+            p.chars().any(|c| c.is_ascii_digit()),
+            p.chars().any(|c| !c.is_alphanumeric()),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        // Long passphrases need no symbol soup.
+        if classes < 3 && p.chars().count() < 16 {
+            return Err(Invalid::new(
+                "password",
+                "character_classes",
+                "password must mix at least three of lower case, upper case, digits and symbols, or be 16 characters or longer",
+            ));
+        }
+        Ok(Self(raw))
+    }
+
+    pub fn secret(&self) -> &SecretString {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pw(s: &str) -> Result<NewPassword, Invalid> {
+        NewPassword::parse(SecretString::from(s.to_owned()), Some("alice"))
+    }
+
+    #[test]
+    fn usernames_follow_the_documented_alphabet() {
+        assert!(Username::parse("ab").is_err());
+        assert!(Username::parse("Alice").is_err());
+        assert!(Username::parse("al ice").is_err());
+        assert!(Username::parse(&"a".repeat(65)).is_err());
+        assert!(Username::parse("alice.b_c-9").is_ok());
+    }
+
+    #[test]
+    fn emails_must_look_deliverable() {
+        for bad in ["", "a", "a@b", "a@@b.c", "a b@c.d", "@b.cd", "a@-b.cd", "a..b@c.de"] {
+            assert!(Email::parse(bad).is_err(), "{bad} should be refused");
+        }
+        assert!(Email::parse("Alice.Smith+tag@Example.co.uk").is_ok());
+    }
+
+    #[test]
+    fn passwords_name_the_rule_they_break() {
+        assert_eq!(pw(&"Aa1!".repeat(19)).err().unwrap().rule, "max_bytes");
+        assert_eq!(pw("Aa1!").err().unwrap().rule, "min_length");
+        assert_eq!(pw("Password1").err().unwrap().rule, "common_password");
+        assert_eq!(pw("xAlice-123").err().unwrap().rule, "contains_username");
+        assert_eq!(pw("abcdefghij").err().unwrap().rule, "character_classes");
+        assert!(pw("correct horse battery").is_ok());
+        assert!(pw("Employer-Passw0rd!").is_ok());
+        // 72 bytes exactly is fine; multi-byte characters count as bytes.
+        assert!(pw(&format!("Aa1!{}", "x".repeat(68))).is_ok());
+        assert_eq!(pw(&format!("Aa1!{}", "é".repeat(35))).err().unwrap().rule, "max_bytes");
+    }
+
+    #[test]
+    fn phones_are_optional_but_checked() {
+        assert_eq!(parse_phone("").unwrap(), "");
+        assert!(parse_phone("+1 (555) 010-9999").is_ok());
+        assert!(parse_phone("call me").is_err());
+        assert!(parse_phone("1+2345").is_err());
+    }
+}

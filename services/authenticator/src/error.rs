@@ -1,0 +1,98 @@
+//! The authenticator's one error type. Every variant maps to a problem
+//! document; internal causes are logged once (in `Problem::internal`).
+
+use actix_web::{http::StatusCode, HttpResponse, ResponseError};
+use platform::{db::StoreError, Problem};
+
+use crate::domain::Invalid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid {}: {}", .0.field, .0.message)]
+    Invalid(Invalid),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("username is taken")]
+    UsernameTaken,
+    #[error("email is taken")]
+    EmailTaken,
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    #[error("account is deactivated")]
+    AccountInactive,
+    #[error("too many failed attempts")]
+    TooManyAttempts { retry_after_seconds: u64 },
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("database error")]
+    Database(#[from] diesel::result::Error),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<Invalid> for ApiError {
+    fn from(v: Invalid) -> Self {
+        ApiError::Invalid(v)
+    }
+}
+
+impl ApiError {
+    pub fn problem(&self) -> Problem {
+        match self {
+            ApiError::Invalid(v) => Problem::new(StatusCode::BAD_REQUEST, "invalid-field", "A field is invalid")
+                .with_detail(v.message.clone())
+                .with("field", v.field)
+                .with("rule", v.rule),
+            ApiError::BadRequest(d) => Problem::bad_request(d.clone()),
+            ApiError::UsernameTaken => {
+                Problem::conflict("username-taken", "an account with this username exists").with("field", "username")
+            }
+            ApiError::EmailTaken => {
+                Problem::conflict("email-taken", "an account with this email exists").with("field", "email")
+            }
+            ApiError::InvalidCredentials => Problem::new(StatusCode::UNAUTHORIZED, "invalid-credentials", "Invalid credentials")
+                .with_detail("the username or password is wrong"),
+            ApiError::AccountInactive => Problem::new(StatusCode::FORBIDDEN, "account-inactive", "Account deactivated")
+                .with_detail("this account has been deactivated; ask an administrator to reactivate it"),
+            ApiError::TooManyAttempts { retry_after_seconds } => {
+                Problem::new(StatusCode::TOO_MANY_REQUESTS, "too-many-attempts", "Too many failed login attempts")
+                    .with_detail(format!("try again in {retry_after_seconds} seconds"))
+                    .with_retry_after(*retry_after_seconds)
+            }
+            ApiError::Unauthenticated(d) => Problem::unauthorized(d.clone()),
+            ApiError::Forbidden(d) => Problem::forbidden(d.clone()),
+            ApiError::NotFound(d) => Problem::not_found(d.clone()),
+            ApiError::Store(e) => Problem::from(e),
+            ApiError::Database(e) => Problem::internal(e),
+            ApiError::Internal(e) => Problem::internal(e.as_ref()),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        // Without building the problem: that would log internal errors twice.
+        match self {
+            ApiError::Invalid(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::UsernameTaken | ApiError::EmailTaken => StatusCode::CONFLICT,
+            ApiError::InvalidCredentials | ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ApiError::AccountInactive | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Store(StoreError::Pool(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Store(_) | ApiError::Database(_) | ApiError::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.problem().error_response()
+    }
+}

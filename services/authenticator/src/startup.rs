@@ -1,0 +1,165 @@
+//! Wiring only: build the state, bind, run the server and the outbox relay.
+//! Production and tests run this same code; tests bind port 0.
+
+use std::sync::Arc;
+
+use actix_web::{dev::Server, middleware::from_fn, web, App, HttpServer};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations};
+use platform::{
+    db,
+    events::{self, topics, OutboxSignal, RelayConfig},
+    jwt::{KeyRing, KeySource, Verifier, SESSION_TYP},
+    server::{self, Probe},
+    telemetry,
+};
+use secrecy::ExposeSecret;
+use tokio::{sync::watch, task::JoinHandle};
+
+use crate::{
+    config::Settings,
+    domain::{Email, NewPassword, Username},
+    error::ApiError,
+    hashing::Hasher,
+    ratelimit::FailureLimiter,
+    routes,
+    routes_support::{create_account, Registration},
+    state::AppState,
+    store,
+};
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/authenticator");
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    relay: JoinHandle<()>,
+    shutdown: watch::Sender<bool>,
+    state: web::Data<AppState>,
+}
+
+/// Builds the shared state: migrates, loads keys, prepares the hasher.
+pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppState>> {
+    let url = settings.common.database_url.clone();
+    db::blocking(move || db::migrate(&url, MIGRATIONS)).await??;
+    let pool = db::build_pool(&settings.common.database_url, settings.common.database_pool_size)?;
+    let dev_key = settings.common.state_dir.join("authenticator").join("signing-key.pem");
+    let keys = Arc::new(KeyRing::load(
+        settings.signing_key_pem(),
+        settings.previous_keys_pem.as_ref().map(|s| s.expose_secret()),
+        &dev_key,
+        settings.require_signing_key,
+    )?);
+    let sessions = Verifier::new(
+        KeySource::Local(Arc::new(keys.decoding_keys())),
+        settings.issuer.clone(),
+        SESSION_TYP,
+    );
+    let cost = settings.bcrypt_cost;
+    let hasher = db::blocking(move || Hasher::new(cost)).await??;
+    let limits = settings.login_limits.clone();
+    Ok(web::Data::new(AppState {
+        pool,
+        hasher,
+        keys,
+        sessions,
+        user_failures: FailureLimiter::new(limits.per_username, limits.window),
+        address_failures: FailureLimiter::new(limits.per_address, limits.window),
+        outbox: OutboxSignal::default(),
+        settings,
+    }))
+}
+
+/// Creates the bootstrap superuser when it does not exist yet. An existing
+/// account of that name is left alone (its password is not reset).
+pub async fn ensure_superuser(
+    state: &AppState,
+    username: &str,
+    email: &str,
+    password: secrecy::SecretString,
+) -> anyhow::Result<bool> {
+    let name = username.to_owned();
+    let existing = db::with_conn(&state.pool, move |c| store::by_username(c, &name).map_err(ApiError::from)).await?;
+    if existing.is_some() {
+        return Ok(false);
+    }
+    let username = Username::parse(username).map_err(|e| anyhow::anyhow!("superuser: {}", e.message))?;
+    let reg = Registration {
+        password: NewPassword::parse(password, Some(username.as_str()))
+            .map_err(|e| anyhow::anyhow!("superuser password: {}", e.message))?,
+        email: Email::parse(email).map_err(|e| anyhow::anyhow!("superuser email: {}", e.message))?,
+        firstname: "Platform".into(),
+        lastname: "Administrator".into(),
+        phone: String::new(),
+        username,
+    };
+    match create_account(state, reg, true).await {
+        Ok(a) => {
+            tracing::info!(account.id = %a.id, username = %a.username, "bootstrap superuser created");
+            Ok(true)
+        }
+        // Another replica won the race.
+        Err(ApiError::UsernameTaken) => Ok(false),
+        Err(e) => Err(anyhow::anyhow!("creating the superuser: {e}")),
+    }
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        platform::metrics::global().set_service("authenticator");
+        let state = build_state(settings).await?;
+        let s = &state.settings;
+        if let Some(admin) = &s.bootstrap_admin {
+            ensure_superuser(&state, &admin.username, &admin.email, admin.password.clone()).await?;
+        }
+        let producer = events::producer(&s.common.kafka_brokers)?;
+        let probe = Probe { pool: state.pool.clone(), producer };
+        let (listener, port) = server::bind(&s.common.http_host, s.common.port)?;
+        let max_body = s.common.max_body_bytes;
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(telemetry::request_span))
+                .app_data(app_state.clone())
+                .configure(server::configure(probe.clone(), OPENAPI, max_body))
+                .configure(routes::configure)
+        })
+        .workers(s.http_workers)
+        .shutdown_timeout(10)
+        .listen(listener)?
+        .run();
+        let (shutdown, rx) = watch::channel(false);
+        let relay = tokio::spawn(events::run_relay(
+            RelayConfig {
+                brokers: s.common.kafka_brokers.clone(),
+                database_url: s.common.database_url.clone(),
+                topics: vec![topics::USER],
+                partitions: s.common.kafka_topic_partitions,
+                replication: platform::config::parse_or("KAFKA_TOPIC_REPLICATION", 1)?,
+                poll: s.outbox_poll,
+                batch: 500,
+            },
+            state.outbox.clone(),
+            rx,
+        ));
+        tracing::info!(port, "authenticator listening");
+        Ok(Self { port, server, relay, shutdown, state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until SIGTERM/SIGINT (actix drains in-flight requests), then
+    /// stops the relay.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let result = self.server.await;
+        let _ = self.shutdown.send(true);
+        let _ = self.relay.await;
+        Ok(result?)
+    }
+}

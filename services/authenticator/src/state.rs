@@ -1,0 +1,17 @@
+use std::sync::Arc;
+
+use platform::{db::PgPool, events::OutboxSignal, jwt::{KeyRing, Verifier}};
+
+use crate::{config::Settings, hashing::Hasher, ratelimit::FailureLimiter};
+
+/// Everything a handler may need, shared by all workers.
+pub struct AppState {
+    pub pool: PgPool,
+    pub settings: Settings,
+    pub hasher: Hasher,
+    pub keys: Arc<KeyRing>,
+    pub sessions: Verifier,
+    pub user_failures: FailureLimiter,
+    pub address_failures: FailureLimiter,
+    pub outbox: OutboxSignal,
+}

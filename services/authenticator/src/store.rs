@@ -1,0 +1,251 @@
+//! Accounts in PostgreSQL. Synchronous diesel functions, called through
+//! `platform::db::with_conn`. Every change bumps the account's version and
+//! writes its `iam.user.v1` event to the outbox in the same transaction.
+
+use chrono::{DateTime, Utc};
+use diesel::{pg::PgConnection, prelude::*};
+use platform::events::{enqueue, topics, Envelope, Op, Source};
+use serde::Serialize;
+use uuid::Uuid;
+
+diesel::table! {
+    accounts (id) {
+        id -> Uuid,
+        username -> Text,
+        email -> Text,
+        password_hash -> Nullable<Text>,
+        firstname -> Text,
+        lastname -> Text,
+        phone -> Text,
+        is_active -> Bool,
+        is_superuser -> Bool,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        password_changed_at -> Nullable<Timestamptz>,
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = accounts)]
+pub struct Account {
+    pub id: Uuid,
+    pub username: String,
+    pub email: String,
+    pub password_hash: Option<String>,
+    pub firstname: String,
+    pub lastname: String,
+    pub phone: String,
+    pub is_active: bool,
+    pub is_superuser: bool,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub password_changed_at: Option<DateTime<Utc>>,
+}
+
+/// What the API and the events show of an account: never the hash.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AccountView {
+    pub id: Uuid,
+    pub username: String,
+    pub email: String,
+    pub firstname: String,
+    pub lastname: String,
+    pub phone: String,
+    pub is_active: bool,
+    pub is_superuser: bool,
+    pub has_password: bool,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub password_changed_at: Option<DateTime<Utc>>,
+}
+
+impl From<&Account> for AccountView {
+    fn from(a: &Account) -> Self {
+        Self {
+            id: a.id,
+            username: a.username.clone(),
+            email: a.email.clone(),
+            firstname: a.firstname.clone(),
+            lastname: a.lastname.clone(),
+            phone: a.phone.clone(),
+            is_active: a.is_active,
+            is_superuser: a.is_superuser,
+            has_password: a.password_hash.is_some(),
+            version: a.version,
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+            password_changed_at: a.password_changed_at,
+        }
+    }
+}
+
+pub const USERNAME_UNIQUE: &str = "accounts_username_key";
+pub const EMAIL_UNIQUE: &str = "accounts_email_key";
+
+fn publish(conn: &mut PgConnection, op: Op, before: Option<&Account>, after: &Account) -> QueryResult<()> {
+    let view = |a: &Account| serde_json::to_value(AccountView::from(a)).ok();
+    let envelope = Envelope::new(
+        op,
+        "user",
+        after.id.to_string(),
+        after.version,
+        Source { service: "authenticator".into(), table: "accounts".into() },
+        before.and_then(view),
+        view(after),
+    );
+    enqueue(conn, topics::USER, &envelope)
+}
+
+pub struct NewAccount {
+    pub username: String,
+    pub email: String,
+    pub password_hash: Option<String>,
+    pub firstname: String,
+    pub lastname: String,
+    pub phone: String,
+    pub is_superuser: bool,
+}
+
+pub fn insert(conn: &mut PgConnection, new: NewAccount) -> QueryResult<Account> {
+    conn.transaction(|conn| {
+        let now = Utc::now();
+        let account: Account = diesel::insert_into(accounts::table)
+            .values((
+                accounts::id.eq(Uuid::now_v7()),
+                accounts::username.eq(&new.username),
+                accounts::email.eq(&new.email),
+                accounts::password_hash.eq(&new.password_hash),
+                accounts::firstname.eq(&new.firstname),
+                accounts::lastname.eq(&new.lastname),
+                accounts::phone.eq(&new.phone),
+                accounts::is_superuser.eq(new.is_superuser),
+                accounts::created_at.eq(now),
+                accounts::updated_at.eq(now),
+                accounts::password_changed_at.eq(new.password_hash.as_ref().map(|_| now)),
+            ))
+            .returning(Account::as_returning())
+            .get_result(conn)?;
+        publish(conn, Op::Create, None, &account)?;
+        Ok(account)
+    })
+}
+
+pub fn by_username(conn: &mut PgConnection, username: &str) -> QueryResult<Option<Account>> {
+    accounts::table
+        .filter(accounts::username.eq(username))
+        .select(Account::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn by_id(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<Account>> {
+    accounts::table.find(id).select(Account::as_select()).first(conn).optional()
+}
+
+pub struct ListFilter {
+    pub active: Option<bool>,
+    pub username_prefix: Option<String>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// A page of accounts in creation order, and how many match in all.
+pub fn list(conn: &mut PgConnection, f: &ListFilter) -> QueryResult<(Vec<Account>, i64)> {
+    let filtered = || {
+        let mut q = accounts::table.into_boxed();
+        if let Some(a) = f.active {
+            q = q.filter(accounts::is_active.eq(a));
+        }
+        if let Some(p) = &f.username_prefix {
+            // Escape LIKE wildcards: the prefix is matched literally.
+            let escaped = p.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            q = q.filter(accounts::username.like(format!("{escaped}%")));
+        }
+        q
+    };
+    let total = filtered().count().get_result(conn)?;
+    let items = filtered()
+        .order((accounts::created_at.asc(), accounts::id.asc()))
+        .limit(f.limit)
+        .offset(f.offset)
+        .select(Account::as_select())
+        .load(conn)?;
+    Ok((items, total))
+}
+
+/// A change to apply to one account. `None` fields stay as they are.
+#[derive(Default)]
+pub struct Change {
+    pub email: Option<String>,
+    pub firstname: Option<String>,
+    pub lastname: Option<String>,
+    pub phone: Option<String>,
+    pub is_active: Option<bool>,
+    pub password_hash: Option<String>,
+}
+
+/// Applies `change` under a row lock; writes an event only when something
+/// actually changed. `None` when the account does not exist.
+pub fn update(conn: &mut PgConnection, id: Uuid, change: Change) -> QueryResult<Option<Account>> {
+    conn.transaction(|conn| {
+        let Some(before) = accounts::table
+            .find(id)
+            .for_update()
+            .select(Account::as_select())
+            .first(conn)
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let mut next = before.clone();
+        let now = Utc::now();
+        if let Some(v) = change.email {
+            next.email = v;
+        }
+        if let Some(v) = change.firstname {
+            next.firstname = v;
+        }
+        if let Some(v) = change.lastname {
+            next.lastname = v;
+        }
+        if let Some(v) = change.phone {
+            next.phone = v;
+        }
+        if let Some(v) = change.is_active {
+            next.is_active = v;
+        }
+        let password_changed = change.password_hash.is_some();
+        if let Some(h) = change.password_hash {
+            next.password_hash = Some(h);
+            next.password_changed_at = Some(now);
+        }
+        let unchanged = !password_changed
+            && next.email == before.email
+            && next.firstname == before.firstname
+            && next.lastname == before.lastname
+            && next.phone == before.phone
+            && next.is_active == before.is_active;
+        if unchanged {
+            return Ok(Some(before));
+        }
+        let after: Account = diesel::update(accounts::table.find(id))
+            .set((
+                accounts::email.eq(&next.email),
+                accounts::firstname.eq(&next.firstname),
+                accounts::lastname.eq(&next.lastname),
+                accounts::phone.eq(&next.phone),
+                accounts::is_active.eq(next.is_active),
+                accounts::password_hash.eq(&next.password_hash),
+                accounts::password_changed_at.eq(next.password_changed_at),
+                accounts::version.eq(before.version + 1),
+                accounts::updated_at.eq(now),
+            ))
+            .returning(Account::as_returning())
+            .get_result(conn)?;
+        publish(conn, Op::Update, Some(&before), &after)?;
+        Ok(Some(after))
+    })
+}

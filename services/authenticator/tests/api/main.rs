@@ -1,0 +1,9 @@
+//! Black-box tests of the authenticator: the real app on a free port, its
+//! own fresh database, the real broker.
+
+mod accounts;
+mod admin;
+mod events;
+mod helpers;
+mod platform_endpoints;
+mod tokens;
