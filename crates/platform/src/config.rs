@@ -35,7 +35,10 @@ where
 pub fn flag(name: &str, default: bool) -> bool {
     match std::env::var(name) {
         Ok(v) if !v.trim().is_empty() => {
-            matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "yes" | "on"
+            )
         }
         _ => default,
     }
@@ -53,7 +56,9 @@ pub fn secret(name: &str) -> anyhow::Result<Option<SecretString>> {
         if !path.is_empty() {
             let v = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading {file_var}={path}"))?;
-            return Ok(Some(SecretString::from(v.trim_end_matches(['\n', '\r']).to_owned())));
+            return Ok(Some(SecretString::from(
+                v.trim_end_matches(['\n', '\r']).to_owned(),
+            )));
         }
     }
     Ok(None)
@@ -82,6 +87,8 @@ pub struct CommonConfig {
     pub database_pool_size: u32,
     pub kafka_brokers: String,
     pub kafka_topic_partitions: i32,
+    /// Replication factor of topics a service creates (3 in production).
+    pub kafka_topic_replication: i32,
     pub log_format: LogFormat,
     /// Local state (development keys and the like).
     pub state_dir: PathBuf,
@@ -96,7 +103,10 @@ impl CommonConfig {
         default_port: u16,
         database: &str,
     ) -> anyhow::Result<Self> {
-        let environment = match var_or("APP_ENV", "development").to_ascii_lowercase().as_str() {
+        let environment = match var_or("APP_ENV", "development")
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "development" | "dev" | "local" | "test" => Environment::Development,
             "production" | "prod" => Environment::Production,
             other => bail!("APP_ENV={other:?} is neither development nor production"),
@@ -119,6 +129,7 @@ impl CommonConfig {
             database_pool_size: parse_or("DATABASE_POOL_SIZE", 16)?,
             kafka_brokers: var_or("KAFKA_BROKERS", "127.0.0.1:9092"),
             kafka_topic_partitions: parse_or("KAFKA_TOPIC_PARTITIONS", 3)?,
+            kafka_topic_replication: parse_or("KAFKA_TOPIC_REPLICATION", 1)?,
             log_format,
             state_dir: PathBuf::from(var_or("STATE_DIR", ".state")),
             max_body_bytes: parse_or("MAX_BODY_BYTES", 64 * 1024)?,

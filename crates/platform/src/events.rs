@@ -247,12 +247,21 @@ pub async fn run_relay(
                 cfg.poll
             }
             Ok(n) => {
-                metrics.count("outbox_published_total", "Outbox events published.", "", n as u64);
+                metrics.count(
+                    "outbox_published_total",
+                    "Outbox events published.",
+                    "",
+                    n as u64,
+                );
                 backoff = Duration::from_millis(100);
                 continue;
             }
             Err(e) => {
-                tracing::warn!(error = format!("{e:#}"), retry_in_ms = backoff.as_millis() as u64, "outbox relay step failed");
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    retry_in_ms = backoff.as_millis() as u64,
+                    "outbox relay step failed"
+                );
                 metrics.count("outbox_relay_errors_total", "Failed relay steps.", "", 1);
                 let w = backoff;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -272,7 +281,9 @@ async fn on_conn<T: Send + 'static>(
     slot: &mut Option<PgConnection>,
     work: impl FnOnce(&mut PgConnection) -> QueryResult<T> + Send + 'static,
 ) -> anyhow::Result<T> {
-    let mut conn = slot.take().ok_or_else(|| anyhow::anyhow!("no relay connection"))?;
+    let mut conn = slot
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no relay connection"))?;
     let (conn, result) = tokio::task::spawn_blocking(move || {
         let r = work(&mut conn);
         (conn, r)
@@ -304,8 +315,10 @@ async fn relay_step(
         let url = cfg.database_url.clone();
         let conn = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<PgConnection>> {
             let mut conn = PgConnection::establish(&url)?;
-            let got = sql_query(format!("SELECT pg_try_advisory_lock({RELAY_LOCK}) AS locked"))
-                .get_result::<Locked>(&mut conn)?;
+            let got = sql_query(format!(
+                "SELECT pg_try_advisory_lock({RELAY_LOCK}) AS locked"
+            ))
+            .get_result::<Locked>(&mut conn)?;
             Ok(got.locked.then_some(conn))
         })
         .await??;
@@ -407,6 +420,10 @@ pub struct ConsumerConfig {
     pub brokers: String,
     pub group_id: String,
     pub topics: Vec<String>,
+    /// Used to create the topics when they do not exist yet: a consumer
+    /// subscribed to a missing topic would only notice it minutes later.
+    pub partitions: i32,
+    pub replication: i32,
 }
 
 pub fn stream_consumer(brokers: &str, group_id: &str) -> anyhow::Result<StreamConsumer> {
@@ -430,8 +447,20 @@ pub async fn run_consumer(
     apply: ApplyFn,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let consumer = stream_consumer(&cfg.brokers, &cfg.group_id)?;
     let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
+    let mut backoff = Duration::from_millis(200);
+    while let Err(e) = ensure_topics(&cfg.brokers, &topics, cfg.partitions, cfg.replication).await {
+        tracing::warn!(
+            error = format!("{e:#}"),
+            "cannot reach the broker to create topics; retrying"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => return Ok(()),
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+    let consumer = stream_consumer(&cfg.brokers, &cfg.group_id)?;
     consumer.subscribe(&topics)?;
     let metrics = crate::metrics::global();
     loop {
@@ -458,14 +487,20 @@ pub async fn run_consumer(
         if let Some(envelope) = envelope {
             let mut backoff = Duration::from_millis(100);
             loop {
-                let (pool, apply, env, t) = (pool.clone(), apply.clone(), envelope.clone(), topic.clone());
+                let (pool, apply, env, t) =
+                    (pool.clone(), apply.clone(), envelope.clone(), topic.clone());
                 let outcome = crate::db::with_conn(&pool, move |c| -> anyhow::Result<()> {
                     apply(c, &t, &env)
                 })
                 .await;
                 match outcome {
                     Ok(()) => {
-                        metrics.count("events_applied_total", "Events applied by consumers.", &topic, 1);
+                        metrics.count(
+                            "events_applied_total",
+                            "Events applied by consumers.",
+                            &topic,
+                            1,
+                        );
                         break;
                     }
                     Err(e) => {
@@ -504,7 +539,10 @@ mod tests {
             "user",
             "42",
             3,
-            Source { service: "authenticator".into(), table: "accounts".into() },
+            Source {
+                service: "authenticator".into(),
+                table: "accounts".into(),
+            },
             Some(serde_json::json!({"a": 1})),
             Some(serde_json::json!({"a": 2})),
         );

@@ -34,6 +34,33 @@ pub struct SessionClaims {
     pub jti: String,
 }
 
+/// Claims of an access token issued by the safekeeper (RFC 9068).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AccessClaims {
+    pub iss: String,
+    /// The user's account id, or the client id for client credentials.
+    pub sub: String,
+    pub aud: String,
+    pub client_id: String,
+    /// Space-separated scopes.
+    pub scope: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+}
+
+impl AccessClaims {
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.scope.split_ascii_whitespace()
+    }
+
+    pub fn has_scope(&self, wanted: &str) -> bool {
+        self.scopes().any(|s| s == wanted)
+    }
+}
+
 /// A public key as served in a JWKS (RFC 7517, OKP per RFC 8037).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Jwk {
@@ -64,7 +91,9 @@ pub struct SigningKey {
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -122,7 +151,10 @@ impl SigningKey {
 
     /// Every key in a PEM text (one or more PKCS#8 blocks).
     pub fn all_from_pem(pem: &str) -> anyhow::Result<Vec<Self>> {
-        pem_blocks(pem)?.iter().map(|d| Self::from_pkcs8_der(d)).collect()
+        pem_blocks(pem)?
+            .iter()
+            .map(|d| Self::from_pkcs8_der(d))
+            .collect()
     }
 
     /// A fresh key and its PEM, for development.
@@ -159,7 +191,10 @@ pub struct KeyRing {
 
 impl KeyRing {
     pub fn new(active: SigningKey, retired: Vec<SigningKey>) -> Self {
-        let retired = retired.into_iter().filter(|k| k.kid != active.kid).collect();
+        let retired = retired
+            .into_iter()
+            .filter(|k| k.kid != active.kid)
+            .collect();
         Self { active, retired }
     }
 
@@ -227,7 +262,11 @@ impl KeyRing {
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some(typ.to_owned());
         header.kid = Some(self.active.kid.clone());
-        Ok(jsonwebtoken::encode(&header, claims, &self.active.encoding)?)
+        Ok(jsonwebtoken::encode(
+            &header,
+            claims,
+            &self.active.encoding,
+        )?)
     }
 
     /// Decoding keys of every published key, by `kid`.
@@ -390,7 +429,11 @@ impl Verifier {
         if header.alg != Algorithm::EdDSA {
             return Err(TokenError::Algorithm);
         }
-        if !header.typ.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(self.typ)) {
+        if !header
+            .typ
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case(self.typ))
+        {
             return Err(TokenError::WrongType(self.typ));
         }
         let kid = header.kid.ok_or(TokenError::UnknownKey)?;
@@ -455,7 +498,11 @@ mod tests {
 
     impl SessionClaims {
         fn clone_with(&self, other: &SessionClaims) -> SessionClaims {
-            SessionClaims { iat: other.iat, exp: other.exp, ..self.clone() }
+            SessionClaims {
+                iat: other.iat,
+                exp: other.exp,
+                ..self.clone()
+            }
         }
     }
 
@@ -463,7 +510,10 @@ mod tests {
     async fn a_session_token_is_not_an_access_token() {
         let r = ring();
         let t = r.sign(SESSION_TYP, &claims(60)).unwrap();
-        let e = verifier(&r, ACCESS_TYP).verify::<SessionClaims>(&t).await.unwrap_err();
+        let e = verifier(&r, ACCESS_TYP)
+            .verify::<SessionClaims>(&t)
+            .await
+            .unwrap_err();
         assert_eq!(e, TokenError::WrongType(ACCESS_TYP));
     }
 
@@ -472,13 +522,19 @@ mod tests {
         let r = ring();
         let t = r.sign(SESSION_TYP, &claims(-120)).unwrap();
         assert_eq!(
-            verifier(&r, SESSION_TYP).verify::<SessionClaims>(&t).await.unwrap_err(),
+            verifier(&r, SESSION_TYP)
+                .verify::<SessionClaims>(&t)
+                .await
+                .unwrap_err(),
             TokenError::Expired
         );
         let other = ring();
         let t = other.sign(SESSION_TYP, &claims(60)).unwrap();
         assert_eq!(
-            verifier(&r, SESSION_TYP).verify::<SessionClaims>(&t).await.unwrap_err(),
+            verifier(&r, SESSION_TYP)
+                .verify::<SessionClaims>(&t)
+                .await
+                .unwrap_err(),
             TokenError::UnknownKey
         );
     }
@@ -489,9 +545,15 @@ mod tests {
         let body = B64URL.encode(serde_json::to_vec(&claims(60)).unwrap());
         let none = format!(
             "{}.{body}.",
-            B64URL.encode(format!(r#"{{"alg":"none","typ":"{SESSION_TYP}","kid":"{}"}}"#, r.active_kid()))
+            B64URL.encode(format!(
+                r#"{{"alg":"none","typ":"{SESSION_TYP}","kid":"{}"}}"#,
+                r.active_kid()
+            ))
         );
-        assert!(verifier(&r, SESSION_TYP).verify::<SessionClaims>(&none).await.is_err());
+        assert!(verifier(&r, SESSION_TYP)
+            .verify::<SessionClaims>(&none)
+            .await
+            .is_err());
         // HS256 keyed with the public key bytes: the classic confusion attack.
         let mut h = Header::new(Algorithm::HS256);
         h.typ = Some(SESSION_TYP.into());
@@ -500,7 +562,10 @@ mod tests {
         let forged =
             jsonwebtoken::encode(&h, &claims(60), &EncodingKey::from_secret(x.as_bytes())).unwrap();
         assert_eq!(
-            verifier(&r, SESSION_TYP).verify::<SessionClaims>(&forged).await.unwrap_err(),
+            verifier(&r, SESSION_TYP)
+                .verify::<SessionClaims>(&forged)
+                .await
+                .unwrap_err(),
             TokenError::Algorithm
         );
     }
@@ -510,7 +575,10 @@ mod tests {
         let (k, pem) = SigningKey::generate().unwrap();
         let again = SigningKey::all_from_pem(&pem).unwrap();
         assert_eq!(again[0].kid(), k.kid());
-        let ring = KeyRing::new(again.into_iter().next().unwrap(), SigningKey::all_from_pem(&SigningKey::generate().unwrap().1).unwrap());
+        let ring = KeyRing::new(
+            again.into_iter().next().unwrap(),
+            SigningKey::all_from_pem(&SigningKey::generate().unwrap().1).unwrap(),
+        );
         assert_eq!(ring.jwks().keys.len(), 2);
     }
 }

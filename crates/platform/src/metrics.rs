@@ -105,7 +105,10 @@ impl Registry {
                 escape(r)
             );
         }
-        let _ = writeln!(out, "# HELP http_request_duration_seconds Time to serve a request.");
+        let _ = writeln!(
+            out,
+            "# HELP http_request_duration_seconds Time to serve a request."
+        );
         let _ = writeln!(out, "# TYPE http_request_duration_seconds histogram");
         for ((m, r), h) in &inner.latency {
             let labels = format!(
@@ -125,8 +128,16 @@ impl Registry {
                 "http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
                 h.count
             );
-            let _ = writeln!(out, "http_request_duration_seconds_sum{{{labels}}} {}", h.sum_seconds);
-            let _ = writeln!(out, "http_request_duration_seconds_count{{{labels}}} {}", h.count);
+            let _ = writeln!(
+                out,
+                "http_request_duration_seconds_sum{{{labels}}} {}",
+                h.sum_seconds
+            );
+            let _ = writeln!(
+                out,
+                "http_request_duration_seconds_count{{{labels}}} {}",
+                h.count
+            );
         }
         let mut last = "";
         for ((name, label), n) in &inner.counters {

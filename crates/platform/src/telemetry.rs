@@ -36,7 +36,12 @@ pub fn init(format: LogFormat) {
         let registry = tracing_subscriber::registry().with(filter);
         let result = match format {
             LogFormat::Json => registry
-                .with(fmt::layer().json().flatten_event(true).with_current_span(true))
+                .with(
+                    fmt::layer()
+                        .json()
+                        .flatten_event(true)
+                        .with_current_span(true),
+                )
                 .try_init(),
             LogFormat::Text => registry.with(fmt::layer().with_target(false)).try_init(),
         };
@@ -95,9 +100,17 @@ pub async fn request_span(
     let _enter = span.enter();
     let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
     if status >= 500 {
-        tracing::warn!(http.status = status, latency_ms = elapsed_ms, "request served");
+        tracing::warn!(
+            http.status = status,
+            latency_ms = elapsed_ms,
+            "request served"
+        );
     } else {
-        tracing::debug!(http.status = status, latency_ms = elapsed_ms, "request served");
+        tracing::debug!(
+            http.status = status,
+            latency_ms = elapsed_ms,
+            "request served"
+        );
     }
     drop(_enter);
     let mut resp = result?;

@@ -50,7 +50,11 @@ impl TestDatabase {
     /// The same database, for a second app (a restart, a new release);
     /// only the original drops it.
     pub fn share(&self) -> Self {
-        Self { name: self.name.clone(), url: self.url.clone(), owned: false }
+        Self {
+            name: self.name.clone(),
+            url: self.url.clone(),
+            owned: false,
+        }
     }
 }
 
@@ -59,9 +63,14 @@ impl Drop for TestDatabase {
         if !self.owned {
             return;
         }
-        if let Ok(mut admin) = PgConnection::establish(&format!("{}/postgres", postgres_server_url())) {
-            let _ = sql_query(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name))
-                .execute(&mut admin);
+        if let Ok(mut admin) =
+            PgConnection::establish(&format!("{}/postgres", postgres_server_url()))
+        {
+            let _ = sql_query(format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut admin);
         }
     }
 }
@@ -108,8 +117,11 @@ pub async fn collect_events(
     }
     // Linger briefly so a duplicate right behind the last wanted event shows.
     let linger = Instant::now() + Duration::from_millis(1500);
-    while let Ok(Ok(m)) =
-        tokio::time::timeout(linger.saturating_duration_since(Instant::now()), consumer.recv()).await
+    while let Ok(Ok(m)) = tokio::time::timeout(
+        linger.saturating_duration_since(Instant::now()),
+        consumer.recv(),
+    )
+    .await
     {
         let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned());
         if key.is_some_and(|k| keys.contains(&k)) {
@@ -135,9 +147,14 @@ impl OwnedBroker {
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
-        let dir = std::env::temp_dir().join(format!("tansu-test-{}", uuid::Uuid::new_v4().simple()));
+        let dir =
+            std::env::temp_dir().join(format!("tansu-test-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("broker dir");
-        let mut b = Self { port, dir, child: None };
+        let mut b = Self {
+            port,
+            dir,
+            child: None,
+        };
         b.restart();
         b
     }
@@ -152,7 +169,13 @@ impl OwnedBroker {
         let bin = crate::config::var_or("TANSU_BIN", "tansu");
         let url = format!("tcp://127.0.0.1:{}", self.port);
         let child = Command::new(bin)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
             .args(["--storage-engine", "sqlite://tansu.db"])
             .current_dir(&self.dir)
             .env("RUST_LOG", "warn")

@@ -14,15 +14,21 @@ pub fn bearer_token(req: &HttpRequest) -> Result<String, ApiError> {
     let header = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::Unauthenticated("send 'Authorization: Bearer <session token>'".into()))?;
-    let value = header
-        .to_str()
-        .map_err(|_| ApiError::Unauthenticated("the Authorization header is not valid text".into()))?;
+        .ok_or_else(|| {
+            ApiError::Unauthenticated("send 'Authorization: Bearer <session token>'".into())
+        })?;
+    let value = header.to_str().map_err(|_| {
+        ApiError::Unauthenticated("the Authorization header is not valid text".into())
+    })?;
     match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
             Ok(token.trim().to_owned())
         }
-        _ => Err(ApiError::Unauthenticated("the Authorization header must use the Bearer scheme".into())),
+        _ => Err(ApiError::Unauthenticated(
+            "the Authorization header must use the Bearer scheme".into(),
+        )),
     }
 }
 
@@ -39,16 +45,20 @@ async fn caller(req: HttpRequest) -> Result<store::Account, ApiError> {
         .clone();
     let token = bearer_token(&req)?;
     let claims: SessionClaims = state.sessions.verify(&token).await.map_err(|e| match e {
-        TokenError::Expired => ApiError::Unauthenticated("the session token has expired; log in again".into()),
+        TokenError::Expired => {
+            ApiError::Unauthenticated("the session token has expired; log in again".into())
+        }
         other => ApiError::Unauthenticated(format!("invalid session token: {other}")),
     })?;
     let id: Uuid = claims
         .sub
         .parse()
         .map_err(|_| ApiError::Unauthenticated("invalid session token subject".into()))?;
-    let account = platform::db::with_conn(&state.pool, move |c| store::by_id(c, id).map_err(ApiError::from))
-        .await?
-        .ok_or_else(|| ApiError::Unauthenticated("the account no longer exists".into()))?;
+    let account = platform::db::with_conn(&state.pool, move |c| {
+        store::by_id(c, id).map_err(ApiError::from)
+    })
+    .await?
+    .ok_or_else(|| ApiError::Unauthenticated("the account no longer exists".into()))?;
     if !account.is_active {
         return Err(ApiError::AccountInactive);
     }

@@ -50,7 +50,9 @@ impl Settings {
             anyhow::bail!("BCRYPT_COST must be between 4 and 31");
         }
         let bootstrap_admin = match (
-            std::env::var("BOOTSTRAP_ADMIN_USERNAME").ok().filter(|v| !v.is_empty()),
+            std::env::var("BOOTSTRAP_ADMIN_USERNAME")
+                .ok()
+                .filter(|v| !v.is_empty()),
             secret("BOOTSTRAP_ADMIN_PASSWORD")?,
         ) {
             (Some(username), Some(password)) => Some(BootstrapAdmin {
@@ -58,10 +60,14 @@ impl Settings {
                 username,
                 password,
             }),
-            (Some(_), None) => anyhow::bail!("BOOTSTRAP_ADMIN_USERNAME is set but BOOTSTRAP_ADMIN_PASSWORD is not"),
+            (Some(_), None) => {
+                anyhow::bail!("BOOTSTRAP_ADMIN_USERNAME is set but BOOTSTRAP_ADMIN_PASSWORD is not")
+            }
             _ => None,
         };
-        let default_workers = std::thread::available_parallelism().map(usize::from).unwrap_or(2);
+        let default_workers = std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(2);
         Ok(Self {
             issuer: var_or("AUTH_ISSUER", &format!("http://127.0.0.1:{}", common.port)),
             session_ttl: Duration::from_secs(parse_or("SESSION_TOKEN_TTL_SECONDS", 3600)?),

@@ -13,7 +13,11 @@ pub struct Invalid {
 
 impl Invalid {
     fn new(field: &'static str, rule: &'static str, message: impl Into<String>) -> Self {
-        Self { field, rule, message: message.into() }
+        Self {
+            field,
+            rule,
+            message: message.into(),
+        }
     }
 }
 
@@ -23,9 +27,9 @@ pub struct Username(String);
 impl Username {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let ok_len = (3..=64).contains(&raw.len());
-        let ok_chars = raw
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'));
+        let ok_chars = raw.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        });
         if ok_len && ok_chars {
             Ok(Self(raw.to_owned()))
         } else {
@@ -48,7 +52,13 @@ pub struct Email(String);
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let raw = raw.trim();
-        let bad = || Invalid::new("email", "email_format", "email must be a valid address such as name@example.com");
+        let bad = || {
+            Invalid::new(
+                "email",
+                "email_format",
+                "email must be a valid address such as name@example.com",
+            )
+        };
         if raw.len() > 254 || raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(bad());
         }
@@ -84,7 +94,11 @@ impl Email {
 pub fn parse_name(field: &'static str, raw: &str) -> Result<String, Invalid> {
     let v = raw.trim();
     if v.is_empty() || v.chars().count() > 100 || v.chars().any(char::is_control) {
-        return Err(Invalid::new(field, "name_format", format!("{field} must be 1 to 100 printable characters")));
+        return Err(Invalid::new(
+            field,
+            "name_format",
+            format!("{field} must be 1 to 100 printable characters"),
+        ));
     }
     Ok(v.to_owned())
 }
@@ -97,13 +111,17 @@ pub fn parse_phone(raw: &str) -> Result<String, Invalid> {
         return Ok(String::new());
     }
     let digits = v.chars().filter(char::is_ascii_digit).count();
-    let chars_ok = v
-        .char_indices()
-        .all(|(i, c)| c.is_ascii_digit() || matches!(c, ' ' | '-' | '(' | ')' | '.') || (c == '+' && i == 0));
+    let chars_ok = v.char_indices().all(|(i, c)| {
+        c.is_ascii_digit() || matches!(c, ' ' | '-' | '(' | ')' | '.') || (c == '+' && i == 0)
+    });
     if chars_ok && (5..=20).contains(&digits) && v.len() <= 32 {
         Ok(v.to_owned())
     } else {
-        Err(Invalid::new("phone", "phone_format", "phone must be 5 to 20 digits, optionally with a leading '+'"))
+        Err(Invalid::new(
+            "phone",
+            "phone_format",
+            "phone must be 5 to 20 digits, optionally with a leading '+'",
+        ))
     }
 }
 
@@ -117,10 +135,33 @@ pub const MIN_PASSWORD_CHARS: usize = 8;
 /// A short list of the passwords that leaked lists start with; a real
 /// deployment may add a breached-password check (k-anonymity API).
 const COMMON: &[&str] = &[
-    "password", "password1", "password123", "12345678", "123456789", "1234567890", "qwertyuiop",
-    "iloveyou", "sunshine1", "princess1", "football1", "baseball1", "welcome1", "admin123",
-    "letmein1", "trustno1", "qwerty123", "1q2w3e4r", "passw0rd", "p@ssw0rd", "changeme",
-    "abc12345", "11111111", "00000000", "superman1", "whatever1", "password!",
+    "password",
+    "password1",
+    "password123",
+    "12345678",
+    "123456789",
+    "1234567890",
+    "qwertyuiop",
+    "iloveyou",
+    "sunshine1",
+    "princess1",
+    "football1",
+    "baseball1",
+    "welcome1",
+    "admin123",
+    "letmein1",
+    "trustno1",
+    "qwerty123",
+    "1q2w3e4r",
+    "passw0rd",
+    "p@ssw0rd",
+    "changeme",
+    "abc12345",
+    "11111111",
+    "00000000",
+    "superman1",
+    "whatever1",
+    "password!",
 ];
 
 impl NewPassword {
@@ -134,14 +175,26 @@ impl NewPassword {
             ));
         }
         if p.chars().count() < MIN_PASSWORD_CHARS {
-            return Err(Invalid::new("password", "min_length", format!("password must be at least {MIN_PASSWORD_CHARS} characters")));
+            return Err(Invalid::new(
+                "password",
+                "min_length",
+                format!("password must be at least {MIN_PASSWORD_CHARS} characters"),
+            ));
         }
         let lower = p.to_lowercase();
         if COMMON.contains(&lower.as_str()) {
-            return Err(Invalid::new("password", "common_password", "password is too common"));
+            return Err(Invalid::new(
+                "password",
+                "common_password",
+                "password is too common",
+            ));
         }
         if username.is_some_and(|u| lower == u.to_lowercase()) {
-            return Err(Invalid::new("password", "same_as_username", "password must not be the username"));
+            return Err(Invalid::new(
+                "password",
+                "same_as_username",
+                "password must not be the username",
+            ));
         }
         let classes = [
             p.chars().any(|c| c.is_lowercase()),
@@ -187,7 +240,16 @@ mod tests {
 
     #[test]
     fn emails_must_look_deliverable() {
-        for bad in ["", "a", "a@b", "a@@b.c", "a b@c.d", "@b.cd", "a@-b.cd", "a..b@c.de"] {
+        for bad in [
+            "",
+            "a",
+            "a@b",
+            "a@@b.c",
+            "a b@c.d",
+            "@b.cd",
+            "a@-b.cd",
+            "a..b@c.de",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad} should be refused");
         }
         assert!(Email::parse("Alice.Smith+tag@Example.co.uk").is_ok());
@@ -199,7 +261,13 @@ mod tests {
         assert_eq!(pw("Aa1!").err().unwrap().rule, "min_length");
         assert_eq!(pw("Password1").err().unwrap().rule, "common_password");
         assert_eq!(
-            NewPassword::parse(SecretString::from("alice.smith-1".to_owned()), Some("alice.smith-1")).err().unwrap().rule,
+            NewPassword::parse(
+                SecretString::from("alice.smith-1".to_owned()),
+                Some("alice.smith-1")
+            )
+            .err()
+            .unwrap()
+            .rule,
             "same_as_username"
         );
         assert_eq!(pw("abcdefghij").err().unwrap().rule, "character_classes");
@@ -207,7 +275,10 @@ mod tests {
         assert!(pw("Employer-Passw0rd!").is_ok());
         // 72 bytes exactly is fine; multi-byte characters count as bytes.
         assert!(pw(&format!("Aa1!{}", "x".repeat(68))).is_ok());
-        assert_eq!(pw(&format!("Aa1!{}", "é".repeat(35))).err().unwrap().rule, "max_bytes");
+        assert_eq!(
+            pw(&format!("Aa1!{}", "é".repeat(35))).err().unwrap().rule,
+            "max_bytes"
+        );
     }
 
     #[test]

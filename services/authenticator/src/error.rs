@@ -45,26 +45,46 @@ impl From<Invalid> for ApiError {
 impl ApiError {
     pub fn problem(&self) -> Problem {
         match self {
-            ApiError::Invalid(v) => Problem::new(StatusCode::BAD_REQUEST, "invalid-field", "A field is invalid")
-                .with_detail(v.message.clone())
-                .with("field", v.field)
-                .with("rule", v.rule),
+            ApiError::Invalid(v) => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-field",
+                "A field is invalid",
+            )
+            .with_detail(v.message.clone())
+            .with("field", v.field)
+            .with("rule", v.rule),
             ApiError::BadRequest(d) => Problem::bad_request(d.clone()),
             ApiError::UsernameTaken => {
-                Problem::conflict("username-taken", "an account with this username exists").with("field", "username")
+                Problem::conflict("username-taken", "an account with this username exists")
+                    .with("field", "username")
             }
             ApiError::EmailTaken => {
-                Problem::conflict("email-taken", "an account with this email exists").with("field", "email")
+                Problem::conflict("email-taken", "an account with this email exists")
+                    .with("field", "email")
             }
-            ApiError::InvalidCredentials => Problem::new(StatusCode::UNAUTHORIZED, "invalid-credentials", "Invalid credentials")
-                .with_detail("the username or password is wrong"),
-            ApiError::AccountInactive => Problem::new(StatusCode::FORBIDDEN, "account-inactive", "Account deactivated")
-                .with_detail("this account has been deactivated; ask an administrator to reactivate it"),
-            ApiError::TooManyAttempts { retry_after_seconds } => {
-                Problem::new(StatusCode::TOO_MANY_REQUESTS, "too-many-attempts", "Too many failed login attempts")
-                    .with_detail(format!("try again in {retry_after_seconds} seconds"))
-                    .with_retry_after(*retry_after_seconds)
-            }
+            ApiError::InvalidCredentials => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid-credentials",
+                "Invalid credentials",
+            )
+            .with_detail("the username or password is wrong"),
+            ApiError::AccountInactive => Problem::new(
+                StatusCode::FORBIDDEN,
+                "account-inactive",
+                "Account deactivated",
+            )
+            .with_detail(
+                "this account has been deactivated; ask an administrator to reactivate it",
+            ),
+            ApiError::TooManyAttempts {
+                retry_after_seconds,
+            } => Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-attempts",
+                "Too many failed login attempts",
+            )
+            .with_detail(format!("try again in {retry_after_seconds} seconds"))
+            .with_retry_after(*retry_after_seconds),
             ApiError::Unauthenticated(d) => Problem::unauthorized(d.clone()),
             ApiError::Forbidden(d) => Problem::forbidden(d.clone()),
             ApiError::NotFound(d) => Problem::not_found(d.clone()),

@@ -20,7 +20,9 @@ pub struct Hasher {
 
 impl Hasher {
     pub fn new(cost: u32) -> anyhow::Result<Self> {
-        let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(2);
+        let cores = std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(2);
         let dummy = bcrypt::hash("dummy password never matches", cost).context("bcrypt")?;
         Ok(Self {
             cost,
@@ -39,12 +41,19 @@ impl Hasher {
     /// True when `password` matches `hash`; with no hash (unknown user, or
     /// an account with no usable password) it spends the same time and
     /// answers false.
-    pub async fn verify(&self, password: &SecretString, hash: Option<String>) -> Result<bool, ApiError> {
+    pub async fn verify(
+        &self,
+        password: &SecretString,
+        hash: Option<String>,
+    ) -> Result<bool, ApiError> {
         let _permit = self.permits.acquire().await.map_err(anyhow::Error::from)?;
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy_hash.as_ref().clone());
         let pw = password.clone();
-        let ok = platform::db::blocking(move || bcrypt::verify(pw.expose_secret(), &hash).unwrap_or(false)).await?;
+        let ok = platform::db::blocking(move || {
+            bcrypt::verify(pw.expose_secret(), &hash).unwrap_or(false)
+        })
+        .await?;
         Ok(ok && known)
     }
 }

@@ -13,7 +13,12 @@ async fn main() -> anyhow::Result<()> {
     platform::telemetry::init(settings.common.log_format);
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        None | Some("serve") => startup::Application::build(settings).await?.run_until_stopped().await,
+        None | Some("serve") => {
+            startup::Application::build(settings)
+                .await?
+                .run_until_stopped()
+                .await
+        }
         Some("create-superuser") => create_superuser(settings, &args[1..]).await,
         Some(other) => anyhow::bail!("unknown command {other:?}; use serve or create-superuser"),
     }

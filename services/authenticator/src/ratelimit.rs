@@ -16,7 +16,11 @@ pub struct FailureLimiter {
 
 impl FailureLimiter {
     pub fn new(max: usize, window: Duration) -> Self {
-        Self { window, max, failures: Mutex::new(HashMap::new()) }
+        Self {
+            window,
+            max,
+            failures: Mutex::new(HashMap::new()),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<Instant>>> {
@@ -28,7 +32,10 @@ impl FailureLimiter {
         let now = Instant::now();
         let mut map = self.lock();
         let q = map.get_mut(key)?;
-        while q.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+        while q
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
             q.pop_front();
         }
         if q.len() >= self.max {

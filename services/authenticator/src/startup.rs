@@ -42,11 +42,21 @@ pub struct Application {
 pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppState>> {
     let url = settings.common.database_url.clone();
     db::blocking(move || db::migrate(&url, MIGRATIONS)).await??;
-    let pool = db::build_pool(&settings.common.database_url, settings.common.database_pool_size)?;
-    let dev_key = settings.common.state_dir.join("authenticator").join("signing-key.pem");
+    let pool = db::build_pool(
+        &settings.common.database_url,
+        settings.common.database_pool_size,
+    )?;
+    let dev_key = settings
+        .common
+        .state_dir
+        .join("authenticator")
+        .join("signing-key.pem");
     let keys = Arc::new(KeyRing::load(
         settings.signing_key_pem(),
-        settings.previous_keys_pem.as_ref().map(|s| s.expose_secret()),
+        settings
+            .previous_keys_pem
+            .as_ref()
+            .map(|s| s.expose_secret()),
         &dev_key,
         settings.require_signing_key,
     )?);
@@ -79,15 +89,20 @@ pub async fn ensure_superuser(
     password: secrecy::SecretString,
 ) -> anyhow::Result<bool> {
     let name = username.to_owned();
-    let existing = db::with_conn(&state.pool, move |c| store::by_username(c, &name).map_err(ApiError::from)).await?;
+    let existing = db::with_conn(&state.pool, move |c| {
+        store::by_username(c, &name).map_err(ApiError::from)
+    })
+    .await?;
     if existing.is_some() {
         return Ok(false);
     }
-    let username = Username::parse(username).map_err(|e| anyhow::anyhow!("superuser: {}", e.message))?;
+    let username =
+        Username::parse(username).map_err(|e| anyhow::anyhow!("superuser: {}", e.message))?;
     let reg = Registration {
         password: NewPassword::parse(password, Some(username.as_str()))
             .map_err(|e| anyhow::anyhow!("superuser password: {}", e.message))?,
-        email: Email::parse(email).map_err(|e| anyhow::anyhow!("superuser email: {}", e.message))?,
+        email: Email::parse(email)
+            .map_err(|e| anyhow::anyhow!("superuser email: {}", e.message))?,
         firstname: "Platform".into(),
         lastname: "Administrator".into(),
         phone: String::new(),
@@ -110,10 +125,19 @@ impl Application {
         let state = build_state(settings).await?;
         let s = &state.settings;
         if let Some(admin) = &s.bootstrap_admin {
-            ensure_superuser(&state, &admin.username, &admin.email, admin.password.clone()).await?;
+            ensure_superuser(
+                &state,
+                &admin.username,
+                &admin.email,
+                admin.password.clone(),
+            )
+            .await?;
         }
         let producer = events::producer(&s.common.kafka_brokers)?;
-        let probe = Probe { pool: state.pool.clone(), producer };
+        let probe = Probe {
+            pool: state.pool.clone(),
+            producer,
+        };
         let (listener, port) = server::bind(&s.common.http_host, s.common.port)?;
         let max_body = s.common.max_body_bytes;
         let app_state = state.clone();
@@ -135,7 +159,7 @@ impl Application {
                 database_url: s.common.database_url.clone(),
                 topics: vec![topics::USER],
                 partitions: s.common.kafka_topic_partitions,
-                replication: platform::config::parse_or("KAFKA_TOPIC_REPLICATION", 1)?,
+                replication: s.common.kafka_topic_replication,
                 poll: s.outbox_poll,
                 batch: 500,
             },
@@ -143,7 +167,13 @@ impl Application {
             rx,
         ));
         tracing::info!(port, "authenticator listening");
-        Ok(Self { port, server, relay, shutdown, state })
+        Ok(Self {
+            port,
+            server,
+            relay,
+            shutdown,
+            state,
+        })
     }
 
     pub fn port(&self) -> u16 {

@@ -1,6 +1,10 @@
 use std::sync::Arc;
 
-use platform::{db::PgPool, events::OutboxSignal, jwt::{KeyRing, Verifier}};
+use platform::{
+    db::PgPool,
+    events::OutboxSignal,
+    jwt::{KeyRing, Verifier},
+};
 
 use crate::{config::Settings, hashing::Hasher, ratelimit::FailureLimiter};
 

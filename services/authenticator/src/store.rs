@@ -85,14 +85,22 @@ impl From<&Account> for AccountView {
 pub const USERNAME_UNIQUE: &str = "accounts_username_key";
 pub const EMAIL_UNIQUE: &str = "accounts_email_key";
 
-fn publish(conn: &mut PgConnection, op: Op, before: Option<&Account>, after: &Account) -> QueryResult<()> {
+fn publish(
+    conn: &mut PgConnection,
+    op: Op,
+    before: Option<&Account>,
+    after: &Account,
+) -> QueryResult<()> {
     let view = |a: &Account| serde_json::to_value(AccountView::from(a)).ok();
     let envelope = Envelope::new(
         op,
         "user",
         after.id.to_string(),
         after.version,
-        Source { service: "authenticator".into(), table: "accounts".into() },
+        Source {
+            service: "authenticator".into(),
+            table: "accounts".into(),
+        },
         before.and_then(view),
         view(after),
     );
@@ -142,7 +150,11 @@ pub fn by_username(conn: &mut PgConnection, username: &str) -> QueryResult<Optio
 }
 
 pub fn by_id(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<Account>> {
-    accounts::table.find(id).select(Account::as_select()).first(conn).optional()
+    accounts::table
+        .find(id)
+        .select(Account::as_select())
+        .first(conn)
+        .optional()
 }
 
 pub struct ListFilter {
@@ -161,7 +173,10 @@ pub fn list(conn: &mut PgConnection, f: &ListFilter) -> QueryResult<(Vec<Account
         }
         if let Some(p) = &f.username_prefix {
             // Escape LIKE wildcards: the prefix is matched literally.
-            let escaped = p.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            let escaped = p
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
             q = q.filter(accounts::username.like(format!("{escaped}%")));
         }
         q

@@ -54,34 +54,59 @@ async fn list(
     let limit = q.limit.unwrap_or(50);
     let offset = q.offset.unwrap_or(0);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::BadRequest(format!("limit must be between 1 and {MAX_PAGE}")));
+        return Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )));
     }
     if offset < 0 {
         return Err(ApiError::BadRequest("offset must not be negative".into()));
     }
     if q.username_prefix.as_ref().is_some_and(|p| p.len() > 64) {
-        return Err(ApiError::BadRequest("username_prefix is longer than any username".into()));
+        return Err(ApiError::BadRequest(
+            "username_prefix is longer than any username".into(),
+        ));
     }
-    let filter = ListFilter { active: q.active, username_prefix: q.username_prefix, limit, offset };
-    let (items, total) = with_conn(&state.pool, move |c| store::list(c, &filter).map_err(ApiError::from)).await?;
-    Ok(HttpResponse::Ok().json(Page { items: items.iter().map(AccountView::from).collect(), total, limit, offset }))
+    let filter = ListFilter {
+        active: q.active,
+        username_prefix: q.username_prefix,
+        limit,
+        offset,
+    };
+    let (items, total) = with_conn(&state.pool, move |c| {
+        store::list(c, &filter).map_err(ApiError::from)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(Page {
+        items: items.iter().map(AccountView::from).collect(),
+        total,
+        limit,
+        offset,
+    }))
 }
 
 async fn load(state: &AppState, id: Uuid) -> Result<store::Account, ApiError> {
-    with_conn(&state.pool, move |c| store::by_id(c, id).map_err(ApiError::from))
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no account {id}")))
+    with_conn(&state.pool, move |c| {
+        store::by_id(c, id).map_err(ApiError::from)
+    })
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("no account {id}")))
 }
 
 /// `GET /v1/users/{id}` (superuser).
-async fn get(_admin: Superuser, state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+async fn get(
+    _admin: Superuser,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(AccountView::from(&load(&state, *id).await?)))
 }
 
 async fn apply(state: &AppState, id: Uuid, change: Change) -> Result<HttpResponse, ApiError> {
-    let account = with_conn(&state.pool, move |c| store::update(c, id, change).map_err(conflict_or))
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no account {id}")))?;
+    let account = with_conn(&state.pool, move |c| {
+        store::update(c, id, change).map_err(conflict_or)
+    })
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("no account {id}")))?;
     state.outbox.nudge();
     Ok(HttpResponse::Ok().json(AccountView::from(&account)))
 }
@@ -104,9 +129,22 @@ async fn update_profile(
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let change = Change {
-        email: b.email.as_deref().map(Email::parse).transpose()?.map(|e| e.as_str().to_owned()),
-        firstname: b.firstname.as_deref().map(|v| parse_name("firstname", v)).transpose()?,
-        lastname: b.lastname.as_deref().map(|v| parse_name("lastname", v)).transpose()?,
+        email: b
+            .email
+            .as_deref()
+            .map(Email::parse)
+            .transpose()?
+            .map(|e| e.as_str().to_owned()),
+        firstname: b
+            .firstname
+            .as_deref()
+            .map(|v| parse_name("firstname", v))
+            .transpose()?,
+        lastname: b
+            .lastname
+            .as_deref()
+            .map(|v| parse_name("lastname", v))
+            .transpose()?,
         phone: b.phone.as_deref().map(parse_phone).transpose()?,
         ..Change::default()
     };
@@ -114,17 +152,43 @@ async fn update_profile(
 }
 
 /// `POST /v1/users/{id}/activate` (superuser).
-async fn activate(_admin: Superuser, state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
-    apply(&state, *id, Change { is_active: Some(true), ..Change::default() }).await
+async fn activate(
+    _admin: Superuser,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    apply(
+        &state,
+        *id,
+        Change {
+            is_active: Some(true),
+            ..Change::default()
+        },
+    )
+    .await
 }
 
 /// `POST /v1/users/{id}/deactivate` (superuser). A superuser cannot lock
 /// themselves out.
-async fn deactivate(admin: Superuser, state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+async fn deactivate(
+    admin: Superuser,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     if admin.0.id == *id {
-        return Err(ApiError::BadRequest("you cannot deactivate your own account".into()));
+        return Err(ApiError::BadRequest(
+            "you cannot deactivate your own account".into(),
+        ));
     }
-    apply(&state, *id, Change { is_active: Some(false), ..Change::default() }).await
+    apply(
+        &state,
+        *id,
+        Change {
+            is_active: Some(false),
+            ..Change::default()
+        },
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -143,5 +207,13 @@ async fn reset_password(
     let account = load(&state, *id).await?;
     let password = NewPassword::parse(body.into_inner().password, Some(&account.username))?;
     let hash = state.hasher.hash(password.secret()).await?;
-    apply(&state, *id, Change { password_hash: Some(hash), ..Change::default() }).await
+    apply(
+        &state,
+        *id,
+        Change {
+            password_hash: Some(hash),
+            ..Change::default()
+        },
+    )
+    .await
 }

@@ -91,13 +91,19 @@ pub async fn create_account(
         phone: reg.phone,
         is_superuser,
     };
-    let account = with_conn(&state.pool, move |c| store::insert(c, new).map_err(conflict_or)).await?;
+    let account = with_conn(&state.pool, move |c| {
+        store::insert(c, new).map_err(conflict_or)
+    })
+    .await?;
     state.outbox.nudge();
     Ok(account)
 }
 
 /// `POST /v1/user`: register an account (public). 201 with the account.
-async fn register(state: web::Data<AppState>, body: web::Json<RegisterRequest>) -> Result<HttpResponse, ApiError> {
+async fn register(
+    state: web::Data<AppState>,
+    body: web::Json<RegisterRequest>,
+) -> Result<HttpResponse, ApiError> {
     let reg = Registration::try_from(body.into_inner())?;
     let account = create_account(&state, reg, false).await?;
     tracing::info!(account.id = %account.id, "account registered");
@@ -133,7 +139,9 @@ fn client_address(req: &HttpRequest, trust_forwarded_for: bool) -> String {
             return ip.to_string();
         }
     }
-    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into())
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// `POST /v1/login` (public): `{username, password}` to a session token.
@@ -150,16 +158,28 @@ async fn login(
         return Err(ApiError::InvalidCredentials);
     }
     let user_key = format!("u:{username}");
-    let addr_key = format!("a:{}", client_address(&req, state.settings.trust_forwarded_for));
+    let addr_key = format!(
+        "a:{}",
+        client_address(&req, state.settings.trust_forwarded_for)
+    );
     for key in [&user_key, &addr_key] {
-        let limiter = if key.starts_with("u:") { &state.user_failures } else { &state.address_failures };
+        let limiter = if key.starts_with("u:") {
+            &state.user_failures
+        } else {
+            &state.address_failures
+        };
         if let Some(retry_after_seconds) = limiter.blocked_for(key) {
             tracing::warn!(login.throttled = %key, "login throttled");
-            return Err(ApiError::TooManyAttempts { retry_after_seconds });
+            return Err(ApiError::TooManyAttempts {
+                retry_after_seconds,
+            });
         }
     }
     let lookup = username.clone();
-    let account = with_conn(&state.pool, move |c| store::by_username(c, &lookup).map_err(ApiError::from)).await?;
+    let account = with_conn(&state.pool, move |c| {
+        store::by_username(c, &lookup).map_err(ApiError::from)
+    })
+    .await?;
     let hash = account.as_ref().and_then(|a| a.password_hash.clone());
     if !state.hasher.verify(&password, hash).await? {
         state.user_failures.record_failure(&user_key);

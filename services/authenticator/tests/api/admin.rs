@@ -11,15 +11,23 @@ async fn administration_needs_a_superuser_session() {
     let r = app.http.get(app.url("/v1/users")).send().await.unwrap();
     assert_eq!(r.headers().get("www-authenticate").unwrap(), "Bearer");
     assert_problem(r, StatusCode::UNAUTHORIZED).await;
-    let r = app.admin(Method::GET, "/v1/users", "not-a-token", None).await;
+    let r = app
+        .admin(Method::GET, "/v1/users", "not-a-token", None)
+        .await;
     assert_problem(r, StatusCode::UNAUTHORIZED).await;
-    let user = app.token(body["username"].as_str().unwrap(), "Sturdy-Passw0rd!").await;
+    let user = app
+        .token(body["username"].as_str().unwrap(), "Sturdy-Passw0rd!")
+        .await;
     for (m, path) in [
         (Method::GET, "/v1/users".to_string()),
         (Method::GET, format!("/v1/users/{id}")),
         (Method::POST, format!("/v1/users/{id}/deactivate")),
     ] {
-        assert_problem(app.admin(m, &path, &user, None).await, StatusCode::FORBIDDEN).await;
+        assert_problem(
+            app.admin(m, &path, &user, None).await,
+            StatusCode::FORBIDDEN,
+        )
+        .await;
     }
 }
 
@@ -29,27 +37,77 @@ async fn a_superuser_lists_accounts_by_page_and_filter() {
     let root = app.root_token().await;
     let mut ids = vec![];
     for _ in 0..3 {
-        ids.push(app.registered_user().await.1["id"].as_str().unwrap().to_owned());
+        ids.push(
+            app.registered_user().await.1["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
-    app.admin(Method::POST, &format!("/v1/users/{}/deactivate", ids[1]), &root, None).await;
+    app.admin(
+        Method::POST,
+        &format!("/v1/users/{}/deactivate", ids[1]),
+        &root,
+        None,
+    )
+    .await;
 
-    let page: Value = app.admin(Method::GET, "/v1/users?limit=2&offset=1", &root, None).await.json().await.unwrap();
+    let page: Value = app
+        .admin(Method::GET, "/v1/users?limit=2&offset=1", &root, None)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(page["total"], 4);
-    let got: Vec<&str> = page["items"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
-    assert_eq!(got, vec![ids[0].as_str(), ids[1].as_str()], "creation order, after the superuser");
+    let got: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        got,
+        vec![ids[0].as_str(), ids[1].as_str()],
+        "creation order, after the superuser"
+    );
 
-    let inactive: Value = app.admin(Method::GET, "/v1/users?active=false", &root, None).await.json().await.unwrap();
+    let inactive: Value = app
+        .admin(Method::GET, "/v1/users?active=false", &root, None)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(inactive["total"], 1);
     assert_eq!(inactive["items"][0]["id"], ids[1].as_str());
 
-    let prefixed: Value = app.admin(Method::GET, "/v1/users?username_prefix=roo", &root, None).await.json().await.unwrap();
+    let prefixed: Value = app
+        .admin(Method::GET, "/v1/users?username_prefix=roo", &root, None)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(prefixed["total"], 1);
     // LIKE wildcards in the prefix are literal.
-    let none: Value = app.admin(Method::GET, "/v1/users?username_prefix=%25", &root, None).await.json().await.unwrap();
+    let none: Value = app
+        .admin(Method::GET, "/v1/users?username_prefix=%25", &root, None)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(none["total"], 0);
 
-    assert_problem(app.admin(Method::GET, "/v1/users?limit=1000", &root, None).await, StatusCode::BAD_REQUEST).await;
-    assert_problem(app.admin(Method::GET, "/v1/users?active=maybe", &root, None).await, StatusCode::BAD_REQUEST).await;
+    assert_problem(
+        app.admin(Method::GET, "/v1/users?limit=1000", &root, None)
+            .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_problem(
+        app.admin(Method::GET, "/v1/users?active=maybe", &root, None)
+            .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -59,39 +117,98 @@ async fn a_superuser_changes_a_profile_and_resets_a_password() {
     let (body, account) = app.registered_user().await;
     let id = account["id"].as_str().unwrap();
     let r = app
-        .admin(Method::PATCH, &format!("/v1/users/{id}"), &root, Some(json!({"firstname": "Grace", "phone": ""})))
+        .admin(
+            Method::PATCH,
+            &format!("/v1/users/{id}"),
+            &root,
+            Some(json!({"firstname": "Grace", "phone": ""})),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let got: Value = app.admin(Method::GET, &format!("/v1/users/{id}"), &root, None).await.json().await.unwrap();
+    let got: Value = app
+        .admin(Method::GET, &format!("/v1/users/{id}"), &root, None)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(got["firstname"], "Grace");
     assert_eq!(got["lastname"], "Lovelace");
     assert_eq!(got["phone"], "");
 
     let r = app
-        .admin(Method::PATCH, &format!("/v1/users/{id}"), &root, Some(json!({"email": "root@EXAMPLE.com"})))
+        .admin(
+            Method::PATCH,
+            &format!("/v1/users/{id}"),
+            &root,
+            Some(json!({"email": "root@EXAMPLE.com"})),
+        )
         .await;
     assert_problem(r, StatusCode::CONFLICT).await;
-    let r = app.admin(Method::PATCH, &format!("/v1/users/{id}"), &root, Some(json!({"username": "x"}))).await;
+    let r = app
+        .admin(
+            Method::PATCH,
+            &format!("/v1/users/{id}"),
+            &root,
+            Some(json!({"username": "x"})),
+        )
+        .await;
     assert_problem(r, StatusCode::BAD_REQUEST).await;
 
     let r = app
-        .admin(Method::POST, &format!("/v1/users/{id}/password"), &root, Some(json!({"password": "New-Sturdy-Passw0rd!"})))
+        .admin(
+            Method::POST,
+            &format!("/v1/users/{id}/password"),
+            &root,
+            Some(json!({"password": "New-Sturdy-Passw0rd!"})),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     let name = body["username"].as_str().unwrap();
-    assert_eq!(app.login(name, "Sturdy-Passw0rd!").await.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(app.login(name, "New-Sturdy-Passw0rd!").await.status(), StatusCode::OK);
+    assert_eq!(
+        app.login(name, "Sturdy-Passw0rd!").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.login(name, "New-Sturdy-Passw0rd!").await.status(),
+        StatusCode::OK
+    );
 
     let missing = uuid::Uuid::new_v4();
-    assert_problem(app.admin(Method::GET, &format!("/v1/users/{missing}"), &root, None).await, StatusCode::NOT_FOUND).await;
-    assert_problem(app.admin(Method::GET, "/v1/users/not-a-uuid", &root, None).await, StatusCode::NOT_FOUND).await;
+    assert_problem(
+        app.admin(Method::GET, &format!("/v1/users/{missing}"), &root, None)
+            .await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert_problem(
+        app.admin(Method::GET, "/v1/users/not-a-uuid", &root, None)
+            .await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_superuser_cannot_deactivate_themselves() {
     let app = spawn_app().await;
     let root = app.root_token().await;
-    let me: Value = app.http.get(app.url("/v1/me")).bearer_auth(&root).send().await.unwrap().json().await.unwrap();
-    let r = app.admin(Method::POST, &format!("/v1/users/{}/deactivate", me["id"].as_str().unwrap()), &root, None).await;
+    let me: Value = app
+        .http
+        .get(app.url("/v1/me"))
+        .bearer_auth(&root)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = app
+        .admin(
+            Method::POST,
+            &format!("/v1/users/{}/deactivate", me["id"].as_str().unwrap()),
+            &root,
+            None,
+        )
+        .await;
     assert_problem(r, StatusCode::BAD_REQUEST).await;
 }

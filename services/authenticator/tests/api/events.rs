@@ -11,19 +11,46 @@ async fn every_account_change_appears_on_iam_user_v1_once_and_in_order() {
     let (_, account) = app.registered_user().await;
     let id = account["id"].as_str().unwrap();
     let path = |p: &str| format!("/v1/users/{id}{p}");
-    app.admin(Method::PATCH, &path(""), &root, Some(json!({"lastname": "Byron"}))).await;
+    app.admin(
+        Method::PATCH,
+        &path(""),
+        &root,
+        Some(json!({"lastname": "Byron"})),
+    )
+    .await;
     // A change that changes nothing writes no event.
-    app.admin(Method::PATCH, &path(""), &root, Some(json!({"lastname": "Byron"}))).await;
-    app.admin(Method::POST, &path("/deactivate"), &root, None).await;
-    app.admin(Method::POST, &path("/activate"), &root, None).await;
-    let r = app.admin(Method::POST, &path("/password"), &root, Some(json!({"password": "Other-Passw0rd!"}))).await;
+    app.admin(
+        Method::PATCH,
+        &path(""),
+        &root,
+        Some(json!({"lastname": "Byron"})),
+    )
+    .await;
+    app.admin(Method::POST, &path("/deactivate"), &root, None)
+        .await;
+    app.admin(Method::POST, &path("/activate"), &root, None)
+        .await;
+    let r = app
+        .admin(
+            Method::POST,
+            &path("/password"),
+            &root,
+            Some(json!({"password": "Other-Passw0rd!"})),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
 
     let events = app.events_for(&[id], 5).await;
     let seen: Vec<(Op, i64)> = events.iter().map(|e| (e.op, e.version)).collect();
     assert_eq!(
         seen,
-        vec![(Op::Create, 1), (Op::Update, 2), (Op::Update, 3), (Op::Update, 4), (Op::Update, 5)],
+        vec![
+            (Op::Create, 1),
+            (Op::Update, 2),
+            (Op::Update, 3),
+            (Op::Update, 4),
+            (Op::Update, 5)
+        ],
         "exactly once each, in order"
     );
     let e = &events[0];
@@ -35,17 +62,27 @@ async fn every_account_change_appears_on_iam_user_v1_once_and_in_order() {
     assert_eq!(events[1].after.as_ref().unwrap()["lastname"], "Byron");
     assert_eq!(events[2].after.as_ref().unwrap()["is_active"], false);
     assert_eq!(events[3].after.as_ref().unwrap()["is_active"], true);
-    assert!(events[4].after.as_ref().unwrap()["password_changed_at"] != events[3].after.as_ref().unwrap()["password_changed_at"]);
+    assert!(
+        events[4].after.as_ref().unwrap()["password_changed_at"]
+            != events[3].after.as_ref().unwrap()["password_changed_at"]
+    );
     for e in &events {
         let text = serde_json::to_string(e).unwrap();
-        assert!(!text.contains("$2b$") && !text.contains("password_hash") && !text.contains("Passw0rd"), "{text}");
+        assert!(
+            !text.contains("$2b$") && !text.contains("password_hash") && !text.contains("Passw0rd"),
+            "{text}"
+        );
     }
 }
 
 #[tokio::test]
 async fn events_written_while_the_broker_is_down_all_arrive_once_in_order_when_it_returns() {
     let mut broker = OwnedBroker::start();
-    let app = spawn_app_with(Options { brokers: Some(broker.brokers()), ..Options::default() }).await;
+    let app = spawn_app_with(Options {
+        brokers: Some(broker.brokers()),
+        ..Options::default()
+    })
+    .await;
     let root = app.root_token().await;
     let (_, account) = app.registered_user().await;
     let id = account["id"].as_str().unwrap().to_owned();
@@ -54,13 +91,22 @@ async fn events_written_while_the_broker_is_down_all_arrive_once_in_order_when_i
 
     broker.stop();
     let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
-    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE, "readiness reports the broker outage");
+    assert_eq!(
+        ready.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "readiness reports the broker outage"
+    );
     // Changes are still accepted, durably, while the broker is away.
     let (_, second) = app.registered_user().await;
     let second_id = second["id"].as_str().unwrap().to_owned();
     for name in ["One", "Two", "Three"] {
         let r = app
-            .admin(Method::PATCH, &format!("/v1/users/{id}"), &root, Some(json!({"firstname": name})))
+            .admin(
+                Method::PATCH,
+                &format!("/v1/users/{id}"),
+                &root,
+                Some(json!({"firstname": name})),
+            )
             .await;
         assert_eq!(r.status(), StatusCode::OK);
     }
@@ -70,11 +116,24 @@ async fn events_written_while_the_broker_is_down_all_arrive_once_in_order_when_i
     let mine: Vec<(i64, String)> = events
         .iter()
         .filter(|e| e.key == id)
-        .map(|e| (e.version, e.after.as_ref().unwrap()["firstname"].as_str().unwrap().to_owned()))
+        .map(|e| {
+            (
+                e.version,
+                e.after.as_ref().unwrap()["firstname"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+        })
         .collect();
     assert_eq!(
         mine,
-        vec![(1, "Ada".into()), (2, "One".into()), (3, "Two".into()), (4, "Three".into())],
+        vec![
+            (1, "Ada".into()),
+            (2, "One".into()),
+            (3, "Two".into()),
+            (4, "Three".into())
+        ],
         "every event, none twice, in order"
     );
     assert_eq!(events.iter().filter(|e| e.key == second_id).count(), 1);

@@ -36,7 +36,13 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { brokers: None, db: None, signing_key: None, previous_keys: None, max_failures: 5 }
+        Self {
+            brokers: None,
+            db: None,
+            signing_key: None,
+            previous_keys: None,
+            max_failures: 5,
+        }
     }
 }
 
@@ -46,8 +52,10 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(o: Options) -> TestApp {
     platform::telemetry::init_for_tests();
-    let db = o.db.unwrap_or_else(|| TestDatabase::create("authenticator"));
-    let state_dir = TempDir(std::env::temp_dir().join(format!("auth-test-{}", uuid::Uuid::new_v4().simple())));
+    let db =
+        o.db.unwrap_or_else(|| TestDatabase::create("authenticator"));
+    let state_dir =
+        TempDir(std::env::temp_dir().join(format!("auth-test-{}", uuid::Uuid::new_v4().simple())));
     let brokers = o.brokers.unwrap_or_else(platform::testkit::shared_brokers);
     let mut s = Settings::from_env().expect("settings");
     s.common.port = 0;
@@ -73,7 +81,10 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
     TestApp {
         address,
         brokers,
-        http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
         db,
         _state_dir: state_dir,
     }
@@ -98,7 +109,12 @@ impl TestApp {
     }
 
     pub async fn register(&self, body: &Value) -> Response {
-        self.http.post(self.url("/v1/user")).json(body).send().await.unwrap()
+        self.http
+            .post(self.url("/v1/user"))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn login(&self, username: &str, password: &str) -> Response {
@@ -113,7 +129,10 @@ impl TestApp {
     pub async fn token(&self, username: &str, password: &str) -> String {
         let r = self.login(username, password).await;
         assert_eq!(r.status(), StatusCode::OK, "login of {username}");
-        r.json::<Value>().await.unwrap()["session_token"].as_str().unwrap().to_owned()
+        r.json::<Value>().await.unwrap()["session_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     pub async fn root_token(&self) -> String {
@@ -128,7 +147,13 @@ impl TestApp {
         (body, r.json().await.unwrap())
     }
 
-    pub async fn admin(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> Response {
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Response {
         let mut req = self.http.request(method, self.url(path)).bearer_auth(token);
         if let Some(b) = body {
             req = req.json(&b);
@@ -139,23 +164,41 @@ impl TestApp {
     /// How many accounts exist (through the admin API).
     pub async fn account_count(&self) -> i64 {
         let t = self.root_token().await;
-        let r = self.admin(reqwest::Method::GET, "/v1/users?limit=1", &t, None).await;
+        let r = self
+            .admin(reqwest::Method::GET, "/v1/users?limit=1", &t, None)
+            .await;
         r.json::<Value>().await.unwrap()["total"].as_i64().unwrap()
     }
 
     pub async fn events_for(&self, keys: &[&str], want: usize) -> Vec<Envelope> {
         let keys: HashSet<String> = keys.iter().map(|k| k.to_string()).collect();
-        platform::testkit::collect_events(&self.brokers, "iam.user.v1", &keys, want, Duration::from_secs(30)).await
+        platform::testkit::collect_events(
+            &self.brokers,
+            "iam.user.v1",
+            &keys,
+            want,
+            Duration::from_secs(30),
+        )
+        .await
     }
 }
 
 /// Asserts a problem+json answer with `status`; returns the body.
 pub async fn assert_problem(r: Response, status: StatusCode) -> Value {
     assert_eq!(r.status(), status);
-    let ct = r.headers().get("content-type").unwrap().to_str().unwrap().to_owned();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(ct, "application/problem+json");
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["status"], status.as_u16());
-    assert!(body["type"].is_string() && body["title"].is_string(), "{body}");
+    assert!(
+        body["type"].is_string() && body["title"].is_string(),
+        "{body}"
+    );
     body
 }

@@ -15,12 +15,28 @@ async fn health_readiness_metrics_and_openapi_are_served() {
     assert_eq!(v["checks"]["broker"], "ok");
 
     app.login("nobody-here", "Wrong-Passw0rd!").await;
-    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         metrics.contains(r#"http_requests_total{service="authenticator",method="POST",route="/v1/login",status="401"}"#),
         "{metrics}"
     );
-    let spec: Value = app.http.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let spec: Value = app
+        .http
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
     assert!(spec["paths"]["/v1/login"]["post"].is_object());
 }
@@ -28,7 +44,13 @@ async fn health_readiness_metrics_and_openapi_are_served() {
 #[tokio::test]
 async fn unknown_routes_answer_problem_json_and_request_ids_are_echoed() {
     let app = spawn_app().await;
-    let r = app.http.get(app.url("/nope")).header("x-request-id", "abc-123").send().await.unwrap();
+    let r = app
+        .http
+        .get(app.url("/nope"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers().get("x-request-id").unwrap(), "abc-123");
     assert_problem(r, StatusCode::NOT_FOUND).await;
     let r = app.http.get(app.url("/healthz")).send().await.unwrap();

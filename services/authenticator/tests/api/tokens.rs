@@ -1,6 +1,8 @@
 use std::sync::Arc;
 
-use platform::jwt::{KeySource, RemoteJwks, SessionClaims, SigningKey, Verifier, ACCESS_TYP, SESSION_TYP};
+use platform::jwt::{
+    KeySource, RemoteJwks, SessionClaims, SigningKey, Verifier, ACCESS_TYP, SESSION_TYP,
+};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -9,15 +11,24 @@ use crate::helpers::{spawn_app_with, Options};
 fn verifier(app: &crate::helpers::TestApp, typ: &'static str) -> Verifier {
     let jwks = RemoteJwks::new(app.url("/.well-known/jwks.json"), reqwest::Client::new());
     // The issuer defaults to the configured port's URL; tests bind port 0.
-    Verifier::new(KeySource::Remote(Arc::new(jwks)), "http://127.0.0.1:5000", typ)
+    Verifier::new(
+        KeySource::Remote(Arc::new(jwks)),
+        "http://127.0.0.1:5000",
+        typ,
+    )
 }
 
 #[tokio::test]
 async fn a_session_token_verifies_against_the_served_jwks_and_carries_the_documented_claims() {
     let app = spawn_app_with(Options::default()).await;
     let (body, account) = app.registered_user().await;
-    let token = app.token(body["username"].as_str().unwrap(), "Sturdy-Passw0rd!").await;
-    let claims: SessionClaims = verifier(&app, SESSION_TYP).verify(&token).await.expect("verifies");
+    let token = app
+        .token(body["username"].as_str().unwrap(), "Sturdy-Passw0rd!")
+        .await;
+    let claims: SessionClaims = verifier(&app, SESSION_TYP)
+        .verify(&token)
+        .await
+        .expect("verifies");
     assert_eq!(claims.sub, account["id"].as_str().unwrap());
     assert_eq!(claims.username, body["username"].as_str().unwrap());
     assert_eq!(claims.exp - claims.iat, 3600);
@@ -26,9 +37,20 @@ async fn a_session_token_verifies_against_the_served_jwks_and_carries_the_docume
     assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
     assert_eq!(header.typ.as_deref(), Some(SESSION_TYP));
     // It is not an access token, whoever asks.
-    assert!(verifier(&app, ACCESS_TYP).verify::<SessionClaims>(&token).await.is_err());
+    assert!(verifier(&app, ACCESS_TYP)
+        .verify::<SessionClaims>(&token)
+        .await
+        .is_err());
 
-    let jwks: Value = app.http.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let jwks: Value = app
+        .http
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let key = &jwks["keys"][0];
     assert_eq!(key["kty"], "OKP");
     assert_eq!(key["crv"], "Ed25519");
@@ -40,7 +62,11 @@ async fn a_session_token_verifies_against_the_served_jwks_and_carries_the_docume
 async fn after_a_key_rotation_old_tokens_still_verify_and_new_ones_use_the_new_key() {
     let (_, old_pem) = SigningKey::generate().unwrap();
     let (_, new_pem) = SigningKey::generate().unwrap();
-    let first = spawn_app_with(Options { signing_key: Some(old_pem.clone()), ..Options::default() }).await;
+    let first = spawn_app_with(Options {
+        signing_key: Some(old_pem.clone()),
+        ..Options::default()
+    })
+    .await;
     let (body, _) = first.registered_user().await;
     let name = body["username"].as_str().unwrap().to_owned();
     let old_token = first.token(&name, "Sturdy-Passw0rd!").await;
@@ -54,17 +80,35 @@ async fn after_a_key_rotation_old_tokens_still_verify_and_new_ones_use_the_new_k
         ..Options::default()
     })
     .await;
-    let jwks: Value = second.http.get(second.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let jwks: Value = second
+        .http
+        .get(second.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
     let v = verifier(&second, SESSION_TYP);
-    v.verify::<SessionClaims>(&old_token).await.expect("old token still valid");
+    v.verify::<SessionClaims>(&old_token)
+        .await
+        .expect("old token still valid");
     let new_token = second.token(&name, "Sturdy-Passw0rd!").await;
-    v.verify::<SessionClaims>(&new_token).await.expect("new token valid");
+    v.verify::<SessionClaims>(&new_token)
+        .await
+        .expect("new token valid");
     assert_ne!(
         jsonwebtoken::decode_header(&old_token).unwrap().kid,
         jsonwebtoken::decode_header(&new_token).unwrap().kid
     );
     // The running service accepts the old session as well.
-    let r = second.http.get(second.url("/v1/me")).bearer_auth(&old_token).send().await.unwrap();
+    let r = second
+        .http
+        .get(second.url("/v1/me"))
+        .bearer_auth(&old_token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 }

@@ -1,0 +1,1 @@
+DROP TABLE access_token, refresh_token, authorization_code, grant_family, client_scope, client, user_role_version, user_role, users, role_permission, permission_scope, permission, scope, permission_action, permission_object, role;

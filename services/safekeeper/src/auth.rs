@@ -1,0 +1,128 @@
+//! Who is calling: a session token of the authenticator (for the seed
+//! endpoints and the login cookie) or one of our access tokens (for the
+//! admin API). Both are checked against the live read model, so a
+//! deactivated user or a revoked grant stops working at once.
+
+use actix_web::HttpRequest;
+use platform::{
+    db::with_conn,
+    jwt::{AccessClaims, SessionClaims, TokenError},
+};
+use uuid::Uuid;
+
+use crate::{error::ApiError, grants, rbac, state::AppState};
+
+pub fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
+    let value = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::Unauthenticated("send 'Authorization: Bearer <token>'".into()))?
+        .to_str()
+        .map_err(|_| {
+            ApiError::Unauthenticated("the Authorization header is not valid text".into())
+        })?;
+    match value.split_once(' ') {
+        Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => {
+            Ok(t.trim().to_owned())
+        }
+        _ => Err(ApiError::Unauthenticated(
+            "the Authorization header must use the Bearer scheme".into(),
+        )),
+    }
+}
+
+fn token_error(kind: &str, e: TokenError) -> ApiError {
+    match e {
+        TokenError::KeysUnavailable => {
+            ApiError::Internal(anyhow::anyhow!("the authenticator's JWKS is unreachable"))
+        }
+        other => ApiError::Unauthenticated(format!("invalid {kind}: {other}")),
+    }
+}
+
+/// A user known by a valid session token.
+pub struct SessionUser {
+    pub id: Uuid,
+    pub username: String,
+}
+
+/// Verifies a session token and refuses a user the read model knows to be
+/// deactivated. (A user not yet in the read model passed the
+/// authenticator's own activity check at login.)
+pub async fn session_user(state: &AppState, token: &str) -> Result<SessionUser, ApiError> {
+    let claims: SessionClaims = state
+        .sessions
+        .verify(token)
+        .await
+        .map_err(|e| token_error("session token", e))?;
+    let id: Uuid = claims
+        .sub
+        .parse()
+        .map_err(|_| ApiError::Unauthenticated("invalid session token subject".into()))?;
+    let user = with_conn(&state.pool, move |c| {
+        rbac::user(c, id).map_err(ApiError::from)
+    })
+    .await?;
+    if user.is_some_and(|u| !u.is_active) {
+        return Err(ApiError::Forbidden("this account is deactivated".into()));
+    }
+    Ok(SessionUser {
+        id,
+        username: claims.username,
+    })
+}
+
+/// Verifies one of our access tokens: signature, `typ`, issuer, audience,
+/// expiry, not revoked, user still active.
+pub async fn access_token(state: &AppState, token: &str) -> Result<AccessClaims, ApiError> {
+    let claims: AccessClaims = state
+        .access
+        .verify(token)
+        .await
+        .map_err(|e| token_error("access token", e))?;
+    let jti: Uuid = claims
+        .jti
+        .parse()
+        .map_err(|_| ApiError::Unauthenticated("invalid access token id".into()))?;
+    let sub = claims.sub.parse::<Uuid>().ok();
+    let (revoked, inactive) = with_conn(&state.pool, move |c| -> Result<_, ApiError> {
+        let revoked = grants::access_revoked(c, jti)?;
+        let inactive = match sub {
+            Some(u) => rbac::user(c, u)?.is_some_and(|u| !u.is_active),
+            None => false,
+        };
+        Ok((revoked, inactive))
+    })
+    .await?;
+    if revoked {
+        return Err(ApiError::Unauthenticated(
+            "the access token has been revoked".into(),
+        ));
+    }
+    if inactive {
+        return Err(ApiError::Forbidden("this account is deactivated".into()));
+    }
+    Ok(claims)
+}
+
+/// An access token carrying `scope`, whose user still holds it.
+pub async fn require_scope(
+    req: &HttpRequest,
+    state: &AppState,
+    scope: &'static str,
+) -> Result<AccessClaims, ApiError> {
+    let claims = access_token(state, &bearer(req)?).await?;
+    if !claims.has_scope(scope) {
+        return Err(ApiError::MissingScopes(vec![scope.to_owned()]));
+    }
+    if let Ok(user) = claims.sub.parse::<Uuid>() {
+        let still = with_conn(&state.pool, move |c| {
+            rbac::user_scopes(c, user).map_err(ApiError::from)
+        })
+        .await?;
+        if !still.contains(scope) {
+            return Err(ApiError::MissingScopes(vec![scope.to_owned()]));
+        }
+    }
+    Ok(claims)
+}

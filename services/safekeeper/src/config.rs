@@ -1,0 +1,74 @@
+//! The safekeeper's settings. Every variable is listed in the README.
+
+use std::time::Duration;
+
+use platform::config::{parse_or, secret, var_or, CommonConfig};
+use secrecy::{ExposeSecret, SecretString};
+
+pub const DEFAULT_PORT: u16 = 5001;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub common: CommonConfig,
+    /// `iss` of access tokens and the base of the metadata URLs.
+    pub issuer: String,
+    /// `aud` of access tokens: the resource servers of the platform.
+    pub audience: String,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub code_ttl: Duration,
+    /// Where the authenticator answers (login, JWKS).
+    pub authenticator_url: String,
+    /// `iss` of the authenticator's session tokens.
+    pub authenticator_issuer: String,
+    pub signing_key_pem: Option<SecretString>,
+    pub previous_keys_pem: Option<SecretString>,
+    pub require_signing_key: bool,
+    pub http_workers: usize,
+    pub outbox_poll: Duration,
+    pub consumer_group: String,
+}
+
+impl Settings {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let common = CommonConfig::from_env("safekeeper", DEFAULT_PORT, "safekeeper")?;
+        let default_workers = std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(2);
+        let authenticator_url = var_or("AUTHENTICATOR_URL", "http://127.0.0.1:5000");
+        Ok(Self {
+            issuer: var_or(
+                "SAFEKEEPER_ISSUER",
+                &format!("http://127.0.0.1:{}", common.port),
+            ),
+            audience: var_or("ACCESS_TOKEN_AUDIENCE", "platform"),
+            access_ttl: Duration::from_secs(parse_or("ACCESS_TOKEN_TTL_SECONDS", 300)?),
+            refresh_ttl: Duration::from_secs(parse_or(
+                "REFRESH_TOKEN_TTL_SECONDS",
+                30 * 24 * 3600,
+            )?),
+            code_ttl: Duration::from_secs(parse_or("AUTHORIZATION_CODE_TTL_SECONDS", 60)?.min(60)),
+            authenticator_issuer: var_or("AUTH_ISSUER", &authenticator_url),
+            authenticator_url,
+            signing_key_pem: secret("SIGNING_KEY")?,
+            previous_keys_pem: secret("PREVIOUS_SIGNING_KEYS")?,
+            require_signing_key: platform::config::flag(
+                "REQUIRE_SIGNING_KEY",
+                common.is_production(),
+            ),
+            http_workers: parse_or("HTTP_WORKERS", default_workers)?,
+            outbox_poll: Duration::from_millis(parse_or("OUTBOX_POLL_MS", 500)?),
+            consumer_group: var_or("CONSUMER_GROUP", "safekeeper"),
+            common,
+        })
+    }
+
+    pub fn signing_key_pem(&self) -> Option<&str> {
+        self.signing_key_pem.as_ref().map(|s| s.expose_secret())
+    }
+
+    /// Cookies get `Secure` when the issuer is served over https.
+    pub fn secure_cookies(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
+}

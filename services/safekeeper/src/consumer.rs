@@ -1,0 +1,62 @@
+//! Applies `iam.user.v1` to the users read model. Idempotent by version: an
+//! event at or below the stored version changes nothing. A deactivation
+//! revokes everything the user was issued; a superuser holds `admin`.
+
+use diesel::{
+    pg::PgConnection,
+    sql_query,
+    sql_types::{Bool, Int8, Text, Uuid as SqlUuid},
+    Connection, RunQueryDsl,
+};
+use platform::events::{Envelope, Op};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::{grants, rbac};
+
+#[derive(Deserialize)]
+struct UserAfter {
+    id: Uuid,
+    username: String,
+    is_active: bool,
+    #[serde(default)]
+    is_superuser: bool,
+}
+
+pub const ADMIN_ROLE: &str = "admin";
+
+pub fn apply(conn: &mut PgConnection, _topic: &str, e: &Envelope) -> anyhow::Result<()> {
+    let (user, deleted) = match (&e.op, &e.after, &e.before) {
+        (Op::Delete, _, Some(before)) => {
+            (serde_json::from_value::<UserAfter>(before.clone())?, true)
+        }
+        (_, Some(after), _) => (serde_json::from_value::<UserAfter>(after.clone())?, false),
+        _ => anyhow::bail!("user event {} has no state", e.event_id),
+    };
+    let active = user.is_active && !deleted;
+    conn.transaction(|c| -> anyhow::Result<()> {
+        let applied = sql_query(
+            "INSERT INTO users (id, username, is_active, is_superuser, version) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (id) DO UPDATE SET username = EXCLUDED.username, is_active = EXCLUDED.is_active, \
+             is_superuser = EXCLUDED.is_superuser, version = EXCLUDED.version \
+             WHERE users.version < EXCLUDED.version",
+        )
+        .bind::<SqlUuid, _>(user.id)
+        .bind::<Text, _>(&user.username)
+        .bind::<Bool, _>(active)
+        .bind::<Bool, _>(user.is_superuser)
+        .bind::<Int8, _>(e.version)
+        .execute(c)?;
+        if applied == 0 {
+            return Ok(()); // seen already
+        }
+        if !active {
+            grants::revoke_user(c, user.id)?;
+            tracing::info!(user.id = %user.id, "user deactivated: grants revoked");
+        }
+        if user.is_superuser && active {
+            rbac::grant_role(c, user.id, ADMIN_ROLE)?;
+        }
+        Ok(())
+    })
+}

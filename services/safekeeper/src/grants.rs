@@ -1,0 +1,464 @@
+//! OAuth2 clients, authorization codes, refresh-token families and issued
+//! access tokens. Tokens and codes are stored only as SHA-256 hashes.
+
+use chrono::{DateTime, Utc};
+use diesel::{pg::PgConnection, prelude::*};
+use uuid::Uuid;
+
+use crate::schema::*;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = client)]
+pub struct Client {
+    pub id: String,
+    pub name: String,
+    pub secret_hash: Option<String>,
+    pub is_public: bool,
+    pub first_party: bool,
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Client {
+    pub fn allows_grant(&self, grant: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant)
+    }
+}
+
+pub fn client(conn: &mut PgConnection, id: &str) -> QueryResult<Option<Client>> {
+    client::table
+        .find(id)
+        .select(Client::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn clients(conn: &mut PgConnection) -> QueryResult<Vec<Client>> {
+    client::table
+        .select(Client::as_select())
+        .order(client::id.asc())
+        .load(conn)
+}
+
+pub struct NewClient {
+    pub id: String,
+    pub name: String,
+    pub secret_hash: Option<String>,
+    pub first_party: bool,
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("a client with this id exists already")]
+    Exists,
+    #[error("unknown scope {0:?}")]
+    UnknownScope(String),
+    #[error("no such client")]
+    NotFound,
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+}
+
+fn set_client_scopes(
+    conn: &mut PgConnection,
+    id: &str,
+    scopes: &[String],
+) -> Result<(), ClientError> {
+    let found: Vec<(i32, String)> = scope::table
+        .filter(scope::name.eq_any(scopes))
+        .select((scope::id, scope::name))
+        .load(conn)?;
+    if let Some(m) = scopes.iter().find(|s| !found.iter().any(|(_, f)| f == *s)) {
+        return Err(ClientError::UnknownScope(m.clone()));
+    }
+    diesel::delete(client_scope::table.filter(client_scope::client_id.eq(id))).execute(conn)?;
+    let rows: Vec<_> = found
+        .iter()
+        .map(|(sid, _)| {
+            (
+                client_scope::client_id.eq(id),
+                client_scope::scope_id.eq(*sid),
+            )
+        })
+        .collect();
+    diesel::insert_into(client_scope::table)
+        .values(&rows)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn create_client(conn: &mut PgConnection, c: NewClient) -> Result<(), ClientError> {
+    conn.transaction(|conn| {
+        diesel::insert_into(client::table)
+            .values((
+                client::id.eq(&c.id),
+                client::name.eq(&c.name),
+                client::is_public.eq(c.secret_hash.is_none()),
+                client::secret_hash.eq(&c.secret_hash),
+                client::first_party.eq(c.first_party),
+                client::redirect_uris.eq(&c.redirect_uris),
+                client::grant_types.eq(&c.grant_types),
+            ))
+            .execute(conn)
+            .map_err(|e| match e {
+                diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                ) => ClientError::Exists,
+                other => ClientError::Db(other),
+            })?;
+        set_client_scopes(conn, &c.id, &c.scopes)
+    })
+}
+
+#[derive(Default)]
+pub struct ClientChange {
+    pub name: Option<String>,
+    pub first_party: Option<bool>,
+    pub redirect_uris: Option<Vec<String>>,
+    pub grant_types: Option<Vec<String>>,
+    pub scopes: Option<Vec<String>>,
+    pub secret_hash: Option<String>,
+}
+
+pub fn update_client(
+    conn: &mut PgConnection,
+    id: &str,
+    ch: ClientChange,
+) -> Result<Client, ClientError> {
+    conn.transaction(|conn| {
+        let mut c = client::table
+            .find(id)
+            .for_update()
+            .select(Client::as_select())
+            .first(conn)
+            .optional()?
+            .ok_or(ClientError::NotFound)?;
+        if let Some(v) = ch.name {
+            c.name = v;
+        }
+        if let Some(v) = ch.first_party {
+            c.first_party = v;
+        }
+        if let Some(v) = ch.redirect_uris {
+            c.redirect_uris = v;
+        }
+        if let Some(v) = ch.grant_types {
+            c.grant_types = v;
+        }
+        if ch.secret_hash.is_some() && !c.is_public {
+            c.secret_hash = ch.secret_hash;
+        }
+        diesel::update(client::table.find(id))
+            .set((
+                client::name.eq(&c.name),
+                client::first_party.eq(c.first_party),
+                client::redirect_uris.eq(&c.redirect_uris),
+                client::grant_types.eq(&c.grant_types),
+                client::secret_hash.eq(&c.secret_hash),
+            ))
+            .execute(conn)?;
+        if let Some(s) = ch.scopes {
+            set_client_scopes(conn, id, &s)?;
+        }
+        Ok(c)
+    })
+}
+
+pub fn delete_client(conn: &mut PgConnection, id: &str) -> QueryResult<bool> {
+    Ok(diesel::delete(client::table.find(id)).execute(conn)? > 0)
+}
+
+pub fn new_family(
+    conn: &mut PgConnection,
+    client_id: &str,
+    user_id: Option<Uuid>,
+) -> QueryResult<Uuid> {
+    let id = Uuid::now_v7();
+    diesel::insert_into(grant_family::table)
+        .values((
+            grant_family::id.eq(id),
+            grant_family::client_id.eq(client_id),
+            grant_family::user_id.eq(user_id),
+        ))
+        .execute(conn)?;
+    Ok(id)
+}
+
+/// Revokes a family: its refresh tokens stop working and its access
+/// tokens show as inactive.
+pub fn revoke_family(conn: &mut PgConnection, family: Uuid) -> QueryResult<()> {
+    let now = Utc::now();
+    diesel::update(
+        grant_family::table
+            .find(family)
+            .filter(grant_family::revoked_at.is_null()),
+    )
+    .set(grant_family::revoked_at.eq(now))
+    .execute(conn)?;
+    diesel::update(
+        access_token::table
+            .filter(access_token::family_id.eq(family))
+            .filter(access_token::revoked_at.is_null()),
+    )
+    .set(access_token::revoked_at.eq(now))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Revokes everything issued to a user (deactivation).
+pub fn revoke_user(conn: &mut PgConnection, user: Uuid) -> QueryResult<()> {
+    let now = Utc::now();
+    diesel::update(
+        grant_family::table
+            .filter(grant_family::user_id.eq(user))
+            .filter(grant_family::revoked_at.is_null()),
+    )
+    .set(grant_family::revoked_at.eq(now))
+    .execute(conn)?;
+    diesel::update(
+        access_token::table
+            .filter(access_token::user_id.eq(user))
+            .filter(access_token::revoked_at.is_null()),
+    )
+    .set(access_token::revoked_at.eq(now))
+    .execute(conn)?;
+    Ok(())
+}
+
+pub struct NewCode<'a> {
+    pub code_hash: &'a str,
+    pub family: Uuid,
+    pub client_id: &'a str,
+    pub user_id: Uuid,
+    pub redirect_uri: &'a str,
+    pub scope: &'a str,
+    pub code_challenge: Option<&'a str>,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub fn insert_code(conn: &mut PgConnection, c: NewCode<'_>) -> QueryResult<()> {
+    diesel::insert_into(authorization_code::table)
+        .values((
+            authorization_code::code_hash.eq(c.code_hash),
+            authorization_code::family_id.eq(c.family),
+            authorization_code::client_id.eq(c.client_id),
+            authorization_code::user_id.eq(c.user_id),
+            authorization_code::redirect_uri.eq(c.redirect_uri),
+            authorization_code::scope.eq(c.scope),
+            authorization_code::code_challenge.eq(c.code_challenge),
+            authorization_code::expires_at.eq(c.expires_at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = authorization_code)]
+pub struct Code {
+    pub family_id: Uuid,
+    pub client_id: String,
+    pub user_id: Uuid,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub code_challenge: Option<String>,
+    pub expires_at: DateTime<Utc>,
+    pub consumed_at: Option<DateTime<Utc>>,
+}
+
+pub enum Redeemed {
+    Fresh(Code),
+    /// Seen before: what was issued from it has now been revoked.
+    Replayed,
+    Expired,
+    Unknown,
+}
+
+/// Consumes a code once. A second use revokes the family it started.
+pub fn redeem_code(conn: &mut PgConnection, code_hash: &str) -> QueryResult<Redeemed> {
+    let Some(code) = authorization_code::table
+        .find(code_hash)
+        .for_update()
+        .select(Code::as_select())
+        .first(conn)
+        .optional()?
+    else {
+        return Ok(Redeemed::Unknown);
+    };
+    if code.consumed_at.is_some() {
+        revoke_family(conn, code.family_id)?;
+        return Ok(Redeemed::Replayed);
+    }
+    diesel::update(authorization_code::table.find(code_hash))
+        .set(authorization_code::consumed_at.eq(Utc::now()))
+        .execute(conn)?;
+    if code.expires_at < Utc::now() {
+        return Ok(Redeemed::Expired);
+    }
+    Ok(Redeemed::Fresh(code))
+}
+
+pub fn insert_refresh(
+    conn: &mut PgConnection,
+    hash: &str,
+    family: Uuid,
+    scope: &str,
+    expires_at: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::insert_into(refresh_token::table)
+        .values((
+            refresh_token::token_hash.eq(hash),
+            refresh_token::family_id.eq(family),
+            refresh_token::scope.eq(scope),
+            refresh_token::expires_at.eq(expires_at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub struct Refresh {
+    pub family_id: Uuid,
+    pub scope: String,
+    pub client_id: String,
+    pub user_id: Option<Uuid>,
+}
+
+pub enum Rotated {
+    Fresh(Refresh),
+    /// A spent token came back: the whole family is now revoked.
+    Reused,
+    Invalid,
+}
+
+/// Spends a refresh token of `client_id` once. Reuse of a spent one
+/// revokes the family; another client's token is simply invalid.
+pub fn spend_refresh(
+    conn: &mut PgConnection,
+    hash: &str,
+    for_client: &str,
+) -> QueryResult<Rotated> {
+    let row: Option<(
+        Uuid,
+        String,
+        DateTime<Utc>,
+        Option<DateTime<Utc>>,
+        String,
+        Option<Uuid>,
+        Option<DateTime<Utc>>,
+    )> = refresh_token::table
+        .inner_join(grant_family::table.on(grant_family::id.eq(refresh_token::family_id)))
+        .filter(refresh_token::token_hash.eq(hash))
+        .for_update()
+        .select((
+            refresh_token::family_id,
+            refresh_token::scope,
+            refresh_token::expires_at,
+            refresh_token::used_at,
+            grant_family::client_id,
+            grant_family::user_id,
+            grant_family::revoked_at,
+        ))
+        .first(conn)
+        .optional()?;
+    let Some((family_id, scope, expires_at, used_at, client_id, user_id, revoked_at)) = row else {
+        return Ok(Rotated::Invalid);
+    };
+    if client_id != for_client {
+        return Ok(Rotated::Invalid);
+    }
+    if used_at.is_some() {
+        revoke_family(conn, family_id)?;
+        return Ok(Rotated::Reused);
+    }
+    if revoked_at.is_some() || expires_at < Utc::now() {
+        return Ok(Rotated::Invalid);
+    }
+    diesel::update(refresh_token::table.find(hash))
+        .set(refresh_token::used_at.eq(Utc::now()))
+        .execute(conn)?;
+    Ok(Rotated::Fresh(Refresh {
+        family_id,
+        scope,
+        client_id,
+        user_id,
+    }))
+}
+
+/// What introspection needs of a refresh token, without spending it.
+pub fn peek_refresh(
+    conn: &mut PgConnection,
+    hash: &str,
+) -> QueryResult<Option<(Refresh, DateTime<Utc>)>> {
+    let row: Option<(Uuid, String, DateTime<Utc>, String, Option<Uuid>)> = refresh_token::table
+        .inner_join(grant_family::table.on(grant_family::id.eq(refresh_token::family_id)))
+        .filter(refresh_token::token_hash.eq(hash))
+        .filter(refresh_token::used_at.is_null())
+        .filter(grant_family::revoked_at.is_null())
+        .filter(refresh_token::expires_at.gt(Utc::now()))
+        .select((
+            refresh_token::family_id,
+            refresh_token::scope,
+            refresh_token::expires_at,
+            grant_family::client_id,
+            grant_family::user_id,
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(row.map(|(family_id, scope, exp, client_id, user_id)| {
+        (
+            Refresh {
+                family_id,
+                scope,
+                client_id,
+                user_id,
+            },
+            exp,
+        )
+    }))
+}
+
+pub fn record_access(
+    conn: &mut PgConnection,
+    jti: Uuid,
+    family: Option<Uuid>,
+    client_id: &str,
+    user_id: Option<Uuid>,
+    expires_at: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::insert_into(access_token::table)
+        .values((
+            access_token::jti.eq(jti),
+            access_token::family_id.eq(family),
+            access_token::client_id.eq(client_id),
+            access_token::user_id.eq(user_id),
+            access_token::expires_at.eq(expires_at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// True when an issued access token has been revoked (or was never ours).
+pub fn access_revoked(conn: &mut PgConnection, jti: Uuid) -> QueryResult<bool> {
+    let row: Option<Option<DateTime<Utc>>> = access_token::table
+        .find(jti)
+        .select(access_token::revoked_at)
+        .first(conn)
+        .optional()?;
+    Ok(!matches!(row, Some(None)))
+}
+
+pub fn revoke_access(conn: &mut PgConnection, jti: Uuid, client_id: &str) -> QueryResult<()> {
+    diesel::update(
+        access_token::table
+            .find(jti)
+            .filter(access_token::client_id.eq(client_id))
+            .filter(access_token::revoked_at.is_null()),
+    )
+    .set(access_token::revoked_at.eq(Utc::now()))
+    .execute(conn)?;
+    Ok(())
+}

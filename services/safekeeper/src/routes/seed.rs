@@ -1,0 +1,142 @@
+//! The seed's endpoints: exchanging a session token for an access token,
+//! and reading one's own permissions.
+
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use platform::db::with_conn;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{
+    auth::{access_token, bearer, session_user},
+    error::ApiError,
+    grants, rbac,
+    state::AppState,
+    tokens::{join, parse_scopes, record, sign_access, Grant},
+};
+
+/// The `client_id` of tokens exchanged directly from a session.
+pub const SESSION_CLIENT: &str = "session";
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/authorize", web::post().to(authorize))
+        .route("/v1/permission", web::get().to(permission));
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthorizeRequest {
+    scopes: String,
+    client_id: Option<String>,
+}
+
+#[derive(Serialize)]
+struct AuthorizeResponse {
+    access_token: String,
+    expires_in: u64,
+    scopes: String,
+    token_type: &'static str,
+}
+
+/// `POST /v1/authorize` (Bearer session token): `{"scopes": "a,b"}` to an
+/// access token carrying exactly those scopes, or 403 naming the missing.
+async fn authorize(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<AuthorizeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let token = bearer(&req)?;
+    let user = session_user(&state, &token).await?;
+    let body = body.into_inner();
+    let wanted = parse_scopes(&body.scopes);
+    if wanted.is_empty() {
+        return Err(ApiError::BadRequest(
+            "scopes must name at least one scope, e.g. \"read:task,edit:task\"".into(),
+        ));
+    }
+    let client_id = body.client_id.unwrap_or_else(|| SESSION_CLIENT.to_owned());
+    let (cid, uid) = (client_id.clone(), user.id);
+    let allowed = with_conn(&state.pool, move |c| -> Result<_, ApiError> {
+        let mut held = rbac::user_scopes(c, uid)?;
+        if cid != SESSION_CLIENT {
+            grants::client(c, &cid)?
+                .ok_or_else(|| ApiError::BadRequest(format!("unknown client {cid:?}")))?;
+            let client = rbac::client_scopes(c, &cid)?;
+            held.retain(|s| client.contains(s));
+        }
+        Ok(held)
+    })
+    .await?;
+    let missing: Vec<String> = wanted.difference(&allowed).cloned().collect();
+    if !missing.is_empty() {
+        return Err(ApiError::MissingScopes(missing));
+    }
+    let grant = Grant {
+        sub: user.id.to_string(),
+        username: Some(user.username.clone()),
+        client_id: &client_id,
+        user_id: Some(user.id),
+        family: None,
+        scope: &wanted,
+    };
+    let signed = sign_access(&state, &grant)?;
+    let st = state.clone();
+    let (cid, scope) = (client_id.clone(), wanted.clone());
+    let resp = with_conn(&state.pool, move |c| {
+        let g = Grant {
+            sub: uid.to_string(),
+            username: None,
+            client_id: &cid,
+            user_id: Some(uid),
+            family: None,
+            scope: &scope,
+        };
+        record(c, &st, &g, signed, false).map_err(ApiError::from)
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(AuthorizeResponse {
+            access_token: resp.access_token,
+            expires_in: resp.expires_in,
+            scopes: join(&wanted, ","),
+            token_type: "Bearer",
+        }))
+}
+
+#[derive(Serialize)]
+struct PermissionResponse {
+    user_id: Uuid,
+    username: Option<String>,
+    roles: Vec<String>,
+    scopes: Vec<String>,
+}
+
+/// `GET /v1/permission` (Bearer session or access token): the caller's
+/// roles and the scopes they carry.
+async fn permission(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let token = bearer(&req)?;
+    let (id, username) = match session_user(&state, &token).await {
+        Ok(u) => (u.id, Some(u.username)),
+        Err(ApiError::Unauthenticated(_)) => {
+            let claims = access_token(&state, &token).await?;
+            let id = claims.sub.parse().map_err(|_| {
+                ApiError::BadRequest("a client's own token has no user permissions".into())
+            })?;
+            (id, claims.username)
+        }
+        Err(e) => return Err(e),
+    };
+    let (roles, scopes) = with_conn(&state.pool, move |c| -> Result<_, ApiError> {
+        Ok((rbac::user_roles(c, id)?, rbac::user_scopes(c, id)?))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(PermissionResponse {
+        user_id: id,
+        username,
+        roles,
+        scopes: scopes.into_iter().collect(),
+    }))
+}

@@ -1,0 +1,23 @@
+use std::sync::Arc;
+
+use platform::{
+    db::PgPool,
+    events::OutboxSignal,
+    jwt::{KeyRing, Verifier},
+};
+
+use crate::config::Settings;
+
+/// Everything a handler may need, shared by all workers.
+pub struct AppState {
+    pub pool: PgPool,
+    pub settings: Settings,
+    /// Signs access tokens.
+    pub keys: Arc<KeyRing>,
+    /// Verifies the authenticator's session tokens (its JWKS, cached).
+    pub sessions: Verifier,
+    /// Verifies our own access tokens.
+    pub access: Verifier,
+    pub http: reqwest::Client,
+    pub outbox: OutboxSignal,
+}
