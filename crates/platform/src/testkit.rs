@@ -24,6 +24,23 @@ pub fn shared_brokers() -> String {
     crate::config::var_or("KAFKA_BROKERS", "127.0.0.1:9092")
 }
 
+/// A folder removed when the test ends.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&p).expect("temp dir");
+        Self(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A database created empty for one test and dropped (forcibly) after it.
 pub struct TestDatabase {
     pub name: String,

@@ -1,49 +1,25 @@
 use std::{collections::HashSet, time::Duration};
 
-use authenticator::{config::Settings, startup::Application};
 use platform::{events::Envelope, testkit::TestDatabase};
 use reqwest::{Response, StatusCode};
-use secrecy::SecretString;
 use serde_json::{json, Value};
 
-pub const ROOT_USER: &str = "root";
-pub const ROOT_PASSWORD: &str = "Root-Passw0rd!";
+pub use authenticator::testing::{ROOT_PASSWORD, ROOT_USER};
 
 pub struct TestApp {
     pub address: String,
     pub brokers: String,
     pub http: reqwest::Client,
     pub db: TestDatabase,
-    _state_dir: TempDir,
+    _app: authenticator::testing::Running,
 }
 
-/// A folder removed when the test ends.
-pub struct TempDir(pub std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
+#[derive(Default)]
 pub struct Options {
     pub brokers: Option<String>,
     pub db: Option<TestDatabase>,
     pub signing_key: Option<String>,
     pub previous_keys: Option<String>,
-    pub max_failures: usize,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            brokers: None,
-            db: None,
-            signing_key: None,
-            previous_keys: None,
-            max_failures: 5,
-        }
-    }
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -51,42 +27,22 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(o: Options) -> TestApp {
-    platform::telemetry::init_for_tests();
     let db =
         o.db.unwrap_or_else(|| TestDatabase::create("authenticator"));
-    let state_dir =
-        TempDir(std::env::temp_dir().join(format!("auth-test-{}", uuid::Uuid::new_v4().simple())));
     let brokers = o.brokers.unwrap_or_else(platform::testkit::shared_brokers);
-    let mut s = Settings::from_env().expect("settings");
-    s.common.port = 0;
-    s.common.database_url = db.url.clone();
-    s.common.database_pool_size = 4;
-    s.common.kafka_brokers = brokers.clone();
-    s.common.state_dir = state_dir.0.clone();
-    s.bcrypt_cost = 4;
-    s.http_workers = 2;
-    s.outbox_poll = Duration::from_millis(100);
-    s.login_limits.per_username = o.max_failures;
-    s.signing_key_pem = o.signing_key.map(SecretString::from);
-    s.previous_keys_pem = o.previous_keys.map(SecretString::from);
-    s.require_signing_key = false;
-    s.bootstrap_admin = Some(authenticator::config::BootstrapAdmin {
-        username: ROOT_USER.into(),
-        email: "root@example.com".into(),
-        password: SecretString::from(ROOT_PASSWORD.to_owned()),
-    });
-    let app = Application::build(s).await.expect("app builds");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let mut opts = authenticator::testing::Options::new(brokers.clone(), &db);
+    opts.signing_key = o.signing_key;
+    opts.previous_keys = o.previous_keys;
+    let app = authenticator::testing::spawn(opts).await;
     TestApp {
-        address,
+        address: app.address.clone(),
         brokers,
         http: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap(),
         db,
-        _state_dir: state_dir,
+        _app: app,
     }
 }
 

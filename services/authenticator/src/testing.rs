@@ -1,0 +1,71 @@
+//! Starting a real authenticator inside a test process (this crate's tests
+//! and other services' tests that need one). Not used in production.
+
+use std::time::Duration;
+
+use platform::testkit::{TempDir, TestDatabase};
+use secrecy::SecretString;
+
+use crate::{config::Settings, startup::Application};
+
+pub const ROOT_USER: &str = "root";
+pub const ROOT_PASSWORD: &str = "Root-Passw0rd!";
+
+pub struct Options {
+    pub brokers: String,
+    pub database_url: String,
+    pub signing_key: Option<String>,
+    pub previous_keys: Option<String>,
+    pub max_failures: usize,
+}
+
+impl Options {
+    pub fn new(brokers: String, db: &TestDatabase) -> Self {
+        Self {
+            brokers,
+            database_url: db.url.clone(),
+            signing_key: None,
+            previous_keys: None,
+            max_failures: 5,
+        }
+    }
+}
+
+/// A running authenticator; stops with the test's runtime.
+pub struct Running {
+    pub address: String,
+    _state_dir: TempDir,
+}
+
+/// Starts the authenticator on a free port with bcrypt cost 4 and the
+/// superuser `root`.
+pub async fn spawn(o: Options) -> Running {
+    platform::telemetry::init_for_tests();
+    let state_dir = TempDir::new("auth-test");
+    let mut s = Settings::from_env().expect("settings");
+    s.common.port = 0;
+    s.common.database_url = o.database_url;
+    s.common.database_pool_size = 4;
+    s.common.kafka_brokers = o.brokers;
+    s.common.state_dir = state_dir.0.clone();
+    s.issuer = "http://127.0.0.1:5000".into();
+    s.bcrypt_cost = 4;
+    s.http_workers = 2;
+    s.outbox_poll = Duration::from_millis(100);
+    s.login_limits.per_username = o.max_failures;
+    s.signing_key_pem = o.signing_key.map(SecretString::from);
+    s.previous_keys_pem = o.previous_keys.map(SecretString::from);
+    s.require_signing_key = false;
+    s.bootstrap_admin = Some(crate::config::BootstrapAdmin {
+        username: ROOT_USER.into(),
+        email: "root@example.com".into(),
+        password: SecretString::from(ROOT_PASSWORD.to_owned()),
+    });
+    let app = Application::build(s).await.expect("authenticator builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    Running {
+        address,
+        _state_dir: state_dir,
+    }
+}

@@ -1,0 +1,425 @@
+//! The authorization-code flow driven as a browser would: follow each
+//! redirect by hand, keep the cookie, submit the forms.
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use reqwest::{header, Response, StatusCode, Url};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::helpers::{
+    assert_oauth_error, spawn, spawn_with, TestPlatform, Tweaks, PASSWORD, SERVICE, SERVICE_SECRET,
+    SPA, SPA_REDIRECT, THIRD_PARTY,
+};
+
+const VERIFIER: &str = "a-very-long-code-verifier-of-at-least-43-characters-0123456789";
+
+fn challenge(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+/// The value of a hidden form field in a page.
+fn hidden_field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no field {name} in {html}"))
+        + marker.len();
+    let end = start + html[start..].find('"').unwrap();
+    html[start..end]
+        .replace("&amp;", "&")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+}
+
+fn location(r: &Response) -> String {
+    r.headers()
+        .get(header::LOCATION)
+        .expect("a redirect")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn query(url: &str) -> std::collections::HashMap<String, String> {
+    Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+struct Browser<'a> {
+    p: &'a TestPlatform,
+    cookie: Option<String>,
+}
+
+impl<'a> Browser<'a> {
+    fn new(p: &'a TestPlatform) -> Self {
+        Self { p, cookie: None }
+    }
+
+    async fn get(&self, path_and_query: &str) -> Response {
+        let mut r = self.p.http.get(self.p.sk(path_and_query));
+        if let Some(c) = &self.cookie {
+            r = r.header(header::COOKIE, c);
+        }
+        r.send().await.unwrap()
+    }
+
+    async fn post_form(&self, path: &str, form: &[(String, String)]) -> Response {
+        let mut r = self.p.http.post(self.p.sk(path)).form(form);
+        if let Some(c) = &self.cookie {
+            r = r.header(header::COOKIE, c);
+        }
+        r.send().await.unwrap()
+    }
+
+    /// Opens the authorization URL, signs in on the page it shows, and
+    /// returns the answer to the authorization request after sign-in.
+    async fn authorize_as(&mut self, params: &[(&str, &str)], username: &str) -> Response {
+        let q = Url::parse_with_params("http://x/oauth2/authorize", params).unwrap();
+        let first = self
+            .get(&format!("/oauth2/authorize?{}", q.query().unwrap()))
+            .await;
+        assert_eq!(first.status(), StatusCode::OK);
+        let page = first.text().await.unwrap();
+        assert!(
+            page.contains("<form method=\"post\" action=\"/oauth2/login\">"),
+            "{page}"
+        );
+        let form = vec![
+            ("username".to_owned(), username.to_owned()),
+            ("password".to_owned(), PASSWORD.to_owned()),
+            ("return_to".to_owned(), hidden_field(&page, "return_to")),
+        ];
+        let signed_in = self.post_form("/oauth2/login", &form).await;
+        assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+        let set_cookie = signed_in
+            .headers()
+            .get(header::SET_COOKIE)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"),
+            "{set_cookie}"
+        );
+        self.cookie = Some(set_cookie.split(';').next().unwrap().to_owned());
+        let back = location(&signed_in);
+        assert!(back.starts_with("/oauth2/authorize?"));
+        self.get(&back).await
+    }
+}
+
+fn spa_params<'a>(scope: &'a str, challenge: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("response_type", "code"),
+        ("client_id", SPA),
+        ("redirect_uri", SPA_REDIRECT),
+        ("scope", scope),
+        ("state", "st4te-42"),
+        ("code_challenge", challenge),
+        ("code_challenge_method", "S256"),
+    ]
+}
+
+async fn exchange(p: &TestPlatform, code: &str, verifier: &str, redirect: &str) -> Response {
+    p.http
+        .post(p.sk("/oauth2/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect),
+            ("code_verifier", verifier),
+            ("client_id", SPA),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn refresh(p: &TestPlatform, token: &str) -> Response {
+    p.http
+        .post(p.sk("/oauth2/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", token),
+            ("client_id", SPA),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn introspect(p: &TestPlatform, token: &str) -> Value {
+    p.http
+        .post(p.sk("/oauth2/introspect"))
+        .basic_auth(SERVICE, Some(SERVICE_SECRET))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Signs in as a new Employer and returns the authorization code.
+async fn code_for(p: &TestPlatform, scope: &str, role: &str) -> String {
+    let (name, _) = p.user_with_role(Some(role)).await;
+    let ch = challenge(VERIFIER);
+    let r = Browser::new(p)
+        .authorize_as(&spa_params(scope, &ch), &name)
+        .await;
+    assert_eq!(r.status(), StatusCode::FOUND);
+    let to = location(&r);
+    assert!(to.starts_with(SPA_REDIRECT), "{to}");
+    let q = query(&to);
+    assert_eq!(q["state"], "st4te-42");
+    assert_eq!(q["iss"], "http://127.0.0.1:5001");
+    q["code"].clone()
+}
+
+#[tokio::test]
+async fn the_full_code_flow_with_pkce_issues_tokens_and_refresh_rotates() {
+    let p = spawn().await;
+    let code = code_for(&p, "read:task create:task", "Employer").await;
+    let r = exchange(&p, &code, VERIFIER, SPA_REDIRECT).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers().get("cache-control").unwrap(), "no-store");
+    let t: Value = r.json().await.unwrap();
+    assert_eq!(t["token_type"], "Bearer");
+    assert_eq!(t["scope"], "create:task read:task");
+    assert_eq!(
+        introspect(&p, t["access_token"].as_str().unwrap()).await["active"],
+        true
+    );
+
+    let first_refresh = t["refresh_token"].as_str().unwrap().to_owned();
+    let r = refresh(&p, &first_refresh).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let t2: Value = r.json().await.unwrap();
+    let second_refresh = t2["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(first_refresh, second_refresh);
+
+    // Reusing a spent refresh token revokes the whole family.
+    assert_oauth_error(
+        refresh(&p, &first_refresh).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    assert_oauth_error(
+        refresh(&p, &second_refresh).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    assert_eq!(
+        introspect(&p, t2["access_token"].as_str().unwrap()).await["active"],
+        false
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_pkce_verifier_is_invalid_grant_and_burns_the_code() {
+    let p = spawn().await;
+    let code = code_for(&p, "read:task", "Employee").await;
+    let wrong = "another-code-verifier-that-is-long-enough-to-be-valid-000000";
+    assert_oauth_error(
+        exchange(&p, &code, wrong, SPA_REDIRECT).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    assert_oauth_error(
+        exchange(&p, &code, VERIFIER, SPA_REDIRECT).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_replayed_code_is_refused_and_revokes_what_it_issued() {
+    let p = spawn().await;
+    let code = code_for(&p, "read:task", "Employee").await;
+    let t: Value = exchange(&p, &code, VERIFIER, SPA_REDIRECT)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_oauth_error(
+        exchange(&p, &code, VERIFIER, SPA_REDIRECT).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    assert_eq!(
+        introspect(&p, t["access_token"].as_str().unwrap()).await["active"],
+        false
+    );
+    assert_oauth_error(
+        refresh(&p, t["refresh_token"].as_str().unwrap()).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_expired_code_is_refused() {
+    let p = spawn_with(Tweaks {
+        code_ttl: std::time::Duration::ZERO,
+    })
+    .await;
+    let code = code_for(&p, "read:task", "Employee").await;
+    let v = assert_oauth_error(
+        exchange(&p, &code, VERIFIER, SPA_REDIRECT).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    assert!(v["error_description"].as_str().unwrap().contains("expired"));
+}
+
+#[tokio::test]
+async fn redirect_uris_must_match_exactly() {
+    let p = spawn().await;
+    let ch = challenge(VERIFIER);
+    let mut params = spa_params("read:task", &ch);
+    params[2] = ("redirect_uri", "http://127.0.0.1:8765/callback/../evil");
+    let q = Url::parse_with_params("http://x/a", &params).unwrap();
+    let r = Browser::new(&p)
+        .get(&format!("/oauth2/authorize?{}", q.query().unwrap()))
+        .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::BAD_REQUEST,
+        "an error page, never a redirect"
+    );
+    assert!(r.headers().get(header::LOCATION).is_none());
+    assert!(r.text().await.unwrap().contains("not registered"));
+    // A code is bound to the redirect URI it was issued for.
+    let code = code_for(&p, "read:task", "Employee").await;
+    let r = exchange(&p, &code, VERIFIER, "http://127.0.0.1:8765/other").await;
+    assert_oauth_error(r, StatusCode::BAD_REQUEST, "invalid_grant").await;
+}
+
+#[tokio::test]
+async fn a_public_client_without_pkce_is_sent_back_with_invalid_request() {
+    let p = spawn().await;
+    let params = [
+        ("response_type", "code"),
+        ("client_id", SPA),
+        ("redirect_uri", SPA_REDIRECT),
+        ("state", "s1"),
+    ];
+    let q = Url::parse_with_params("http://x/a", params).unwrap();
+    let r = Browser::new(&p)
+        .get(&format!("/oauth2/authorize?{}", q.query().unwrap()))
+        .await;
+    assert_eq!(r.status(), StatusCode::FOUND);
+    let back = query(&location(&r));
+    assert_eq!(back["error"], "invalid_request");
+    assert_eq!(back["state"], "s1");
+}
+
+#[tokio::test]
+async fn a_grant_is_downscoped_to_what_the_user_holds() {
+    let p = spawn().await;
+    let code = code_for(&p, "read:task su_read:task", "Employee").await;
+    let t: Value = exchange(&p, &code, VERIFIER, SPA_REDIRECT)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(t["scope"], "read:task");
+}
+
+#[tokio::test]
+async fn a_third_party_client_needs_consent_and_a_denial_goes_back_as_access_denied() {
+    let p = spawn().await;
+    let (name, _) = p.user_with_role(Some("Employee")).await;
+    let ch = challenge(VERIFIER);
+    let params = [
+        ("response_type", "code"),
+        ("client_id", THIRD_PARTY),
+        ("redirect_uri", "https://app.example/cb"),
+        ("scope", "read:task"),
+        ("state", "s2"),
+        ("code_challenge", ch.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let mut b = Browser::new(&p);
+    let r = b.authorize_as(&params, &name).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers().get("x-frame-options").unwrap(), "DENY");
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("Third Party App") && page.contains("<code>read:task</code>"),
+        "{page}"
+    );
+    let fields: Vec<(String, String)> = [
+        "client_id",
+        "code_challenge",
+        "code_challenge_method",
+        "redirect_uri",
+        "response_type",
+        "scope",
+        "state",
+        "csrf",
+    ]
+    .iter()
+    .map(|f| (f.to_string(), hidden_field(&page, f)))
+    .collect();
+    // Without the CSRF token the decision is refused.
+    let forged: Vec<_> = fields
+        .iter()
+        .filter(|(k, _)| k != "csrf")
+        .cloned()
+        .chain([("decision".to_owned(), "allow".to_owned())])
+        .collect();
+    assert_eq!(
+        b.post_form("/oauth2/consent", &forged).await.status(),
+        StatusCode::FORBIDDEN
+    );
+
+    let mut deny = fields.clone();
+    deny.push(("decision".into(), "deny".into()));
+    let r = b.post_form("/oauth2/consent", &deny).await;
+    assert_eq!(r.status(), StatusCode::FOUND);
+    assert_eq!(query(&location(&r))["error"], "access_denied");
+
+    let mut allow = fields;
+    allow.push(("decision".into(), "allow".into()));
+    let r = b.post_form("/oauth2/consent", &allow).await;
+    assert_eq!(r.status(), StatusCode::FOUND);
+    assert!(query(&location(&r)).contains_key("code"));
+}
+
+#[tokio::test]
+async fn a_wrong_password_on_the_login_page_shows_the_page_again_with_an_error() {
+    let p = spawn().await;
+    let ch = challenge(VERIFIER);
+    let q = Url::parse_with_params("http://x/a", spa_params("read:task", &ch)).unwrap();
+    let b = Browser::new(&p);
+    let page = b
+        .get(&format!("/oauth2/authorize?{}", q.query().unwrap()))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let form = vec![
+        ("username".to_owned(), "nobody-here".to_owned()),
+        ("password".to_owned(), "Wrong-Passw0rd!".to_owned()),
+        ("return_to".to_owned(), hidden_field(&page, "return_to")),
+    ];
+    let r = b.post_form("/oauth2/login", &form).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.headers().get(header::SET_COOKIE).is_none());
+    assert!(r.text().await.unwrap().contains("role=\"alert\""));
+}

@@ -1,0 +1,277 @@
+use std::{collections::HashSet, future::Future, time::Duration};
+
+use authenticator::testing::{ROOT_PASSWORD, ROOT_USER};
+use platform::testkit::{TempDir, TestDatabase};
+use reqwest::{Method, Response, StatusCode};
+use safekeeper::{config::Settings, startup::Application};
+use serde_json::{json, Value};
+
+pub const PASSWORD: &str = "Sturdy-Passw0rd!";
+pub const SPA: &str = "test-spa";
+pub const SPA_REDIRECT: &str = "http://127.0.0.1:8765/callback";
+pub const SERVICE: &str = "test-service";
+pub const SERVICE_SECRET: &str = "test-service-secret-0123456789";
+pub const THIRD_PARTY: &str = "third-party";
+
+pub struct TestPlatform {
+    pub auth: String,
+    pub sk: String,
+    pub brokers: String,
+    /// No redirects followed, so tests see each step.
+    pub http: reqwest::Client,
+    pub admin: String,
+    _auth: authenticator::testing::Running,
+    _dbs: Vec<TestDatabase>,
+    _dir: TempDir,
+}
+
+/// Polls `check` until it answers `Some`, for at most `secs` seconds: the
+/// way to wait for an event to be applied.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub struct Tweaks {
+    pub code_ttl: Duration,
+}
+
+impl Default for Tweaks {
+    fn default() -> Self {
+        Self {
+            code_ttl: Duration::from_secs(60),
+        }
+    }
+}
+
+pub async fn spawn() -> TestPlatform {
+    spawn_with(Tweaks::default()).await
+}
+
+pub async fn spawn_with(t: Tweaks) -> TestPlatform {
+    let brokers = platform::testkit::shared_brokers();
+    let auth_db = TestDatabase::create("authenticator");
+    let sk_db = TestDatabase::create("safekeeper");
+    let auth = authenticator::testing::spawn(authenticator::testing::Options::new(
+        brokers.clone(),
+        &auth_db,
+    ))
+    .await;
+    let dir = TempDir::new("sk-test");
+    let mut s = Settings::from_env().expect("settings");
+    s.common.port = 0;
+    s.common.database_url = sk_db.url.clone();
+    s.common.database_pool_size = 4;
+    s.common.kafka_brokers = brokers.clone();
+    s.common.state_dir = dir.0.clone();
+    s.issuer = "http://127.0.0.1:5001".into();
+    s.authenticator_url = auth.address.clone();
+    s.authenticator_issuer = "http://127.0.0.1:5000".into();
+    s.http_workers = 2;
+    s.outbox_poll = Duration::from_millis(100);
+    s.code_ttl = t.code_ttl;
+    s.consumer_group = format!("sk-test-{}", uuid::Uuid::new_v4().simple());
+    s.require_signing_key = false;
+    let app = Application::build(s).await.expect("safekeeper builds");
+    let sk = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut p = TestPlatform {
+        auth: auth.address.clone(),
+        sk,
+        brokers,
+        http,
+        admin: String::new(),
+        _auth: auth,
+        _dbs: vec![auth_db, sk_db],
+        _dir: dir,
+    };
+    // The superuser's admin role arrives through iam.user.v1.
+    let session = p.session(ROOT_USER, ROOT_PASSWORD).await;
+    p.admin = eventually(30, "the superuser's admin role", || async {
+        let r = p
+            .authorize(&session, "admin:rbac,admin:client,admin:user")
+            .await;
+        (r.status() == StatusCode::OK).then_some(())?;
+        Some(
+            r.json::<Value>().await.ok()?["access_token"]
+                .as_str()?
+                .to_owned(),
+        )
+    })
+    .await;
+    p.create_clients().await;
+    p
+}
+
+impl TestPlatform {
+    pub fn sk(&self, path: &str) -> String {
+        format!("{}{}", self.sk, path)
+    }
+
+    pub async fn session(&self, username: &str, password: &str) -> String {
+        let r = self
+            .http
+            .post(format!("{}/v1/login", self.auth))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "login of {username}");
+        r.json::<Value>().await.unwrap()["session_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn authorize(&self, session: &str, scopes: &str) -> Response {
+        self.http
+            .post(self.sk("/v1/authorize"))
+            .bearer_auth(session)
+            .json(&json!({"scopes": scopes}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn admin_call(&self, method: Method, path: &str, body: Option<Value>) -> Response {
+        let mut r = self
+            .http
+            .request(method, self.sk(path))
+            .bearer_auth(&self.admin);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        r.send().await.unwrap()
+    }
+
+    async fn create_clients(&self) {
+        for body in [
+            json!({"client_id": SPA, "name": "Test SPA", "public": true, "first_party": true,
+                   "redirect_uris": [SPA_REDIRECT], "grant_types": ["authorization_code", "refresh_token"],
+                   "scopes": ["read:task", "edit:task", "create:task", "su_read:task", "su_edit:task"]}),
+            json!({"client_id": THIRD_PARTY, "name": "Third Party App", "public": true, "first_party": false,
+                   "redirect_uris": ["https://app.example/cb"], "grant_types": ["authorization_code"],
+                   "scopes": ["read:task"]}),
+            json!({"client_id": SERVICE, "name": "Test Service", "client_secret": SERVICE_SECRET,
+                   "grant_types": ["client_credentials"], "scopes": ["su_read:task"]}),
+        ] {
+            let r = self
+                .admin_call(Method::POST, "/v1/admin/clients", Some(body))
+                .await;
+            assert_eq!(
+                r.status(),
+                StatusCode::CREATED,
+                "{}",
+                r.text().await.unwrap()
+            );
+        }
+    }
+
+    /// Registers a user in the authenticator, waits until the safekeeper
+    /// knows them, grants `role`; returns (username, id).
+    pub async fn user_with_role(&self, role: Option<&str>) -> (String, String) {
+        let n = uuid::Uuid::new_v4().simple().to_string();
+        let username = format!("u.{}", &n[..12]);
+        let r = self
+            .http
+            .post(format!("{}/v1/user", self.auth))
+            .json(&json!({"username": username, "password": PASSWORD, "email": format!("{username}@example.com"),
+                          "firstname": "Test", "lastname": "User"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let id = r.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        eventually(30, "the user in the read model", || async {
+            let r = self
+                .admin_call(
+                    Method::GET,
+                    &format!("/v1/admin/users?username={username}"),
+                    None,
+                )
+                .await;
+            let v: Value = r.json().await.ok()?;
+            (!v.as_array()?.is_empty()).then_some(())
+        })
+        .await;
+        if let Some(role) = role {
+            let r = self
+                .admin_call(
+                    Method::POST,
+                    &format!("/v1/admin/users/{id}/roles"),
+                    Some(json!({"role": role})),
+                )
+                .await;
+            assert_eq!(r.status(), StatusCode::OK);
+        }
+        (username, id)
+    }
+
+    /// Deactivates an account in the authenticator (as its superuser).
+    pub async fn deactivate(&self, id: &str) {
+        let root = self.session(ROOT_USER, ROOT_PASSWORD).await;
+        let r = self
+            .http
+            .post(format!("{}/v1/users/{id}/deactivate", self.auth))
+            .bearer_auth(root)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+
+    pub async fn user_role_events(
+        &self,
+        user_id: &str,
+        want: usize,
+    ) -> Vec<platform::events::Envelope> {
+        let keys: HashSet<String> = [user_id.to_owned()].into();
+        platform::testkit::collect_events(
+            &self.brokers,
+            "iam.user-role.v1",
+            &keys,
+            want,
+            Duration::from_secs(30),
+        )
+        .await
+    }
+}
+
+/// Asserts a problem+json answer with `status`; returns the body.
+pub async fn assert_problem(r: Response, status: StatusCode) -> Value {
+    assert_eq!(r.status(), status);
+    assert_eq!(
+        r.headers().get("content-type").unwrap(),
+        "application/problem+json"
+    );
+    r.json().await.unwrap()
+}
+
+/// Asserts an RFC 6749 error answer; returns the body.
+pub async fn assert_oauth_error(r: Response, status: StatusCode, error: &str) -> Value {
+    assert_eq!(r.status(), status);
+    assert_eq!(r.headers().get("cache-control").unwrap(), "no-store");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"], error, "{v}");
+    v
+}

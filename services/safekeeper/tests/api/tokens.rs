@@ -1,0 +1,187 @@
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{assert_oauth_error, spawn, SERVICE, SERVICE_SECRET, SPA};
+
+#[tokio::test]
+async fn a_confidential_client_gets_a_token_by_client_credentials_with_basic_or_post_auth() {
+    let p = spawn().await;
+    let r = p
+        .http
+        .post(p.sk("/oauth2/token"))
+        .basic_auth(SERVICE, Some(SERVICE_SECRET))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "su_read:task"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers().get("cache-control").unwrap(), "no-store");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["scope"], "su_read:task");
+    assert!(v.get("refresh_token").is_none());
+    let r = p
+        .http
+        .post(p.sk("/oauth2/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", SERVICE),
+            ("client_secret", SERVICE_SECRET),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // It cannot obtain what it was not given.
+    let r = p
+        .http
+        .post(p.sk("/oauth2/token"))
+        .basic_auth(SERVICE, Some(SERVICE_SECRET))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "su_edit:task"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(r, StatusCode::BAD_REQUEST, "invalid_scope").await;
+}
+
+#[tokio::test]
+async fn a_wrong_client_secret_is_invalid_client() {
+    let p = spawn().await;
+    let r = p
+        .http
+        .post(p.sk("/oauth2/token"))
+        .basic_auth(SERVICE, Some("not-the-secret-at-all"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers().get("www-authenticate").unwrap(),
+        "Basic realm=\"safekeeper\""
+    );
+    assert_oauth_error(r, StatusCode::UNAUTHORIZED, "invalid_client").await;
+    let r = p
+        .http
+        .post(p.sk("/oauth2/token"))
+        .form(&[("grant_type", "client_credentials"), ("client_id", SPA)])
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(r, StatusCode::BAD_REQUEST, "unauthorized_client").await;
+    let r = p
+        .http
+        .post(p.sk("/oauth2/token"))
+        .form(&[("grant_type", "password"), ("client_id", SPA)])
+        .send()
+        .await
+        .unwrap();
+    assert_oauth_error(r, StatusCode::BAD_REQUEST, "unauthorized_client").await;
+}
+
+#[tokio::test]
+async fn introspection_and_revocation_follow_rfc_7662_and_7009() {
+    let p = spawn().await;
+    let token = |p: &crate::helpers::TestPlatform| {
+        p.http
+            .post(p.sk("/oauth2/token"))
+            .basic_auth(SERVICE, Some(SERVICE_SECRET))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    let v: Value = token(&p).await.unwrap().json().await.unwrap();
+    let access = v["access_token"].as_str().unwrap().to_owned();
+    let introspect = |t: String| {
+        p.http
+            .post(p.sk("/oauth2/introspect"))
+            .basic_auth(SERVICE, Some(SERVICE_SECRET))
+            .form(&[("token", t)])
+            .send()
+    };
+    let i: Value = introspect(access.clone())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(i["active"], true);
+    assert_eq!(i["client_id"], SERVICE);
+    assert_eq!(i["scope"], "su_read:task");
+    let i: Value = introspect("garbage".into())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(i, serde_json::json!({"active": false}));
+    // Public clients may not introspect.
+    let r = p
+        .http
+        .post(p.sk("/oauth2/introspect"))
+        .form(&[("token", access.as_str()), ("client_id", SPA)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    let r = p
+        .http
+        .post(p.sk("/oauth2/revoke"))
+        .basic_auth(SERVICE, Some(SERVICE_SECRET))
+        .form(&[("token", access.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let i: Value = introspect(access).await.unwrap().json().await.unwrap();
+    assert_eq!(i["active"], false);
+    // Unknown tokens are "revoked" too, silently.
+    let r = p
+        .http
+        .post(p.sk("/oauth2/revoke"))
+        .basic_auth(SERVICE, Some(SERVICE_SECRET))
+        .form(&[("token", "nope")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_metadata_document_describes_the_server() {
+    let p = spawn().await;
+    let m: Value = p
+        .http
+        .get(p.sk("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(m["issuer"], "http://127.0.0.1:5001");
+    assert_eq!(m["token_endpoint"], "http://127.0.0.1:5001/oauth2/token");
+    assert_eq!(
+        m["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+    assert!(m["scopes_supported"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s == "su_edit:task"));
+    let jwks: Value = p
+        .http
+        .get(p.sk("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"][0]["crv"], "Ed25519");
+}
