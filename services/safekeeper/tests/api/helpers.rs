@@ -1,9 +1,8 @@
 use std::{collections::HashSet, future::Future, time::Duration};
 
 use authenticator::testing::{ROOT_PASSWORD, ROOT_USER};
-use platform::testkit::{TempDir, TestDatabase};
+use platform::testkit::TestDatabase;
 use reqwest::{Method, Response, StatusCode};
-use safekeeper::{config::Settings, startup::Application};
 use serde_json::{json, Value};
 
 pub const PASSWORD: &str = "Sturdy-Passw0rd!";
@@ -21,8 +20,8 @@ pub struct TestPlatform {
     pub http: reqwest::Client,
     pub admin: String,
     _auth: authenticator::testing::Running,
+    _sk: safekeeper::testing::Running,
     _dbs: Vec<TestDatabase>,
-    _dir: TempDir,
 }
 
 /// Polls `check` until it answers `Some`, for at most `secs` seconds: the
@@ -70,37 +69,22 @@ pub async fn spawn_with(t: Tweaks) -> TestPlatform {
         &auth_db,
     ))
     .await;
-    let dir = TempDir::new("sk-test");
-    let mut s = Settings::from_env().expect("settings");
-    s.common.port = 0;
-    s.common.database_url = sk_db.url.clone();
-    s.common.database_pool_size = 4;
-    s.common.kafka_brokers = brokers.clone();
-    s.common.state_dir = dir.0.clone();
-    s.issuer = "http://127.0.0.1:5001".into();
-    s.authenticator_url = auth.address.clone();
-    s.authenticator_issuer = "http://127.0.0.1:5000".into();
-    s.http_workers = 2;
-    s.outbox_poll = Duration::from_millis(100);
-    s.code_ttl = t.code_ttl;
-    s.consumer_group = format!("sk-test-{}", uuid::Uuid::new_v4().simple());
-    s.require_signing_key = false;
-    let app = Application::build(s).await.expect("safekeeper builds");
-    let sk = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let mut opts = safekeeper::testing::Options::new(brokers.clone(), &sk_db, &auth.address);
+    opts.code_ttl = t.code_ttl;
+    let app = safekeeper::testing::spawn(opts).await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
     let mut p = TestPlatform {
         auth: auth.address.clone(),
-        sk,
+        sk: app.address.clone(),
         brokers,
         http,
         admin: String::new(),
         _auth: auth,
+        _sk: app,
         _dbs: vec![auth_db, sk_db],
-        _dir: dir,
     };
     // The superuser's admin role arrives through iam.user.v1.
     let session = p.session(ROOT_USER, ROOT_PASSWORD).await;
