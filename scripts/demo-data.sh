@@ -21,3 +21,53 @@ register() {
 # (BOOTSTRAP_ADMIN_USERNAME / BOOTSTRAP_ADMIN_PASSWORD).
 register '{"username":"employer","password":"Employer-Passw0rd!","email":"employer@example.com","firstname":"Erin","lastname":"Employer","phone":"+1 555 0100"}' employer
 register '{"username":"employee","password":"Employee-Passw0rd!","email":"employee@example.com","firstname":"Eddie","lastname":"Employee","phone":"+1 555 0101"}' employee
+
+# --- safekeeper: clients and role grants ---------------------------------
+SK="${SAFEKEEPER_URL:-http://127.0.0.1:5001}"
+session() {
+  curl -fsS -X POST "$AUTH/v1/login" -H 'Content-Type: application/json' \
+    -d "{\"username\":\"$1\",\"password\":\"$2\"}" | json_field session_token
+}
+ADMIN_SESSION=$(session admin 'Admin-Passw0rd!')
+# The superuser's admin role arrives through iam.user.v1; wait for it.
+ADMIN_TOKEN=""
+for _ in $(seq 1 150); do
+  if out=$(curl -fsS -X POST "$SK/v1/authorize" -H "Authorization: Bearer $ADMIN_SESSION" \
+      -H 'Content-Type: application/json' -d '{"scopes":"admin:rbac,admin:client,admin:user"}' 2>/dev/null); then
+    ADMIN_TOKEN=$(echo "$out" | json_field access_token); break
+  fi
+  sleep 0.2
+done
+[ -n "$ADMIN_TOKEN" ] || die "the safekeeper never learned that admin is a superuser; see $STATE_DIR/logs/safekeeper.log"
+
+create_client() {
+  local code
+  code=$(curl -sS -o /dev/null -w '%{http_code}' -X POST "$SK/v1/admin/clients" \
+    -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' -d "$1")
+  case "$code" in
+    201) echo "  created client $2" ;;
+    409) echo "  client $2 exists already" ;;
+    *) die "creating client $2 answered $code" ;;
+  esac
+}
+create_client '{"client_id":"demo-spa","name":"Demo SPA","public":true,"first_party":true,
+  "redirect_uris":["http://127.0.0.1:8765/callback"],"grant_types":["authorization_code","refresh_token"],
+  "scopes":["read:task","edit:task","create:task","delete:task","su_read:task","su_edit:task"]}' demo-spa
+create_client '{"client_id":"demo-service","name":"Demo Service","client_secret":"demo-service-secret",
+  "grant_types":["client_credentials"],"scopes":["su_read:task"]}' demo-service
+
+grant() {
+  local id=""
+  for _ in $(seq 1 150); do
+    id=$(curl -fsS "$SK/v1/admin/users?username=$1" -H "Authorization: Bearer $ADMIN_TOKEN" \
+      | python3 -c 'import json,sys; v=json.load(sys.stdin); print(v[0]["id"] if v else "")')
+    [ -n "$id" ] && break
+    sleep 0.2
+  done
+  [ -n "$id" ] || die "the safekeeper does not know $1 yet"
+  curl -fsS -o /dev/null -X POST "$SK/v1/admin/users/$id/roles" -H "Authorization: Bearer $ADMIN_TOKEN" \
+    -H 'Content-Type: application/json' -d "{\"role\":\"$2\"}"
+  echo "  $1 holds $2"
+}
+grant employer Employer
+grant employee Employee

@@ -11,6 +11,7 @@ TOPICS=(iam.user.v1 iam.user-role.v1 directory.membership.v1 directory.organizat
 # service name, port, database. Add a line as each service arrives.
 SERVICES=(
   "authenticator 5000 authenticator"
+  "safekeeper 5001 safekeeper"
 )
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
@@ -81,6 +82,9 @@ wait_ready() {
   done
   die "$name did not become ready at $url; see $STATE_DIR/logs/$name.log"
 }
+
+# json_field FIELD: reads JSON on stdin, prints one top-level field.
+json_field() { python3 -c 'import json,sys; v=json.load(sys.stdin); print(v[sys.argv[1]] if isinstance(v, dict) else v[0][sys.argv[1]])' "$1"; }
 
 stop_pidfile() {
   local f="$1"

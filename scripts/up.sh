@@ -7,7 +7,9 @@ for s in "${SERVICES[@]}"; do read -r _ _ db <<<"$s"; ensure_database "$db"; don
 ensure_broker
 
 say "building the services (release)"
-cargo build --release --locked --bins -q
+packages=()
+for s in "${SERVICES[@]}"; do read -r name _ _ <<<"$s"; packages+=(-p "$name"); done
+cargo build --release --locked -q "${packages[@]}"
 
 mkdir -p "$STATE_DIR/logs" "$STATE_DIR/pids"
 for s in "${SERVICES[@]}"; do
@@ -37,6 +39,7 @@ cat <<TXT
 The platform is up.
 
   authenticator   http://127.0.0.1:5000   (JWKS: /.well-known/jwks.json, OpenAPI: /openapi.json)
+  safekeeper      http://127.0.0.1:5001   (OAuth2 metadata: /.well-known/oauth-authorization-server)
   broker          $KAFKA_BROKERS (tansu; topics: ${TOPICS[*]})
   PostgreSQL      $PGHOST_URL
   logs            $STATE_DIR/logs/
@@ -45,6 +48,10 @@ Demo accounts:
   superuser   admin / Admin-Passw0rd!
   Employer    employer / Employer-Passw0rd!
   Employee    employee / Employee-Passw0rd!
+
+OAuth2 clients:
+  demo-spa       public, PKCE, first-party; redirect http://127.0.0.1:8765/callback
+  demo-service   confidential, secret demo-service-secret; client_credentials for su_read:task
 
 Try:  curl -s -X POST http://127.0.0.1:5000/v1/login -H 'Content-Type: application/json' \\
         -d '{"username":"employer","password":"Employer-Passw0rd!"}'
