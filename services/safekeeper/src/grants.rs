@@ -327,6 +327,26 @@ pub struct Refresh {
     pub user_id: Option<Uuid>,
 }
 
+#[derive(Queryable)]
+struct RefreshRow {
+    family_id: Uuid,
+    scope: String,
+    expires_at: DateTime<Utc>,
+    used_at: Option<DateTime<Utc>>,
+    client_id: String,
+    user_id: Option<Uuid>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Queryable)]
+struct LiveRefresh {
+    family_id: Uuid,
+    scope: String,
+    expires_at: DateTime<Utc>,
+    client_id: String,
+    user_id: Option<Uuid>,
+}
+
 pub enum Rotated {
     Fresh(Refresh),
     /// A spent token came back: the whole family is now revoked.
@@ -341,15 +361,7 @@ pub fn spend_refresh(
     hash: &str,
     for_client: &str,
 ) -> QueryResult<Rotated> {
-    let row: Option<(
-        Uuid,
-        String,
-        DateTime<Utc>,
-        Option<DateTime<Utc>>,
-        String,
-        Option<Uuid>,
-        Option<DateTime<Utc>>,
-    )> = refresh_token::table
+    let row: Option<RefreshRow> = refresh_token::table
         .inner_join(grant_family::table.on(grant_family::id.eq(refresh_token::family_id)))
         .filter(refresh_token::token_hash.eq(hash))
         .for_update()
@@ -364,7 +376,16 @@ pub fn spend_refresh(
         ))
         .first(conn)
         .optional()?;
-    let Some((family_id, scope, expires_at, used_at, client_id, user_id, revoked_at)) = row else {
+    let Some(RefreshRow {
+        family_id,
+        scope,
+        expires_at,
+        used_at,
+        client_id,
+        user_id,
+        revoked_at,
+    }) = row
+    else {
         return Ok(Rotated::Invalid);
     };
     if client_id != for_client {
@@ -393,7 +414,7 @@ pub fn peek_refresh(
     conn: &mut PgConnection,
     hash: &str,
 ) -> QueryResult<Option<(Refresh, DateTime<Utc>)>> {
-    let row: Option<(Uuid, String, DateTime<Utc>, String, Option<Uuid>)> = refresh_token::table
+    let row: Option<LiveRefresh> = refresh_token::table
         .inner_join(grant_family::table.on(grant_family::id.eq(refresh_token::family_id)))
         .filter(refresh_token::token_hash.eq(hash))
         .filter(refresh_token::used_at.is_null())
@@ -408,7 +429,14 @@ pub fn peek_refresh(
         ))
         .first(conn)
         .optional()?;
-    Ok(row.map(|(family_id, scope, exp, client_id, user_id)| {
+    Ok(row.map(|r| {
+        let LiveRefresh {
+            family_id,
+            scope,
+            expires_at,
+            client_id,
+            user_id,
+        } = r;
         (
             Refresh {
                 family_id,
@@ -416,7 +444,7 @@ pub fn peek_refresh(
                 client_id,
                 user_id,
             },
-            exp,
+            expires_at,
         )
     }))
 }
