@@ -24,6 +24,15 @@ pub fn shared_brokers() -> String {
     crate::config::var_or("KAFKA_BROKERS", "127.0.0.1:9092")
 }
 
+/// A port that was free a moment ago (for services that must know each
+/// other's address before both are up).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
 /// A folder removed when the test ends.
 pub struct TempDir(pub PathBuf);
 
@@ -160,10 +169,7 @@ pub struct OwnedBroker {
 
 impl OwnedBroker {
     pub fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = free_port();
         let dir =
             std::env::temp_dir().join(format!("tansu-test-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("broker dir");

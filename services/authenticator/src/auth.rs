@@ -5,7 +5,7 @@
 use std::{future::Future, pin::Pin};
 
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
-use platform::jwt::{SessionClaims, TokenError};
+use platform::jwt::{AccessClaims, SessionClaims, TokenError, ACCESS_TYP};
 use uuid::Uuid;
 
 use crate::{error::ApiError, state::AppState, store};
@@ -35,8 +35,15 @@ pub fn bearer_token(req: &HttpRequest) -> Result<String, ApiError> {
 /// The account behind a valid session token.
 pub struct Caller(pub store::Account);
 
-/// A caller who is an active superuser.
-pub struct Superuser(pub store::Account);
+/// Who may administer accounts: an active superuser's session, or an
+/// access token of the safekeeper carrying `admin:user` (a service such as
+/// the user directory, by client credentials).
+pub enum Administrator {
+    Superuser(store::Account),
+    Service { client_id: String },
+}
+
+pub const ADMIN_USER_SCOPE: &str = "admin:user";
 
 async fn caller(req: HttpRequest) -> Result<store::Account, ApiError> {
     let state = req
@@ -75,18 +82,67 @@ impl FromRequest for Caller {
     }
 }
 
-impl FromRequest for Superuser {
+impl Administrator {
+    /// The account id of a superuser caller.
+    pub fn account_id(&self) -> Option<Uuid> {
+        match self {
+            Administrator::Superuser(a) => Some(a.id),
+            Administrator::Service { .. } => None,
+        }
+    }
+}
+
+async fn administrator(req: HttpRequest) -> Result<Administrator, ApiError> {
+    let token = bearer_token(&req)?;
+    let typ = jsonwebtoken_typ(&token);
+    if typ
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case(ACCESS_TYP))
+    {
+        let state = req
+            .app_data::<web::Data<AppState>>()
+            .expect("AppState is registered")
+            .clone();
+        let claims: AccessClaims = state.access.verify(&token).await.map_err(|e| match e {
+            TokenError::KeysUnavailable => {
+                ApiError::Internal(anyhow::anyhow!("the safekeeper's JWKS is unreachable"))
+            }
+            other => ApiError::Unauthenticated(format!("invalid access token: {other}")),
+        })?;
+        if !claims.has_scope(ADMIN_USER_SCOPE) {
+            return Err(ApiError::Forbidden(format!(
+                "the access token lacks {ADMIN_USER_SCOPE}"
+            )));
+        }
+        return Ok(Administrator::Service {
+            client_id: claims.client_id,
+        });
+    }
+    let account = caller(req).await?;
+    if !account.is_superuser {
+        return Err(ApiError::Forbidden("this needs a superuser".into()));
+    }
+    Ok(Administrator::Superuser(account))
+}
+
+/// The `typ` of a JWT's header, without trusting anything else in it.
+fn jsonwebtoken_typ(token: &str) -> Option<String> {
+    use base64::Engine;
+    let header = token.split('.').next()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()?;
+    serde_json::from_slice::<serde_json::Value>(&bytes).ok()?["typ"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+impl FromRequest for Administrator {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
-        Box::pin(async move {
-            let account = caller(req).await?;
-            if !account.is_superuser {
-                return Err(ApiError::Forbidden("this needs a superuser".into()));
-            }
-            Ok(Superuser(account))
-        })
+        Box::pin(administrator(req))
     }
 }

@@ -40,6 +40,11 @@ pub struct Settings {
     pub trust_forwarded_for: bool,
     pub http_workers: usize,
     pub outbox_poll: Duration,
+    /// Where the safekeeper's JWKS is: its access tokens with `admin:user`
+    /// may administer accounts (the user directory's client credentials).
+    pub safekeeper_url: String,
+    pub safekeeper_issuer: String,
+    pub access_audience: String,
 }
 
 impl Settings {
@@ -84,6 +89,12 @@ impl Settings {
             trust_forwarded_for: flag("TRUST_FORWARDED_FOR", false),
             http_workers: parse_or("HTTP_WORKERS", default_workers)?,
             outbox_poll: Duration::from_millis(parse_or("OUTBOX_POLL_MS", 500)?),
+            safekeeper_issuer: var_or(
+                "SAFEKEEPER_ISSUER",
+                &var_or("SAFEKEEPER_URL", "http://127.0.0.1:5001"),
+            ),
+            safekeeper_url: var_or("SAFEKEEPER_URL", "http://127.0.0.1:5001"),
+            access_audience: var_or("ACCESS_TOKEN_AUDIENCE", "platform"),
             common,
         })
     }

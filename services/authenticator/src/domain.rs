@@ -221,6 +221,35 @@ impl NewPassword {
     }
 }
 
+/// A bcrypt hash made elsewhere (an import): `$2a$`, `$2b$` or `$2y$`, a
+/// cost of 4 to 31, then 53 characters of bcrypt's base64.
+pub fn parse_bcrypt_hash(raw: &str) -> Result<String, Invalid> {
+    let bad = || {
+        Invalid::new(
+            "password_hash",
+            "bcrypt_format",
+            "password_hash must be a bcrypt hash ($2a$, $2b$ or $2y$)",
+        )
+    };
+    let rest = ["$2a$", "$2b$", "$2y$"]
+        .iter()
+        .find_map(|p| raw.strip_prefix(p))
+        .ok_or_else(bad)?;
+    let (cost, tail) = rest.split_once('$').ok_or_else(bad)?;
+    let cost: u32 = cost.parse().map_err(|_| bad())?;
+    let ok = (4..=31).contains(&cost)
+        && rest.len() == 56
+        && tail.len() == 53
+        && tail
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'/');
+    if ok {
+        Ok(raw.to_owned())
+    } else {
+        Err(bad())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,6 +308,15 @@ mod tests {
             pw(&format!("Aa1!{}", "é".repeat(35))).err().unwrap().rule,
             "max_bytes"
         );
+    }
+
+    #[test]
+    fn imported_hashes_must_be_bcrypt() {
+        let h = bcrypt::hash("Imported-Passw0rd!", 4).unwrap();
+        assert_eq!(parse_bcrypt_hash(&h).unwrap(), h);
+        assert!(parse_bcrypt_hash("$2b$12$short").is_err());
+        assert!(parse_bcrypt_hash("plain text").is_err());
+        assert!(parse_bcrypt_hash(&h.replacen("$2b$04$", "$2b$99$", 1)).is_err());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 use platform::{
     db,
     events::{self, topics, OutboxSignal, RelayConfig},
-    jwt::{KeyRing, KeySource, Verifier, SESSION_TYP},
+    jwt::{KeyRing, KeySource, RemoteJwks, Verifier, ACCESS_TYP, SESSION_TYP},
     server::{self, Probe},
     telemetry,
 };
@@ -65,6 +65,17 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppStat
         settings.issuer.clone(),
         SESSION_TYP,
     );
+    let access = Verifier::new(
+        KeySource::Remote(Arc::new(RemoteJwks::new(
+            format!("{}/.well-known/jwks.json", settings.safekeeper_url),
+            reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(5))
+                .build()?,
+        ))),
+        settings.safekeeper_issuer.clone(),
+        ACCESS_TYP,
+    )
+    .with_audience(settings.access_audience.clone());
     let cost = settings.bcrypt_cost;
     let hasher = db::blocking(move || Hasher::new(cost)).await??;
     let limits = settings.login_limits.clone();
@@ -73,6 +84,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppStat
         hasher,
         keys,
         sessions,
+        access,
         user_failures: FailureLimiter::new(limits.per_username, limits.window),
         address_failures: FailureLimiter::new(limits.per_address, limits.window),
         outbox: OutboxSignal::default(),

@@ -15,6 +15,8 @@ pub struct AppState {
     pub hasher: Hasher,
     pub keys: Arc<KeyRing>,
     pub sessions: Verifier,
+    /// The safekeeper's access tokens (remote JWKS).
+    pub access: Verifier,
     pub user_failures: FailureLimiter,
     pub address_failures: FailureLimiter,
     pub outbox: OutboxSignal,

@@ -17,6 +17,8 @@ pub struct Options {
     pub signing_key: Option<String>,
     pub previous_keys: Option<String>,
     pub max_failures: usize,
+    /// Where a safekeeper answers, when the test has one.
+    pub safekeeper_url: Option<String>,
 }
 
 impl Options {
@@ -27,6 +29,7 @@ impl Options {
             signing_key: None,
             previous_keys: None,
             max_failures: 5,
+            safekeeper_url: None,
         }
     }
 }
@@ -56,6 +59,10 @@ pub async fn spawn(o: Options) -> Running {
     s.signing_key_pem = o.signing_key.map(SecretString::from);
     s.previous_keys_pem = o.previous_keys.map(SecretString::from);
     s.require_signing_key = false;
+    if let Some(url) = o.safekeeper_url {
+        s.safekeeper_issuer = "http://127.0.0.1:5001".into();
+        s.safekeeper_url = url;
+    }
     s.bootstrap_admin = Some(crate::config::BootstrapAdmin {
         username: ROOT_USER.into(),
         email: "root@example.com".into(),

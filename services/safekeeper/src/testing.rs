@@ -16,6 +16,8 @@ pub struct Options {
     /// A running authenticator (see `authenticator::testing`).
     pub authenticator_url: String,
     pub code_ttl: Duration,
+    /// 0 for any free port.
+    pub port: u16,
 }
 
 impl Options {
@@ -25,6 +27,7 @@ impl Options {
             database_url: db.url.clone(),
             authenticator_url: authenticator_url.to_owned(),
             code_ttl: Duration::from_secs(60),
+            port: 0,
         }
     }
 }
@@ -40,7 +43,7 @@ pub async fn spawn(o: Options) -> Running {
     platform::telemetry::init_for_tests();
     let dir = TempDir::new("sk-test");
     let mut s = Settings::from_env().expect("settings");
-    s.common.port = 0;
+    s.common.port = o.port;
     s.common.database_url = o.database_url;
     s.common.database_pool_size = 4;
     s.common.kafka_brokers = o.brokers;

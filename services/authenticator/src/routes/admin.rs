@@ -1,5 +1,5 @@
-//! Account administration for superusers (the seed's admin panel as an
-//! API). Every route needs a superuser's session token.
+//! Account administration (the seed's admin panel as an API). Every route
+//! needs a superuser's session token or an access token with `admin:user`.
 
 use actix_web::{web, HttpResponse};
 use platform::db::with_conn;
@@ -7,17 +7,18 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::public::conflict_or;
+use super::public::{conflict_or, insert_account};
 use crate::{
-    auth::Superuser,
-    domain::{parse_name, parse_phone, Email, NewPassword},
+    auth::Administrator,
+    domain::{parse_bcrypt_hash, parse_name, parse_phone, Email, NewPassword, Username},
     error::ApiError,
     state::AppState,
-    store::{self, AccountView, Change, ListFilter},
+    store::{self, AccountView, Change, ListFilter, NewAccount},
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/users", web::get().to(list))
+        .route("/v1/users", web::post().to(create))
         .route("/v1/users/{id}", web::get().to(get))
         .route("/v1/users/{id}", web::patch().to(update_profile))
         .route("/v1/users/{id}/activate", web::post().to(activate))
@@ -44,9 +45,9 @@ struct Page {
     offset: i64,
 }
 
-/// `GET /v1/users?active=&username_prefix=&limit=&offset=` (superuser).
+/// `GET /v1/users?active=&username_prefix=&limit=&offset=` (administrator).
 async fn list(
-    _admin: Superuser,
+    _admin: Administrator,
     state: web::Data<AppState>,
     q: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -84,6 +85,65 @@ async fn list(
     }))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRequest {
+    username: String,
+    email: String,
+    firstname: String,
+    lastname: String,
+    #[serde(default)]
+    phone: String,
+    /// A password that meets the policy, or
+    password: Option<SecretString>,
+    /// a bcrypt hash made elsewhere (import), or neither: an invitation
+    /// whose account has no usable password until it is set.
+    password_hash: Option<String>,
+}
+
+/// `POST /v1/users` (administrator): create an account with a password, a
+/// pre-hashed bcrypt password (import), or none yet (invitation). 201.
+async fn create(
+    _admin: Administrator,
+    state: web::Data<AppState>,
+    body: web::Json<CreateRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let username = Username::parse(&b.username)?;
+    let password_hash = match (b.password, b.password_hash) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "send password or password_hash, not both".into(),
+            ))
+        }
+        (Some(p), None) => {
+            let p = NewPassword::parse(p, Some(username.as_str()))?;
+            Some(state.hasher.hash(p.secret()).await?)
+        }
+        (None, Some(h)) => Some(parse_bcrypt_hash(&h)?),
+        (None, None) => None,
+    };
+    let account = insert_account(
+        &state,
+        NewAccount {
+            username: username.as_str().to_owned(),
+            email: Email::parse(&b.email)?.as_str().to_owned(),
+            password_hash,
+            firstname: parse_name("firstname", &b.firstname)?,
+            lastname: parse_name("lastname", &b.lastname)?,
+            phone: parse_phone(&b.phone)?,
+            is_superuser: false,
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Created()
+        .insert_header((
+            actix_web::http::header::LOCATION,
+            format!("/v1/users/{}", account.id),
+        ))
+        .json(AccountView::from(&account)))
+}
+
 async fn load(state: &AppState, id: Uuid) -> Result<store::Account, ApiError> {
     with_conn(&state.pool, move |c| {
         store::by_id(c, id).map_err(ApiError::from)
@@ -92,9 +152,9 @@ async fn load(state: &AppState, id: Uuid) -> Result<store::Account, ApiError> {
     .ok_or_else(|| ApiError::NotFound(format!("no account {id}")))
 }
 
-/// `GET /v1/users/{id}` (superuser).
+/// `GET /v1/users/{id}` (administrator).
 async fn get(
-    _admin: Superuser,
+    _admin: Administrator,
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
@@ -120,9 +180,9 @@ struct ProfileRequest {
     phone: Option<String>,
 }
 
-/// `PATCH /v1/users/{id}` (superuser): change email, names or phone.
+/// `PATCH /v1/users/{id}` (administrator): change email, names or phone.
 async fn update_profile(
-    _admin: Superuser,
+    _admin: Administrator,
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
     body: web::Json<ProfileRequest>,
@@ -151,9 +211,9 @@ async fn update_profile(
     apply(&state, *id, change).await
 }
 
-/// `POST /v1/users/{id}/activate` (superuser).
+/// `POST /v1/users/{id}/activate` (administrator).
 async fn activate(
-    _admin: Superuser,
+    _admin: Administrator,
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
@@ -168,14 +228,14 @@ async fn activate(
     .await
 }
 
-/// `POST /v1/users/{id}/deactivate` (superuser). A superuser cannot lock
+/// `POST /v1/users/{id}/deactivate` (administrator). A superuser cannot lock
 /// themselves out.
 async fn deactivate(
-    admin: Superuser,
+    admin: Administrator,
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    if admin.0.id == *id {
+    if admin.account_id() == Some(*id) {
         return Err(ApiError::BadRequest(
             "you cannot deactivate your own account".into(),
         ));
@@ -197,9 +257,9 @@ struct PasswordRequest {
     password: SecretString,
 }
 
-/// `POST /v1/users/{id}/password` (superuser): set a new password.
+/// `POST /v1/users/{id}/password` (administrator): set a new password.
 async fn reset_password(
-    _admin: Superuser,
+    _admin: Administrator,
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
     body: web::Json<PasswordRequest>,

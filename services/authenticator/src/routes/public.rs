@@ -82,15 +82,23 @@ pub async fn create_account(
     is_superuser: bool,
 ) -> Result<store::Account, ApiError> {
     let hash = state.hasher.hash(reg.password.secret()).await?;
-    let new = NewAccount {
-        username: reg.username.as_str().to_owned(),
-        email: reg.email.as_str().to_owned(),
-        password_hash: Some(hash),
-        firstname: reg.firstname,
-        lastname: reg.lastname,
-        phone: reg.phone,
-        is_superuser,
-    };
+    insert_account(
+        state,
+        NewAccount {
+            username: reg.username.as_str().to_owned(),
+            email: reg.email.as_str().to_owned(),
+            password_hash: Some(hash),
+            firstname: reg.firstname,
+            lastname: reg.lastname,
+            phone: reg.phone,
+            is_superuser,
+        },
+    )
+    .await
+}
+
+/// Stores a new account (and its event), mapping duplicates to 409.
+pub async fn insert_account(state: &AppState, new: NewAccount) -> Result<store::Account, ApiError> {
     let account = with_conn(&state.pool, move |c| {
         store::insert(c, new).map_err(conflict_or)
     })

@@ -212,3 +212,59 @@ async fn a_superuser_cannot_deactivate_themselves() {
         .await;
     assert_problem(r, StatusCode::BAD_REQUEST).await;
 }
+
+#[tokio::test]
+async fn an_administrator_creates_invited_and_imported_accounts() {
+    let app = spawn_app().await;
+    let root = app.root_token().await;
+    let invite = json!({"username": "invited.one", "email": "invited@example.com", "firstname": "In", "lastname": "Vited"});
+    let r = app
+        .admin(Method::POST, "/v1/users", &root, Some(invite))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let invited: Value = r.json().await.unwrap();
+    assert_eq!(invited["has_password"], false);
+    // No password can match an invitation until one is set.
+    assert_problem(app.login("invited.one", "").await, StatusCode::UNAUTHORIZED).await;
+    let id = invited["id"].as_str().unwrap();
+    app.admin(
+        Method::POST,
+        &format!("/v1/users/{id}/password"),
+        &root,
+        Some(json!({"password": "Chosen-Passw0rd!"})),
+    )
+    .await;
+    assert_eq!(
+        app.login("invited.one", "Chosen-Passw0rd!").await.status(),
+        StatusCode::OK
+    );
+
+    let hash = bcrypt::hash("Imported-Passw0rd!", 4).unwrap();
+    let import = json!({"username": "imported.one", "email": "imported@example.com", "firstname": "Im", "lastname": "Ported", "password_hash": hash});
+    let r = app
+        .admin(Method::POST, "/v1/users", &root, Some(import))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        app.login("imported.one", "Imported-Passw0rd!")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+
+    let bad = json!({"username": "bad.hash", "email": "bad@example.com", "firstname": "B", "lastname": "H", "password_hash": "md5:abc"});
+    let p = assert_problem(
+        app.admin(Method::POST, "/v1/users", &root, Some(bad)).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(p["field"], "password_hash");
+    let both = json!({"username": "both.given", "email": "both@example.com", "firstname": "B", "lastname": "G", "password_hash": hash, "password": "Chosen-Passw0rd!"});
+    assert_problem(
+        app.admin(Method::POST, "/v1/users", &root, Some(both))
+            .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(app.account_count().await, 3);
+}

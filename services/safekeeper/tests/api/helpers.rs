@@ -64,13 +64,15 @@ pub async fn spawn_with(t: Tweaks) -> TestPlatform {
     let brokers = platform::testkit::shared_brokers();
     let auth_db = TestDatabase::create("authenticator");
     let sk_db = TestDatabase::create("safekeeper");
-    let auth = authenticator::testing::spawn(authenticator::testing::Options::new(
-        brokers.clone(),
-        &auth_db,
-    ))
-    .await;
+    // The authenticator accepts the safekeeper's tokens, so it must know
+    // where the safekeeper will listen.
+    let sk_port = platform::testkit::free_port();
+    let mut auth_opts = authenticator::testing::Options::new(brokers.clone(), &auth_db);
+    auth_opts.safekeeper_url = Some(format!("http://127.0.0.1:{sk_port}"));
+    let auth = authenticator::testing::spawn(auth_opts).await;
     let mut opts = safekeeper::testing::Options::new(brokers.clone(), &sk_db, &auth.address);
     opts.code_ttl = t.code_ttl;
+    opts.port = sk_port;
     let app = safekeeper::testing::spawn(opts).await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

@@ -185,3 +185,62 @@ async fn the_metadata_document_describes_the_server() {
         .unwrap();
     assert_eq!(jwks["keys"][0]["crv"], "Ed25519");
 }
+
+#[tokio::test]
+async fn a_service_with_admin_user_administers_accounts_in_the_authenticator() {
+    let p = spawn().await;
+    let body = serde_json::json!({"client_id": "directory-test", "name": "Directory", "client_secret": "directory-secret-0123456789",
+                                  "grant_types": ["client_credentials"], "scopes": ["admin:user"]});
+    assert_eq!(
+        p.admin_call(reqwest::Method::POST, "/v1/admin/clients", Some(body))
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    let t: Value = p
+        .http
+        .post(p.sk("/oauth2/token"))
+        .basic_auth("directory-test", Some("directory-secret-0123456789"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "admin:user"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = t["access_token"].as_str().unwrap();
+    let invite = serde_json::json!({"username": "from.directory", "email": "dir@example.com", "firstname": "D", "lastname": "R"});
+    let r = p
+        .http
+        .post(format!("{}/v1/users", p.auth))
+        .bearer_auth(token)
+        .json(&invite)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(r.json::<Value>().await.unwrap()["has_password"], false);
+    // A token without admin:user may not.
+    let other: Value = p
+        .http
+        .post(p.sk("/oauth2/token"))
+        .basic_auth(SERVICE, Some(SERVICE_SECRET))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = p
+        .http
+        .get(format!("{}/v1/users", p.auth))
+        .bearer_auth(other["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
