@@ -289,6 +289,18 @@ async fn jwks_fetches(client: &Client, args: &Args) -> Scenario {
 }
 
 #[derive(Serialize)]
+struct Report<'a> {
+    service: &'static str,
+    machine: Machine,
+    results: &'a [Row],
+}
+
+#[derive(Serialize)]
+struct Machine {
+    cores: usize,
+}
+
+#[derive(Serialize)]
 struct Row {
     metric: &'static str,
     value: f64,
@@ -352,11 +364,11 @@ fn write_json(path: &PathBuf, cores: usize, rows: &[Row]) -> anyhow::Result<()> 
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let report = json!({
-        "service": "authenticator",
-        "machine": { "cores": cores },
-        "results": rows,
-    });
+    let report = Report {
+        service: "authenticator",
+        machine: Machine { cores },
+        results: rows,
+    };
     let mut bytes = serde_json::to_vec_pretty(&report)?;
     bytes.push(b'\n');
     std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))

@@ -228,6 +228,7 @@ pub async fn run_relay(
     let mut producer: Option<FutureProducer> = None;
     let mut topics_ready = false;
     let mut backoff = Duration::from_millis(100);
+    let mut last_prune = std::time::Instant::now();
     let metrics = crate::metrics::global();
     loop {
         if *shutdown.borrow() {
@@ -244,6 +245,12 @@ pub async fn run_relay(
         let wait = match step {
             Ok(0) => {
                 backoff = Duration::from_millis(100);
+                if last_prune.elapsed() >= PRUNE_EVERY {
+                    last_prune = std::time::Instant::now();
+                    if let Err(e) = prune(&mut leader).await {
+                        tracing::warn!(error = format!("{e:#}"), "pruning the outbox failed");
+                    }
+                }
                 cfg.poll
             }
             Ok(n) => {
@@ -275,6 +282,26 @@ pub async fn run_relay(
         }
     }
     tracing::info!("outbox relay stopped");
+}
+
+/// Published rows are kept a week (for audits and replays by hand), then
+/// deleted, so the outbox does not grow without bound.
+const KEEP_PUBLISHED_DAYS: i64 = 7;
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+async fn prune(leader: &mut Option<PgConnection>) -> anyhow::Result<()> {
+    if leader.is_none() {
+        return Ok(());
+    }
+    let cutoff = Utc::now() - chrono::Duration::days(KEEP_PUBLISHED_DAYS);
+    let n = on_conn(leader, move |c| {
+        diesel::delete(outbox::table.filter(outbox::published_at.lt(cutoff))).execute(c)
+    })
+    .await?;
+    if n > 0 {
+        tracing::info!(rows = n, "pruned published outbox rows");
+    }
+    Ok(())
 }
 
 async fn on_conn<T: Send + 'static>(

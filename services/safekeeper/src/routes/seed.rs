@@ -70,27 +70,19 @@ async fn authorize(
     if !missing.is_empty() {
         return Err(ApiError::MissingScopes(missing));
     }
-    let grant = Grant {
-        sub: user.id.to_string(),
-        username: Some(user.username.clone()),
-        client_id: &client_id,
-        user_id: Some(user.id),
-        family: None,
-        scope: &wanted,
-    };
-    let signed = sign_access(&state, &grant)?;
     let st = state.clone();
-    let (cid, scope) = (client_id.clone(), wanted.clone());
+    let (cid, scope, username) = (client_id, wanted.clone(), user.username);
     let resp = with_conn(&state.pool, move |c| {
-        let g = Grant {
+        let grant = Grant {
             sub: uid.to_string(),
-            username: None,
+            username: Some(username),
             client_id: &cid,
             user_id: Some(uid),
             family: None,
             scope: &scope,
         };
-        record(c, &st, &g, signed, false).map_err(ApiError::from)
+        let signed = sign_access(&st, &grant)?;
+        record(c, &st, &grant, signed, false).map_err(ApiError::from)
     })
     .await?;
     Ok(HttpResponse::Ok()

@@ -36,6 +36,7 @@ async fn an_employer_exchanges_a_session_for_an_access_token_with_exactly_the_as
         .await
         .unwrap();
     assert_eq!(claims.sub, id);
+    assert_eq!(claims.username.as_deref(), Some(name.as_str()));
     assert_eq!(claims.scope, "create:task su_edit:task su_read:task");
     assert_eq!(claims.exp - claims.iat, 300);
     let header = jsonwebtoken::decode_header(v["access_token"].as_str().unwrap()).unwrap();
