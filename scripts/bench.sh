@@ -1,38 +1,90 @@
 #!/usr/bin/env bash
-# make bench: start a throwaway authenticator on :5900 against a fresh
-# database, measure it, print a table and write target/bench/results.json.
-# Extra arguments go to the bench binary, e.g. `--seconds 5 --concurrency 8`.
+# make bench: start a throwaway authenticator on :5900 and safekeeper on :5901
+# against fresh databases, measure each, print a table per service and one
+# combined table, and write target/bench/results.json (authenticator) and
+# target/bench/safekeeper.json.
+# `BENCH_ONLY=authenticator make bench` or `BENCH_ONLY=safekeeper make bench`
+# runs one part (the safekeeper part still starts the authenticator it
+# trusts). Extra arguments go to the bench binary, e.g. `--seconds 5 --concurrency 8`.
 source "$(dirname "$0")/lib.sh"
 
-PORT_BENCH=5900
-URL="http://127.0.0.1:$PORT_BENCH"
-DB=authenticator_bench
-PIDFILE="$STATE_DIR/pids/authenticator-bench.pid"
-OUT="$ROOT/target/bench/results.json"
+ONLY="${BENCH_ONLY:-all}"
+case "$ONLY" in
+  all | authenticator | safekeeper) ;;
+  *) die "BENCH_ONLY must be authenticator or safekeeper, not '$ONLY'" ;;
+esac
+
+AUTH_PORT=5900
+SK_PORT=5901
+AUTH_URL="http://127.0.0.1:$AUTH_PORT"
+SK_URL="http://127.0.0.1:$SK_PORT"
+AUTH_DB=authenticator_bench
+SK_DB=safekeeper_bench
+AUTH_PIDFILE="$STATE_DIR/pids/authenticator-bench.pid"
+SK_PIDFILE="$STATE_DIR/pids/safekeeper-bench.pid"
+AUTH_OUT="$ROOT/target/bench/results.json"
+SK_OUT="$ROOT/target/bench/safekeeper.json"
+BENCH="$CARGO_TARGET_DIR/release/bench"
+
+recreate_database() {
+  say "recreating the database $1"
+  psql "$PGHOST_URL/postgres" -qc "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null
+  ensure_database "$1"
+}
 
 ensure_postgres
 ensure_broker
-say "recreating the database $DB"
-psql "$PGHOST_URL/postgres" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null
-ensure_database "$DB"
+recreate_database "$AUTH_DB"
+[ "$ONLY" = authenticator ] || recreate_database "$SK_DB"
 
-say "building the authenticator and the bench (release)"
-(cd "$ROOT" && cargo build --release --locked -p authenticator -p bench -q)
+say "building the authenticator, the safekeeper and the bench (release)"
+(cd "$ROOT" && cargo build --release --locked -p authenticator -p safekeeper -p bench -q)
 
 mkdir -p "$STATE_DIR/logs" "$STATE_DIR/pids" "$STATE_DIR/bench"
-stop_pidfile "$PIDFILE"
-trap 'stop_pidfile "$PIDFILE"' EXIT
-say "starting the authenticator on :$PORT_BENCH (bcrypt cost 12)"
+stop_pidfile "$SK_PIDFILE"
+stop_pidfile "$AUTH_PIDFILE"
+trap 'stop_pidfile "$SK_PIDFILE"; stop_pidfile "$AUTH_PIDFILE"' EXIT
+
+say "starting the authenticator on :$AUTH_PORT (bcrypt cost 12)"
 (
   cd "$ROOT"
-  PORT="$PORT_BENCH" DATABASE_URL="$PGHOST_URL/$DB" KAFKA_BROKERS="$KAFKA_BROKERS" \
-    BCRYPT_COST=12 STATE_DIR="$STATE_DIR/bench" LOG_FORMAT=json RUST_LOG=warn \
+  PORT="$AUTH_PORT" DATABASE_URL="$PGHOST_URL/$AUTH_DB" KAFKA_BROKERS="$KAFKA_BROKERS" \
+    BCRYPT_COST=12 AUTH_ISSUER="$AUTH_URL" SAFEKEEPER_URL="$SK_URL" \
+    BOOTSTRAP_ADMIN_USERNAME=admin BOOTSTRAP_ADMIN_PASSWORD='Admin-Passw0rd!' \
+    STATE_DIR="$STATE_DIR/bench" LOG_FORMAT=json RUST_LOG=warn \
     nohup "$CARGO_TARGET_DIR/release/authenticator" \
     >"$STATE_DIR/logs/authenticator-bench.log" 2>&1 &
-  echo $! >"$PIDFILE"
+  echo $! >"$AUTH_PIDFILE"
 )
-wait_ready authenticator-bench "$URL/readyz" 90
+wait_ready authenticator-bench "$AUTH_URL/readyz" 90
 
-say "measuring"
-"$CARGO_TARGET_DIR/release/bench" authenticator --url "$URL" --out "$OUT" "$@"
-say "results written to $OUT"
+OUTS=()
+if [ "$ONLY" != safekeeper ]; then
+  say "measuring the authenticator"
+  "$BENCH" authenticator --url "$AUTH_URL" --out "$AUTH_OUT" "$@"
+  say "results written to $AUTH_OUT"
+  OUTS+=("$AUTH_OUT")
+fi
+
+if [ "$ONLY" != authenticator ]; then
+  say "starting the safekeeper on :$SK_PORT"
+  (
+    cd "$ROOT"
+    PORT="$SK_PORT" DATABASE_URL="$PGHOST_URL/$SK_DB" KAFKA_BROKERS="$KAFKA_BROKERS" \
+      AUTHENTICATOR_URL="$AUTH_URL" AUTH_ISSUER="$AUTH_URL" SAFEKEEPER_ISSUER="$SK_URL" \
+      CONSUMER_GROUP="safekeeper-bench-$(date +%s)-$RANDOM" \
+      STATE_DIR="$STATE_DIR/bench" LOG_FORMAT=json RUST_LOG=warn \
+      nohup "$CARGO_TARGET_DIR/release/safekeeper" \
+      >"$STATE_DIR/logs/safekeeper-bench.log" 2>&1 &
+    echo $! >"$SK_PIDFILE"
+  )
+  wait_ready safekeeper-bench "$SK_URL/readyz" 90
+
+  say "measuring the safekeeper"
+  "$BENCH" safekeeper --auth-url "$AUTH_URL" --sk-url "$SK_URL" --out "$SK_OUT" "$@"
+  say "results written to $SK_OUT"
+  OUTS+=("$SK_OUT")
+fi
+
+say "all results"
+"$BENCH" table "${OUTS[@]}"

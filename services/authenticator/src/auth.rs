@@ -104,9 +104,9 @@ async fn administrator(req: HttpRequest) -> Result<Administrator, ApiError> {
             .expect("AppState is registered")
             .clone();
         let claims: AccessClaims = state.access.verify(&token).await.map_err(|e| match e {
-            TokenError::KeysUnavailable => {
-                ApiError::Internal(anyhow::anyhow!("the safekeeper's JWKS is unreachable"))
-            }
+            TokenError::KeysUnavailable => ApiError::Unavailable(
+                "the safekeeper's keys cannot be fetched right now; try again shortly".into(),
+            ),
             other => ApiError::Unauthenticated(format!("invalid access token: {other}")),
         })?;
         if !claims.has_scope(ADMIN_USER_SCOPE) {

@@ -28,6 +28,9 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// A service we depend on (the safekeeper's JWKS) is unreachable.
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("database error")]
@@ -88,6 +91,7 @@ impl ApiError {
             ApiError::Unauthenticated(d) => Problem::unauthorized(d.clone()),
             ApiError::Forbidden(d) => Problem::forbidden(d.clone()),
             ApiError::NotFound(d) => Problem::not_found(d.clone()),
+            ApiError::Unavailable(d) => Problem::unavailable(d.clone()),
             ApiError::Store(e) => Problem::from(e),
             ApiError::Database(e) => Problem::internal(e),
             ApiError::Internal(e) => Problem::internal(e.as_ref()),
@@ -105,6 +109,7 @@ impl ResponseError for ApiError {
             ApiError::AccountInactive | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(StoreError::Pool(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(_) | ApiError::Database(_) | ApiError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR

@@ -31,22 +31,29 @@ impl IdlePool {
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..threads {
             let rx = rx.clone();
-            std::thread::Builder::new().name(format!("bcrypt-{i}")).spawn(move || {
-                lower_priority();
-                loop {
-                    let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                    match job {
-                        // A panicking job must not take the thread with it.
-                        Ok(job) => drop(std::panic::catch_unwind(AssertUnwindSafe(job))),
-                        Err(_) => break, // the pool was dropped
+            std::thread::Builder::new()
+                .name(format!("bcrypt-{i}"))
+                .spawn(move || {
+                    lower_priority();
+                    loop {
+                        let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        match job {
+                            // A panicking job must not take the thread with it.
+                            Ok(job) => drop(std::panic::catch_unwind(AssertUnwindSafe(job))),
+                            Err(_) => break, // the pool was dropped
+                        }
                     }
-                }
-            })?;
+                })?;
         }
-        Ok(Self { jobs: Mutex::new(tx) })
+        Ok(Self {
+            jobs: Mutex::new(tx),
+        })
     }
 
-    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let span = tracing::Span::current();
         let job: Job = Box::new(move || {
@@ -66,10 +73,15 @@ fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
         use thread_priority::unix::{
-            set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy, ThreadSchedulePolicy,
+            set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
+            ThreadSchedulePolicy,
         };
         let policy = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
-        if let Err(e) = set_thread_priority_and_policy(thread_native_id(), thread_priority::ThreadPriority::Min, policy) {
+        if let Err(e) = set_thread_priority_and_policy(
+            thread_native_id(),
+            thread_priority::ThreadPriority::Min,
+            policy,
+        ) {
             tracing::warn!(error = ?e, "could not lower the priority of a hashing thread");
         }
     }
@@ -88,7 +100,9 @@ pub struct Hasher {
 
 impl Hasher {
     pub fn new(cost: u32) -> anyhow::Result<Self> {
-        let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(2);
+        let cores = std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(2);
         let dummy = bcrypt::hash("dummy password never matches", cost).context("bcrypt")?;
         Ok(Self {
             cost,
@@ -101,19 +115,29 @@ impl Hasher {
     pub async fn hash(&self, password: &SecretString) -> Result<String, ApiError> {
         let _permit = self.permits.acquire().await.map_err(anyhow::Error::from)?;
         let (pw, cost) = (password.clone(), self.cost);
-        let hashed = self.pool.run(move || bcrypt::hash(pw.expose_secret(), cost)).await?;
+        let hashed = self
+            .pool
+            .run(move || bcrypt::hash(pw.expose_secret(), cost))
+            .await?;
         Ok(hashed.context("bcrypt hash")?)
     }
 
     /// True when `password` matches `hash`; with no hash (unknown user, or
     /// an account with no usable password) it spends the same time and
     /// answers false.
-    pub async fn verify(&self, password: &SecretString, hash: Option<String>) -> Result<bool, ApiError> {
+    pub async fn verify(
+        &self,
+        password: &SecretString,
+        hash: Option<String>,
+    ) -> Result<bool, ApiError> {
         let _permit = self.permits.acquire().await.map_err(anyhow::Error::from)?;
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy_hash.as_ref().clone());
         let pw = password.clone();
-        let ok = self.pool.run(move || bcrypt::verify(pw.expose_secret(), &hash).unwrap_or(false)).await?;
+        let ok = self
+            .pool
+            .run(move || bcrypt::verify(pw.expose_secret(), &hash).unwrap_or(false))
+            .await?;
         Ok(ok && known)
     }
 }
@@ -128,7 +152,16 @@ mod tests {
         let pw = SecretString::from("Sturdy-Passw0rd!".to_owned());
         let hash = h.hash(&pw).await.unwrap();
         assert!(h.verify(&pw, Some(hash.clone())).await.unwrap());
-        assert!(!h.verify(&SecretString::from("other".to_owned()), Some(hash)).await.unwrap());
-        assert!(!h.verify(&SecretString::from("dummy password never matches".to_owned()), None).await.unwrap());
+        assert!(!h
+            .verify(&SecretString::from("other".to_owned()), Some(hash))
+            .await
+            .unwrap());
+        assert!(!h
+            .verify(
+                &SecretString::from("dummy password never matches".to_owned()),
+                None
+            )
+            .await
+            .unwrap());
     }
 }

@@ -33,9 +33,9 @@ pub fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
 
 fn token_error(kind: &str, e: TokenError) -> ApiError {
     match e {
-        TokenError::KeysUnavailable => {
-            ApiError::Internal(anyhow::anyhow!("the authenticator's JWKS is unreachable"))
-        }
+        TokenError::KeysUnavailable => ApiError::Unavailable(
+            "the token issuer's keys cannot be fetched right now; try again shortly".into(),
+        ),
         other => ApiError::Unauthenticated(format!("invalid {kind}: {other}")),
     }
 }

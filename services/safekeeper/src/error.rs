@@ -21,6 +21,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A service we depend on (the authenticator's JWKS) is unreachable.
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("database error")]
@@ -65,6 +68,7 @@ impl ApiError {
             .with("missing_scopes", m),
             ApiError::NotFound(d) => Problem::not_found(d.clone()),
             ApiError::Conflict(d) => Problem::conflict("conflict", d.clone()),
+            ApiError::Unavailable(d) => Problem::unavailable(d.clone()),
             ApiError::Store(e) => Problem::from(e),
             ApiError::Database(e) => Problem::internal(e),
             ApiError::Internal(e) => Problem::internal(e.as_ref()),
@@ -80,6 +84,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) | ApiError::MissingScopes(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(StoreError::Pool(_)) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
