@@ -85,8 +85,9 @@ pub async fn access_token(state: &AppState, token: &str) -> Result<AccessClaims,
         .parse()
         .map_err(|_| ApiError::Unauthenticated("invalid access token id".into()))?;
     let sub = claims.sub.parse::<Uuid>().ok();
+    let family = claims.sid.as_deref().and_then(|f| f.parse::<Uuid>().ok());
     let (revoked, inactive) = with_conn(&state.pool, move |c| -> Result<_, ApiError> {
-        let revoked = grants::access_revoked(c, jti)?;
+        let revoked = grants::access_revoked(c, jti, family)?;
         let inactive = match sub {
             Some(u) => rbac::user(c, u)?.is_some_and(|u| !u.is_active),
             None => false,

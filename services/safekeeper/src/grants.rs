@@ -190,42 +190,27 @@ pub fn new_family(
 }
 
 /// Revokes a family: its refresh tokens stop working and its access
-/// tokens show as inactive.
+/// tokens (which name the family in `sid`) show as inactive.
 pub fn revoke_family(conn: &mut PgConnection, family: Uuid) -> QueryResult<()> {
-    let now = Utc::now();
     diesel::update(
         grant_family::table
             .find(family)
             .filter(grant_family::revoked_at.is_null()),
     )
-    .set(grant_family::revoked_at.eq(now))
-    .execute(conn)?;
-    diesel::update(
-        access_token::table
-            .filter(access_token::family_id.eq(family))
-            .filter(access_token::revoked_at.is_null()),
-    )
-    .set(access_token::revoked_at.eq(now))
+    .set(grant_family::revoked_at.eq(Utc::now()))
     .execute(conn)?;
     Ok(())
 }
 
-/// Revokes everything issued to a user (deactivation).
+/// Revokes every grant of a user (deactivation). Their access tokens are
+/// refused anyway by the user-activity check.
 pub fn revoke_user(conn: &mut PgConnection, user: Uuid) -> QueryResult<()> {
-    let now = Utc::now();
     diesel::update(
         grant_family::table
             .filter(grant_family::user_id.eq(user))
             .filter(grant_family::revoked_at.is_null()),
     )
-    .set(grant_family::revoked_at.eq(now))
-    .execute(conn)?;
-    diesel::update(
-        access_token::table
-            .filter(access_token::user_id.eq(user))
-            .filter(access_token::revoked_at.is_null()),
-    )
-    .set(access_token::revoked_at.eq(now))
+    .set(grant_family::revoked_at.eq(Utc::now()))
     .execute(conn)?;
     Ok(())
 }
@@ -449,44 +434,41 @@ pub fn peek_refresh(
     }))
 }
 
-pub fn record_access(
+/// True when an access token was revoked by itself or with its grant.
+pub fn access_revoked(
     conn: &mut PgConnection,
     jti: Uuid,
     family: Option<Uuid>,
+) -> QueryResult<bool> {
+    let by_id = diesel::select(diesel::dsl::exists(revoked_access_token::table.find(jti)))
+        .get_result::<bool>(conn)?;
+    if by_id {
+        return Ok(true);
+    }
+    match family {
+        Some(f) => Ok(grant_family::table
+            .find(f)
+            .select(grant_family::revoked_at)
+            .first::<Option<DateTime<Utc>>>(conn)
+            .optional()?
+            .is_none_or(|revoked| revoked.is_some())),
+        None => Ok(false),
+    }
+}
+
+pub fn revoke_access(
+    conn: &mut PgConnection,
+    jti: Uuid,
     client_id: &str,
-    user_id: Option<Uuid>,
     expires_at: DateTime<Utc>,
 ) -> QueryResult<()> {
-    diesel::insert_into(access_token::table)
+    diesel::insert_into(revoked_access_token::table)
         .values((
-            access_token::jti.eq(jti),
-            access_token::family_id.eq(family),
-            access_token::client_id.eq(client_id),
-            access_token::user_id.eq(user_id),
-            access_token::expires_at.eq(expires_at),
+            revoked_access_token::jti.eq(jti),
+            revoked_access_token::client_id.eq(client_id),
+            revoked_access_token::expires_at.eq(expires_at),
         ))
+        .on_conflict_do_nothing()
         .execute(conn)?;
-    Ok(())
-}
-
-/// True when an issued access token has been revoked (or was never ours).
-pub fn access_revoked(conn: &mut PgConnection, jti: Uuid) -> QueryResult<bool> {
-    let row: Option<Option<DateTime<Utc>>> = access_token::table
-        .find(jti)
-        .select(access_token::revoked_at)
-        .first(conn)
-        .optional()?;
-    Ok(!matches!(row, Some(None)))
-}
-
-pub fn revoke_access(conn: &mut PgConnection, jti: Uuid, client_id: &str) -> QueryResult<()> {
-    diesel::update(
-        access_token::table
-            .find(jti)
-            .filter(access_token::client_id.eq(client_id))
-            .filter(access_token::revoked_at.is_null()),
-    )
-    .set(access_token::revoked_at.eq(Utc::now()))
-    .execute(conn)?;
     Ok(())
 }

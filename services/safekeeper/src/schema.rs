@@ -133,13 +133,11 @@ diesel::table! {
 }
 
 diesel::table! {
-    access_token (jti) {
+    revoked_access_token (jti) {
         jti -> Uuid,
-        family_id -> Nullable<Uuid>,
         client_id -> Text,
-        user_id -> Nullable<Uuid>,
         expires_at -> Timestamptz,
-        revoked_at -> Nullable<Timestamptz>,
+        revoked_at -> Timestamptz,
     }
 }
 
@@ -167,5 +165,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     grant_family,
     authorization_code,
     refresh_token,
-    access_token,
+    revoked_access_token,
 );

@@ -50,11 +50,9 @@ pub struct Grant<'a> {
     pub scope: &'a BTreeSet<String>,
 }
 
-/// A signed access token, not yet recorded.
+/// A signed access token.
 pub struct Signed {
     pub token: String,
-    pub jti: Uuid,
-    pub expires_at: chrono::DateTime<Utc>,
 }
 
 pub fn sign_access(state: &AppState, g: &Grant<'_>) -> anyhow::Result<Signed> {
@@ -71,31 +69,23 @@ pub fn sign_access(state: &AppState, g: &Grant<'_>) -> anyhow::Result<Signed> {
         exp: now.timestamp() + ttl,
         jti: jti.to_string(),
         username: g.username.clone(),
+        sid: g.family.map(|f| f.to_string()),
     };
     Ok(Signed {
         token: state.keys.sign(ACCESS_TYP, &claims)?,
-        jti,
-        expires_at: now + ChronoDuration::seconds(ttl),
     })
 }
 
-/// Records a signed token (and a new refresh token when `refresh` is set)
-/// and builds the response.
-pub fn record(
+/// Builds the token response, storing a new refresh token (by its hash)
+/// when `refresh` is set. Access tokens themselves are not stored: they
+/// are checked against the revocation list and their grant.
+pub fn respond(
     conn: &mut PgConnection,
     state: &AppState,
     g: &Grant<'_>,
     signed: Signed,
     refresh: bool,
 ) -> diesel::QueryResult<TokenResponse> {
-    grants::record_access(
-        conn,
-        signed.jti,
-        g.family,
-        g.client_id,
-        g.user_id,
-        signed.expires_at,
-    )?;
     let refresh_token = match (refresh, g.family) {
         (true, Some(family)) => {
             let token = crypto::random_token();
@@ -112,11 +102,20 @@ pub fn record(
         }
         _ => None,
     };
-    Ok(TokenResponse {
+    Ok(response(state, g, signed, refresh_token))
+}
+
+pub fn response(
+    state: &AppState,
+    g: &Grant<'_>,
+    signed: Signed,
+    refresh_token: Option<String>,
+) -> TokenResponse {
+    TokenResponse {
         access_token: signed.token,
         token_type: "Bearer",
         expires_in: state.settings.access_ttl.as_secs(),
         scope: join(g.scope, " "),
         refresh_token,
-    })
+    }
 }

@@ -25,7 +25,7 @@ use crate::{
     grants::{self, Client, NewCode, Redeemed, Rotated},
     rbac,
     state::AppState,
-    tokens::{join, parse_scopes, record, sign_access, Grant, TokenResponse},
+    tokens::{join, parse_scopes, respond, response, sign_access, Grant, TokenResponse},
 };
 
 pub const SESSION_COOKIE: &str = "sk_session";
@@ -578,7 +578,7 @@ async fn authenticate_client(
     req: &HttpRequest,
     state: &AppState,
     form: &Params,
-) -> Result<Client, OAuthError> {
+) -> Result<(Client, BTreeSet<String>), OAuthError> {
     let basic = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -622,14 +622,21 @@ async fn authenticate_client(
         ),
     };
     let cid = id.clone();
-    let client = with_conn(&state.pool, move |c| {
-        grants::client(c, &cid).map_err(ApiError::from)
+    // One trip to the database: the client and what it may obtain.
+    let found = with_conn(&state.pool, move |c| -> Result<_, ApiError> {
+        match grants::client(c, &cid)? {
+            Some(client) => {
+                let scopes = rbac::client_scopes(c, &cid)?;
+                Ok(Some((client, scopes)))
+            }
+            None => Ok(None),
+        }
     })
     .await?
     .ok_or_else(|| OAuthError::invalid_client("unknown client or wrong secret", via_basic))?;
-    match (&client.secret_hash, secret) {
-        (Some(hash), Some(secret)) if crypto::equal(&crypto::digest(&secret), hash) => Ok(client),
-        (None, None) => Ok(client),
+    match (&found.0.secret_hash, secret) {
+        (Some(hash), Some(secret)) if crypto::equal(&crypto::digest(&secret), hash) => Ok(found),
+        (None, None) => Ok(found),
         (None, Some(_)) => Err(OAuthError::invalid_client(
             "a public client has no secret",
             via_basic,
@@ -663,8 +670,17 @@ async fn token(
     form: web::Form<Params>,
 ) -> Result<HttpResponse, OAuthError> {
     let form = form.into_inner();
-    let client = authenticate_client(&req, &state, &form).await?;
+    let (client, client_scopes) = authenticate_client(&req, &state, &form).await?;
     let grant_type = required(&form, "grant_type")?.to_owned();
+    if !matches!(
+        grant_type.as_str(),
+        "authorization_code" | "refresh_token" | "client_credentials"
+    ) {
+        return Err(OAuthError::new(
+            "unsupported_grant_type",
+            format!("{grant_type} is not supported"),
+        ));
+    }
     if !client.allows_grant(&grant_type) {
         return Err(OAuthError::new(
             "unauthorized_client",
@@ -674,7 +690,7 @@ async fn token(
     match grant_type.as_str() {
         "authorization_code" => code_grant(&state, client, &form).await,
         "refresh_token" => refresh_grant(&state, client, &form).await,
-        "client_credentials" => client_grant(&state, client, &form).await,
+        "client_credentials" => client_grant(&state, client, client_scopes, &form),
         other => Err(OAuthError::new(
             "unsupported_grant_type",
             format!("{other} is not supported"),
@@ -752,7 +768,7 @@ async fn code_grant(
             Ok(s) => s,
             Err(e) => return Ok(Err(ApiError::Internal(e).into())),
         };
-        Ok(Ok(record(c, st, &grant, signed, client.allows_grant("refresh_token"))?))
+        Ok(Ok(respond(c, st, &grant, signed, client.allows_grant("refresh_token"))?))
     })
     .await
 }
@@ -807,14 +823,17 @@ async fn refresh_grant(
             Ok(s) => s,
             Err(e) => return Ok(Err(ApiError::Internal(e).into())),
         };
-        Ok(Ok(record(c, st, &grant, signed, true)?))
+        Ok(Ok(respond(c, st, &grant, signed, true)?))
     })
     .await
 }
 
-async fn client_grant(
-    state: &web::Data<AppState>,
+/// Client credentials: no user, no grant, nothing to store; the client
+/// and its scopes were loaded with its authentication.
+fn client_grant(
+    state: &AppState,
     client: Client,
+    allowed: BTreeSet<String>,
     form: &Params,
 ) -> Result<TokenResponse, OAuthError> {
     if client.is_public {
@@ -827,34 +846,27 @@ async fn client_grant(
         .get("scope")
         .map(|s| parse_scopes(s))
         .unwrap_or_default();
-    in_transaction(state, move |c, st| {
-        let allowed = rbac::client_scopes(c, &client.id)?;
-        let scope: BTreeSet<String> = if wanted.is_empty() {
-            allowed
-        } else {
-            wanted.into_iter().filter(|s| allowed.contains(s)).collect()
-        };
-        if scope.is_empty() {
-            return Ok(Err(OAuthError::new(
-                "invalid_scope",
-                "none of the requested scopes is allowed for this client",
-            )));
-        }
-        let grant = Grant {
-            sub: client.id.clone(),
-            username: None,
-            client_id: &client.id,
-            user_id: None,
-            family: None,
-            scope: &scope,
-        };
-        let signed = match sign_access(st, &grant) {
-            Ok(s) => s,
-            Err(e) => return Ok(Err(ApiError::Internal(e).into())),
-        };
-        Ok(Ok(record(c, st, &grant, signed, false)?))
-    })
-    .await
+    let scope: BTreeSet<String> = if wanted.is_empty() {
+        allowed
+    } else {
+        wanted.into_iter().filter(|s| allowed.contains(s)).collect()
+    };
+    if scope.is_empty() {
+        return Err(OAuthError::new(
+            "invalid_scope",
+            "none of the requested scopes is allowed for this client",
+        ));
+    }
+    let grant = Grant {
+        sub: client.id.clone(),
+        username: None,
+        client_id: &client.id,
+        user_id: None,
+        family: None,
+        scope: &scope,
+    };
+    let signed = sign_access(state, &grant).map_err(|e| OAuthError::from(ApiError::Internal(e)))?;
+    Ok(response(state, &grant, signed, None))
 }
 
 /// `POST /oauth2/introspect` (confidential client authentication), RFC 7662.
@@ -864,7 +876,7 @@ async fn introspect(
     form: web::Form<Params>,
 ) -> Result<HttpResponse, OAuthError> {
     let form = form.into_inner();
-    let client = authenticate_client(&req, &state, &form).await?;
+    let (client, _) = authenticate_client(&req, &state, &form).await?;
     if client.is_public {
         return Err(OAuthError::new(
             "unauthorized_client",
@@ -882,12 +894,13 @@ async fn introspect(
             return Ok(inactive());
         };
         let sub = claims.sub.parse::<Uuid>().ok();
+        let family = claims.sid.as_deref().and_then(|f| f.parse::<Uuid>().ok());
         let live = with_conn(&state.pool, move |c| -> Result<bool, ApiError> {
             let inactive_user = match sub {
                 Some(u) => rbac::user(c, u)?.is_some_and(|u| !u.is_active),
                 None => false,
             };
-            Ok(!grants::access_revoked(c, jti)? && !inactive_user)
+            Ok(!grants::access_revoked(c, jti, family)? && !inactive_user)
         })
         .await?;
         if !live {
@@ -936,13 +949,17 @@ async fn revoke(
     form: web::Form<Params>,
 ) -> Result<HttpResponse, OAuthError> {
     let form = form.into_inner();
-    let client = authenticate_client(&req, &state, &form).await?;
+    let (client, _) = authenticate_client(&req, &state, &form).await?;
     let token = required(&form, "token")?.to_owned();
     if let Ok(claims) = state.access.verify::<AccessClaims>(&token).await {
-        if let Ok(jti) = claims.jti.parse::<Uuid>() {
-            let cid = client.id.clone();
+        // Only the client a token was issued to may revoke it.
+        if let (Ok(jti), true) = (claims.jti.parse::<Uuid>(), claims.client_id == client.id) {
+            let (cid, exp) = (
+                client.id.clone(),
+                chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(Utc::now),
+            );
             with_conn(&state.pool, move |c| {
-                grants::revoke_access(c, jti, &cid).map_err(ApiError::from)
+                grants::revoke_access(c, jti, &cid, exp).map_err(ApiError::from)
             })
             .await?;
         }

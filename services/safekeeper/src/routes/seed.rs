@@ -11,7 +11,7 @@ use crate::{
     error::ApiError,
     grants, rbac,
     state::AppState,
-    tokens::{join, parse_scopes, record, sign_access, Grant},
+    tokens::{join, parse_scopes, response, sign_access, Grant},
 };
 
 /// The `client_id` of tokens exchanged directly from a session.
@@ -70,21 +70,15 @@ async fn authorize(
     if !missing.is_empty() {
         return Err(ApiError::MissingScopes(missing));
     }
-    let st = state.clone();
-    let (cid, scope, username) = (client_id, wanted.clone(), user.username);
-    let resp = with_conn(&state.pool, move |c| {
-        let grant = Grant {
-            sub: uid.to_string(),
-            username: Some(username),
-            client_id: &cid,
-            user_id: Some(uid),
-            family: None,
-            scope: &scope,
-        };
-        let signed = sign_access(&st, &grant)?;
-        record(c, &st, &grant, signed, false).map_err(ApiError::from)
-    })
-    .await?;
+    let grant = Grant {
+        sub: uid.to_string(),
+        username: Some(user.username),
+        client_id: &client_id,
+        user_id: Some(uid),
+        family: None,
+        scope: &wanted,
+    };
+    let resp = response(&state, &grant, sign_access(&state, &grant)?, None);
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(AuthorizeResponse {

@@ -80,7 +80,7 @@ async fn a_wrong_client_secret_is_invalid_client() {
         .send()
         .await
         .unwrap();
-    assert_oauth_error(r, StatusCode::BAD_REQUEST, "unauthorized_client").await;
+    assert_oauth_error(r, StatusCode::BAD_REQUEST, "unsupported_grant_type").await;
 }
 
 #[tokio::test]
