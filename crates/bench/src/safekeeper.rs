@@ -220,6 +220,7 @@ async fn measure_signing(issuer: String, client_id: String) -> anyhow::Result<f6
                 exp: now + 300,
                 jti: uuid::Uuid::new_v4().to_string(),
                 username: Some("bench.user".into()),
+                sid: None,
             };
             std::hint::black_box(ring.sign(ACCESS_TYP, &claims)?);
             signed += 1;
