@@ -12,6 +12,7 @@ TOPICS=(iam.user.v1 iam.user-role.v1 directory.membership.v1 directory.organizat
 SERVICES=(
   "authenticator 5000 authenticator"
   "safekeeper 5001 safekeeper"
+  "access-rule 5005 access_rule"
 )
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }

@@ -40,6 +40,7 @@ The platform is up.
 
   authenticator   http://127.0.0.1:5000   (JWKS: /.well-known/jwks.json, OpenAPI: /openapi.json)
   safekeeper      http://127.0.0.1:5001   (OAuth2 metadata: /.well-known/oauth-authorization-server)
+  access-rule     http://127.0.0.1:5005   (GET /canmessage?user_id=, GET /canpurchase?user_id=, POST /event)
   broker          $KAFKA_BROKERS (tansu; topics: ${TOPICS[*]})
   PostgreSQL      $PGHOST_URL
   logs            $STATE_DIR/logs/

@@ -1,0 +1,94 @@
+//! The access-rule service's one error type. Every variant maps to a
+//! problem document; internal causes are logged once (in
+//! `Problem::internal`), never sent.
+
+use actix_web::{http::StatusCode, HttpResponse, ResponseError};
+use platform::{db::StoreError, Problem};
+
+use crate::domain::Invalid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A well-formed request whose content breaks a rule (422).
+    #[error("invalid {}: {}", .0.field, .0.message)]
+    Invalid(Invalid),
+    /// A request missing what it needs or not parseable (400).
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("event_id {0} was already used for a different event")]
+    EventIdReused(String),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// The operator API cannot verify session tokens right now.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("database error")]
+    Database(#[from] diesel::result::Error),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<Invalid> for ApiError {
+    fn from(v: Invalid) -> Self {
+        ApiError::Invalid(v)
+    }
+}
+
+impl ApiError {
+    pub fn problem(&self) -> Problem {
+        match self {
+            ApiError::Invalid(v) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-field",
+                "A field is invalid",
+            )
+            .with_detail(v.message.clone())
+            .with("field", v.field)
+            .with("rule", v.rule),
+            ApiError::BadRequest(d) => Problem::bad_request(d.clone()),
+            ApiError::EventIdReused(id) => Problem::conflict(
+                "event-id-reused",
+                "this event_id was already used for a different event; an event resent \
+                 with the same id must be identical",
+            )
+            .with("event_id", id),
+            ApiError::Unauthenticated(d) => Problem::unauthorized(d.clone()),
+            ApiError::Forbidden(d) => Problem::forbidden(d.clone()),
+            ApiError::NotFound(d) => Problem::not_found(d.clone()),
+            ApiError::Unavailable(d) => Problem::unavailable(d.clone()),
+            ApiError::Store(e) => Problem::from(e),
+            ApiError::Database(e) => Problem::internal(e),
+            ApiError::Internal(e) => Problem::internal(e.as_ref()),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        // Without building the problem: that would log internal errors twice.
+        match self {
+            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::EventIdReused(_) => StatusCode::CONFLICT,
+            ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unavailable(_) | ApiError::Store(StoreError::Pool(_)) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Store(_) | ApiError::Database(_) | ApiError::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.problem().error_response()
+    }
+}

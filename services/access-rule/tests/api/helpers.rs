@@ -1,0 +1,333 @@
+use std::{
+    collections::HashSet,
+    future::Future,
+    time::{Duration, Instant},
+};
+
+use access_rule::testing::{self, Options, Running, OPERATOR_TOKEN};
+use diesel::{
+    sql_query, sql_types::BigInt, Connection, PgConnection, QueryableByName, RunQueryDsl,
+};
+use platform::{
+    events::{client_config, ensure_topics, Envelope},
+    testkit::TestDatabase,
+};
+use rdkafka::{
+    consumer::{BaseConsumer, Consumer, StreamConsumer},
+    Message, Offset, TopicPartitionList,
+};
+use reqwest::{Method, Response, StatusCode};
+use serde_json::{json, Value};
+
+pub struct TestApp {
+    pub address: String,
+    pub brokers: String,
+    pub http: reqwest::Client,
+    pub db: TestDatabase,
+    pub app: Running,
+}
+
+pub const RESTRICTIONS: &str = "access.restriction.v1";
+
+/// The end offset of each partition of `topic` (created if missing). The
+/// shared topic only grows, so tests read from a mark taken at their start,
+/// not from the beginning.
+pub async fn topic_end(brokers: &str, topic: &str) -> TopicPartitionList {
+    ensure_topics(brokers, &[topic], 3, 1).await.unwrap();
+    let (brokers, topic) = (brokers.to_owned(), topic.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let c: BaseConsumer = client_config(&brokers)
+            .set("group.id", format!("test-mark-{}", uuid::Uuid::new_v4()))
+            .create()
+            .unwrap();
+        let md = c
+            .fetch_metadata(Some(&topic), Duration::from_secs(60))
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for p in md.topics()[0].partitions() {
+            let (_, high) = c
+                .fetch_watermarks(&topic, p.id(), Duration::from_secs(60))
+                .unwrap();
+            tpl.add_partition_offset(&topic, p.id(), Offset::Offset(high))
+                .unwrap();
+        }
+        tpl
+    })
+    .await
+    .unwrap()
+}
+
+/// Reads `topic` from `from` until `done` says the events for `keys` read
+/// so far are enough (or `timeout` passes); returns them in order.
+pub async fn read_from(
+    brokers: &str,
+    from: &TopicPartitionList,
+    keys: &HashSet<String>,
+    timeout: Duration,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let consumer: StreamConsumer = client_config(brokers)
+        .set("group.id", format!("test-reader-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.assign(from).unwrap();
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    while !done(&out) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        if let Ok(Ok(m)) = tokio::time::timeout(left, consumer.recv()).await {
+            let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned());
+            if key.is_some_and(|k| keys.contains(&k)) {
+                out.push(serde_json::from_slice(m.payload().unwrap_or_default()).unwrap());
+            }
+        }
+    }
+    out
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts the app with its options changed by `tweak` (the rules, say).
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Options)) -> TestApp {
+    spawn_on(TestDatabase::create("access_rule"), tweak).await
+}
+
+/// Starts the app on `db` (a fresh one, or a shared one for a restart).
+pub async fn spawn_on(db: TestDatabase, tweak: impl FnOnce(&mut Options)) -> TestApp {
+    let brokers = platform::testkit::shared_brokers();
+    let mut o = Options::new(brokers.clone(), &db);
+    tweak(&mut o);
+    let app = testing::spawn(o).await;
+    TestApp {
+        address: app.address.clone(),
+        brokers,
+        http: reqwest::Client::new(),
+        db,
+        app,
+    }
+}
+
+/// A user id no other test uses.
+pub fn new_user_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Polls `check` until it answers `Some`, for at most `secs` seconds: the
+/// way to wait for an event to be applied.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn post_event(&self, body: &Value) -> Response {
+        self.http
+            .post(self.url("/event"))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Posts an event that must be accepted; returns the outcome.
+    pub async fn event(&self, body: Value) -> Value {
+        let r = self.post_event(&body).await;
+        assert_eq!(r.status(), StatusCode::OK, "{body}");
+        r.json().await.unwrap()
+    }
+
+    pub async fn flag(&self, user: &str) -> Value {
+        self.event(json!({"name": "flag_scam_message", "event_properties": {"user_id": user}}))
+            .await
+    }
+
+    pub async fn card(&self, user: &str, zip: &str, last4: &str, spend: f64) -> Value {
+        self.event(json!({"name": "add_credit_card", "event_properties": {
+            "user_id": user, "zip_code": zip, "last_four_digits": last4, "total_spend": spend}}))
+            .await
+    }
+
+    pub async fn chargeback(&self, user: &str, amount: f64) -> Value {
+        self.event(
+            json!({"name": "chargeback", "event_properties": {"user_id": user, "chargebacks": amount}}),
+        )
+        .await
+    }
+
+    pub async fn check(&self, what: &str, user: &str) -> Response {
+        self.http
+            .get(self.url(&format!("/{what}")))
+            .query(&[("user_id", user)])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn check_bool(&self, what: &str, field: &str, user: &str) -> bool {
+        let r = self.check(what, user).await;
+        assert_eq!(r.status(), StatusCode::OK, "{what} {user}");
+        r.json::<Value>().await.unwrap()[field].as_bool().unwrap()
+    }
+
+    pub async fn can_message(&self, user: &str) -> bool {
+        self.check_bool("canmessage", "can_message", user).await
+    }
+
+    pub async fn can_purchase(&self, user: &str) -> bool {
+        self.check_bool("canpurchase", "can_purchase", user).await
+    }
+
+    pub async fn admin_as(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Response {
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// An operator call that must succeed; returns the body.
+    pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let r = self.admin_as(OPERATOR_TOKEN, method, path, body).await;
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        r.json().await.unwrap()
+    }
+
+    pub async fn user(&self, user: &str) -> Value {
+        self.admin(Method::GET, &format!("/v1/admin/users/{user}"), None)
+            .await
+    }
+
+    pub async fn rule(&self, rule: &str) -> Value {
+        let all = self.admin(Method::GET, "/v1/admin/rules", None).await;
+        all["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["rule"] == rule)
+            .cloned()
+            .unwrap()
+    }
+
+    /// Counts rows of a table in the app's database.
+    pub fn count(&self, table: &str) -> i64 {
+        #[derive(QueryableByName)]
+        struct N {
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
+        let mut c = PgConnection::establish(&self.db.url).unwrap();
+        sql_query(format!("SELECT count(*) AS n FROM {table}"))
+            .get_result::<N>(&mut c)
+            .unwrap()
+            .n
+    }
+
+    /// The payloads this app wrote to its outbox for `key`, in order.
+    pub fn outbox_payloads(&self, key: &str) -> Vec<Value> {
+        #[derive(QueryableByName)]
+        struct P {
+            #[diesel(sql_type = diesel::sql_types::Jsonb)]
+            payload: Value,
+        }
+        let mut c = PgConnection::establish(&self.db.url).unwrap();
+        sql_query("SELECT payload FROM outbox WHERE message_key = $1 ORDER BY id")
+            .bind::<diesel::sql_types::Text, _>(key)
+            .load::<P>(&mut c)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.payload)
+            .collect()
+    }
+
+    /// Where access.restriction.v1 ends now; see [`TestApp::restriction_events`].
+    pub async fn mark(&self) -> TopicPartitionList {
+        topic_end(&self.brokers, RESTRICTIONS).await
+    }
+
+    /// The access.restriction.v1 events for `keys` after `mark`: waits for
+    /// `want`, then a moment more so that a duplicate would show.
+    pub async fn restriction_events(
+        &self,
+        mark: &TopicPartitionList,
+        keys: &[&str],
+        want: usize,
+    ) -> Vec<Envelope> {
+        let keys: HashSet<String> = keys.iter().map(|k| k.to_string()).collect();
+        let mut got = read_from(&self.brokers, mark, &keys, Duration::from_secs(60), |e| {
+            e.len() >= want
+        })
+        .await;
+        let n = got.len();
+        let more = read_from(
+            &self.brokers,
+            mark,
+            &keys,
+            Duration::from_millis(1500),
+            |e| e.len() > n,
+        )
+        .await;
+        got = if more.len() > n { more } else { got };
+        got.into_iter()
+            .map(|v| serde_json::from_value(v).unwrap())
+            .collect()
+    }
+}
+
+/// Asserts a problem+json answer with `status`; returns the body.
+pub async fn assert_problem(r: Response, status: StatusCode) -> Value {
+    assert_eq!(r.status(), status);
+    let ct = r
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(ct, "application/problem+json");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["status"], status.as_u16());
+    assert!(
+        body["type"].is_string() && body["title"].is_string(),
+        "{body}"
+    );
+    body
+}
+
+/// The rule names in an outcome's `restricted`, `lifted` or `tripped`.
+pub fn rules_in(outcome: &Value, key: &str) -> Vec<String> {
+    outcome[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}

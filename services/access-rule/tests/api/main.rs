@@ -1,0 +1,13 @@
+//! Black-box tests of the access-rule service: the real app on a free port,
+//! its own fresh database, the real broker.
+
+mod admin;
+mod bad_input;
+mod concurrency;
+mod helpers;
+mod iam_consumer;
+mod idempotency;
+mod platform_endpoints;
+mod restart;
+mod seed;
+mod tripwire;
