@@ -13,6 +13,8 @@ SERVICES=(
   "authenticator 5000 authenticator"
   "safekeeper 5001 safekeeper"
   "access-rule 5005 access_rule"
+  "user-directory 5003 user_directory"
+  "task 5002 task"
 )
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }

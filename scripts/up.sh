@@ -22,6 +22,8 @@ for s in "${SERVICES[@]}"; do
     export BOOTSTRAP_ADMIN_USERNAME="${BOOTSTRAP_ADMIN_USERNAME:-admin}"
     export BOOTSTRAP_ADMIN_PASSWORD="${BOOTSTRAP_ADMIN_PASSWORD:-Admin-Passw0rd!}"
     export BOOTSTRAP_ADMIN_EMAIL="${BOOTSTRAP_ADMIN_EMAIL:-admin@example.com}"
+    # The user directory's client secret at the safekeeper (demo-data.sh registers it).
+    export DIRECTORY_CLIENT_SECRET="${DIRECTORY_CLIENT_SECRET:-user-directory-dev-secret}"
     nohup "$CARGO_TARGET_DIR/release/$name" >>"$STATE_DIR/logs/$name.log" 2>&1 &
     echo $! >"$STATE_DIR/pids/$name.pid"
   )
@@ -41,6 +43,8 @@ The platform is up.
   authenticator   http://127.0.0.1:5000   (JWKS: /.well-known/jwks.json, OpenAPI: /openapi.json)
   safekeeper      http://127.0.0.1:5001   (OAuth2 metadata: /.well-known/oauth-authorization-server)
   access-rule     http://127.0.0.1:5005   (GET /canmessage?user_id=, GET /canpurchase?user_id=, POST /event)
+  user-directory  http://127.0.0.1:5003   (POST /org/create, POST /admin/login, /v1/users; organization acme, admin@acme.example / Acme-Passw0rd!)
+  task            http://127.0.0.1:5002   (POST /v1/task/own, /v1/task/all, /v1/task, /v1/tasks/{id}, /v1/task/assignment, /v1/task/summary)
   broker          $KAFKA_BROKERS (tansu; topics: ${TOPICS[*]})
   PostgreSQL      $PGHOST_URL
   logs            $STATE_DIR/logs/

@@ -1,0 +1,9 @@
+DROP VIEW task_view;
+DROP TABLE task_status_history;
+DROP TABLE task;
+DROP TABLE users;
+DROP TABLE task_type;
+DROP TABLE transition;
+DROP TABLE workflow;
+DROP TABLE task_severity;
+DROP TABLE task_status;

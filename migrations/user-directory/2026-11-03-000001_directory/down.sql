@@ -1,0 +1,9 @@
+DROP TABLE import_jobs;
+DROP TABLE sync_cursors;
+DROP TABLE provider_events;
+DROP TABLE provider_tasks;
+DROP TABLE user_creations;
+DROP TABLE memberships;
+DROP TABLE users;
+DROP TABLE tenant_data;
+DROP TABLE organizations;

@@ -1,0 +1,49 @@
+//! The task service's settings: the common ones plus its own. Every
+//! variable is listed in the README.
+
+use platform::config::{parse_or, var_or, CommonConfig};
+
+pub const DEFAULT_PORT: u16 = 5002;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub common: CommonConfig,
+    pub http_workers: usize,
+    /// Where the safekeeper serves the JWKS that verifies access tokens.
+    pub safekeeper_url: String,
+    /// Expected `iss` of access tokens.
+    pub safekeeper_issuer: String,
+    /// Expected `aud` of access tokens.
+    pub access_audience: String,
+    /// Consumer group of the users read model; a new group replays both
+    /// topics from the earliest offset.
+    pub consumer_group: String,
+    /// The role whose holders the summary lists even without tasks.
+    pub summary_role: String,
+}
+
+impl Settings {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let common = CommonConfig::from_env("task", DEFAULT_PORT, "task")?;
+        let default_workers = std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(2);
+        let safekeeper_url = var_or("SAFEKEEPER_URL", "http://127.0.0.1:5001")
+            .trim_end_matches('/')
+            .to_owned();
+        Ok(Self {
+            http_workers: parse_or("HTTP_WORKERS", default_workers)?,
+            safekeeper_issuer: var_or("SAFEKEEPER_ISSUER", &safekeeper_url),
+            safekeeper_url,
+            access_audience: var_or("ACCESS_TOKEN_AUDIENCE", "platform"),
+            consumer_group: var_or("CONSUMER_GROUP", "task"),
+            summary_role: var_or("SUMMARY_ROLE", "Employee"),
+            common,
+        })
+    }
+
+    /// The safekeeper's JWKS.
+    pub fn jwks_url(&self) -> String {
+        format!("{}/.well-known/jwks.json", self.safekeeper_url)
+    }
+}

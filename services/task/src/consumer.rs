@@ -1,0 +1,75 @@
+//! Feeds the users read model from `iam.user.v1` (username, active) and
+//! `iam.user-role.v1` (roles, scopes). Each topic carries its own version
+//! per user and is compared only with it, so the two topics may arrive in
+//! any order; an event at or below the stored version changes nothing,
+//! which makes replays from the earliest offset rebuild the same table.
+
+use diesel::pg::PgConnection;
+use platform::events::{topics, Envelope, Op};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::store;
+
+#[derive(Deserialize)]
+struct UserState {
+    id: Uuid,
+    username: String,
+    is_active: bool,
+}
+
+#[derive(Deserialize)]
+struct GrantState {
+    user_id: Uuid,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+}
+
+pub fn apply(conn: &mut PgConnection, topic: &str, e: &Envelope) -> anyhow::Result<()> {
+    match topic {
+        topics::USER => apply_user(conn, e),
+        topics::USER_ROLE => apply_grants(conn, e),
+        _ => Ok(()),
+    }
+}
+
+fn apply_user(conn: &mut PgConnection, e: &Envelope) -> anyhow::Result<()> {
+    // A deleted account is kept as inactive: tokens naming it are refused.
+    let (state, deleted) = match (&e.op, &e.after, &e.before) {
+        (Op::Delete, _, Some(before)) => {
+            (serde_json::from_value::<UserState>(before.clone())?, true)
+        }
+        (_, Some(after), _) => (serde_json::from_value::<UserState>(after.clone())?, false),
+        _ => anyhow::bail!("user event {} has no state", e.event_id),
+    };
+    let active = state.is_active && !deleted;
+    if store::apply_user(conn, state.id, &state.username, active, e.version)? {
+        tracing::debug!(user.id = %state.id, active, version = e.version, "account applied");
+        if !active {
+            tracing::info!(user.id = %state.id, "account deactivated: its tokens are refused from now on");
+        }
+    }
+    Ok(())
+}
+
+fn apply_grants(conn: &mut PgConnection, e: &Envelope) -> anyhow::Result<()> {
+    let id: Uuid = e.key.parse()?;
+    let (roles, scopes) = match (&e.op, &e.after) {
+        (Op::Delete, _) | (_, None) => (Vec::new(), Vec::new()),
+        (_, Some(after)) => {
+            let g: GrantState = serde_json::from_value(after.clone())?;
+            anyhow::ensure!(
+                g.user_id == id,
+                "grant event {} names another user",
+                e.event_id
+            );
+            (g.roles, g.scopes)
+        }
+    };
+    if store::apply_roles(conn, id, &roles, &scopes, e.version)? {
+        tracing::debug!(user.id = %id, roles = ?roles, version = e.version, "grants applied");
+    }
+    Ok(())
+}

@@ -1,0 +1,493 @@
+//! Input parsed once, at the edge: a value of these types is valid. Sort
+//! fields and filter keys come from allow-lists, so nothing a caller sends
+//! ever becomes SQL text.
+
+use chrono::{DateTime, Datelike, NaiveDateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+/// A field that failed its rule; rendered as a 400 naming field and rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Invalid {
+    pub field: String,
+    pub rule: &'static str,
+    pub message: String,
+}
+
+impl Invalid {
+    pub fn new(field: impl Into<String>, rule: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            rule,
+            message: message.into(),
+        }
+    }
+}
+
+/// The seed's format, read as UTC.
+pub const SEED_DATE_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC) or RFC 3339; anything else is refused.
+pub fn parse_timestamp(field: &str, raw: &str) -> Result<DateTime<Utc>, Invalid> {
+    let raw = raw.trim();
+    let parsed = NaiveDateTime::parse_from_str(raw, SEED_DATE_FORMAT)
+        .map(|n| n.and_utc())
+        .or_else(|_| DateTime::parse_from_rfc3339(raw).map(|d| d.with_timezone(&Utc)));
+    match parsed {
+        Ok(d) if (1..=9999).contains(&d.year()) => Ok(d),
+        _ => Err(Invalid::new(
+            field,
+            "date_format",
+            format!(
+                "{field} must be 'YYYY-MM-DD HH:MM:SS' (UTC) or RFC 3339 such as 2024-10-10T08:00:00Z"
+            ),
+        )),
+    }
+}
+
+/// `start_date` to `end_date`, both inclusive, either open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DateRange {
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+}
+
+impl DateRange {
+    pub fn parse(start: Option<&str>, end: Option<&str>) -> Result<Self, Invalid> {
+        let start = start
+            .map(|s| parse_timestamp("start_date", s))
+            .transpose()?;
+        let end = end.map(|s| parse_timestamp("end_date", s)).transpose()?;
+        if let (Some(s), Some(e)) = (start, end) {
+            if s > e {
+                return Err(Invalid::new(
+                    "end_date",
+                    "date_order",
+                    "end_date must not be before start_date",
+                ));
+            }
+        }
+        Ok(Self { start, end })
+    }
+}
+
+pub const DEFAULT_PAGE_SIZE: i64 = 20;
+pub const MAX_PAGE_SIZE: i64 = 100;
+/// Deep offsets cost a scan of everything before them; past this, narrow
+/// the date range instead.
+pub const MAX_OFFSET: i64 = 1_000_000;
+
+/// `_from` and `_size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub from: i64,
+    pub size: i64,
+}
+
+impl Page {
+    pub fn parse(from: Option<i64>, size: Option<i64>) -> Result<Self, Invalid> {
+        let from = from.unwrap_or(0);
+        let size = size.unwrap_or(DEFAULT_PAGE_SIZE);
+        if !(0..=MAX_OFFSET).contains(&from) {
+            return Err(Invalid::new(
+                "_from",
+                "page_offset",
+                format!("_from must be between 0 and {MAX_OFFSET}"),
+            ));
+        }
+        if !(1..=MAX_PAGE_SIZE).contains(&size) {
+            return Err(Invalid::new(
+                "_size",
+                "page_size",
+                format!("_size must be between 1 and {MAX_PAGE_SIZE}"),
+            ));
+        }
+        Ok(Self { from, size })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Asc,
+    Desc,
+}
+
+/// What a task list may be sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskSortField {
+    Id,
+    Title,
+    CreatedAt,
+    UpdatedAt,
+    DueDate,
+    StatusId,
+    TypeId,
+    SeverityId,
+    Assignee,
+    Creator,
+}
+
+impl TaskSortField {
+    /// The allow-list; `created` and `updated` are the seed's spellings.
+    pub const NAMES: [&'static str; 10] = [
+        "id",
+        "title",
+        "created_at",
+        "updated_at",
+        "due_date",
+        "status_id",
+        "type_id",
+        "severity_id",
+        "assignee",
+        "creator",
+    ];
+
+    fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "id" => Self::Id,
+            "title" => Self::Title,
+            "created_at" | "created" => Self::CreatedAt,
+            "updated_at" | "updated" => Self::UpdatedAt,
+            "due_date" => Self::DueDate,
+            "status_id" => Self::StatusId,
+            "type_id" => Self::TypeId,
+            "severity_id" => Self::SeverityId,
+            "assignee" => Self::Assignee,
+            "creator" => Self::Creator,
+            _ => return None,
+        })
+    }
+}
+
+/// What the summary may be sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SummarySortField {
+    Username,
+    Total,
+    Completed,
+}
+
+impl SummarySortField {
+    pub const NAMES: [&'static str; 3] = ["username", "total", "completed"];
+
+    fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "username" | "assignee" => Self::Username,
+            "total" | "total_tasks" => Self::Total,
+            "completed" | "completed_tasks" => Self::Completed,
+            _ => return None,
+        })
+    }
+}
+
+pub const MAX_SORT_KEYS: usize = 4;
+
+/// `-created_at,status_id`: comma-separated names from an allow-list, each
+/// optionally prefixed with `-` (descending) or `+`.
+fn parse_sort<F: Copy + PartialEq>(
+    raw: &str,
+    from_name: impl Fn(&str) -> Option<F>,
+    allowed: &[&str],
+) -> Result<Vec<(F, Direction)>, Invalid> {
+    let bad = |message: String| Invalid::new("sort", "sort_field", message);
+    let mut out: Vec<(F, Direction)> = Vec::new();
+    for item in raw.split(',') {
+        let item = item.trim();
+        let (dir, name) = match item.as_bytes().first() {
+            Some(b'-') => (Direction::Desc, &item[1..]),
+            Some(b'+') => (Direction::Asc, &item[1..]),
+            _ => (Direction::Asc, item),
+        };
+        let field = from_name(name).ok_or_else(|| {
+            let shown: String = name.chars().take(40).collect();
+            bad(format!(
+                "cannot sort by {shown:?}; sort by a comma-separated list of {}, each optionally prefixed with '-'",
+                allowed.join(", ")
+            ))
+        })?;
+        if out.iter().any(|(f, _)| *f == field) {
+            return Err(bad(format!("{name} appears twice in sort")));
+        }
+        out.push((field, dir));
+    }
+    if out.len() > MAX_SORT_KEYS {
+        return Err(bad(format!("sort by at most {MAX_SORT_KEYS} fields")));
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskSort(pub Vec<(TaskSortField, Direction)>);
+
+impl TaskSort {
+    /// Newest first unless told otherwise.
+    pub fn parse(raw: Option<&str>) -> Result<Self, Invalid> {
+        match raw {
+            None => Ok(Self(vec![(TaskSortField::CreatedAt, Direction::Desc)])),
+            Some(r) => parse_sort(r, TaskSortField::from_name, &TaskSortField::NAMES).map(Self),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SummarySort(pub Vec<(SummarySortField, Direction)>);
+
+impl SummarySort {
+    /// By username unless told otherwise.
+    pub fn parse(raw: Option<&str>) -> Result<Self, Invalid> {
+        match raw {
+            None => Ok(Self(vec![(SummarySortField::Username, Direction::Asc)])),
+            Some(r) => {
+                parse_sort(r, SummarySortField::from_name, &SummarySortField::NAMES).map(Self)
+            }
+        }
+    }
+}
+
+/// A user named by account id or by username.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserRef {
+    Id(Uuid),
+    Username(String),
+}
+
+impl UserRef {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, Invalid> {
+        let raw = raw.trim();
+        if let Ok(id) = raw.parse::<Uuid>() {
+            return Ok(Self::Id(id));
+        }
+        // The authenticator's username alphabet.
+        let ok = (3..=64).contains(&raw.len())
+            && raw.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+            });
+        if ok {
+            Ok(Self::Username(raw.to_owned()))
+        } else {
+            Err(Invalid::new(
+                field,
+                "user_reference",
+                format!("{field} must be a username or an account id"),
+            ))
+        }
+    }
+}
+
+/// Equality filters of `query`, from an allow-list. `Some(None)` asks for
+/// the field to be empty (no assignee, no severity).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskFilter {
+    pub assignee: Option<Option<UserRef>>,
+    pub creator: Option<UserRef>,
+    pub status_id: Option<i32>,
+    pub type_id: Option<i32>,
+    pub severity_id: Option<Option<i32>>,
+}
+
+impl TaskFilter {
+    pub const KEYS: [&'static str; 5] =
+        ["assignee", "creator", "status_id", "type_id", "severity_id"];
+
+    pub fn parse(query: &Map<String, Value>) -> Result<Self, Invalid> {
+        let mut f = Self::default();
+        for (key, value) in query {
+            let field = format!("query.{key}");
+            let id = |v: &Value| -> Result<i32, Invalid> {
+                v.as_i64()
+                    .and_then(|n| i32::try_from(n).ok())
+                    .ok_or_else(|| {
+                        Invalid::new(&field, "integer", format!("{field} must be an integer id"))
+                    })
+            };
+            let user = |v: &Value| -> Result<UserRef, Invalid> {
+                v.as_str()
+                    .ok_or_else(|| {
+                        Invalid::new(
+                            &field,
+                            "user_reference",
+                            format!("{field} must be a username or an account id"),
+                        )
+                    })
+                    .and_then(|s| UserRef::parse(&field, s))
+            };
+            match key.as_str() {
+                "assignee" => {
+                    f.assignee = Some(if value.is_null() {
+                        None
+                    } else {
+                        Some(user(value)?)
+                    })
+                }
+                "creator" => f.creator = Some(user(value)?),
+                "status_id" => f.status_id = Some(id(value)?),
+                "type_id" => f.type_id = Some(id(value)?),
+                "severity_id" => {
+                    f.severity_id = Some(if value.is_null() {
+                        None
+                    } else {
+                        Some(id(value)?)
+                    })
+                }
+                other => {
+                    let shown: String = other.chars().take(40).collect();
+                    return Err(Invalid::new(
+                        "query",
+                        "query_field",
+                        format!(
+                            "cannot filter by {shown:?}; query may hold {}",
+                            Self::KEYS.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(f)
+    }
+}
+
+/// 1 to 200 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Title(String);
+
+impl Title {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let t = raw.trim();
+        if t.is_empty() || t.chars().count() > 200 || t.chars().any(char::is_control) {
+            return Err(Invalid::new(
+                "title",
+                "title_format",
+                "title must be 1 to 200 printable characters",
+            ));
+        }
+        Ok(Self(t.to_owned()))
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
+
+pub fn parse_description(raw: &str) -> Result<String, Invalid> {
+    if raw.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(Invalid::new(
+            "description",
+            "max_length",
+            format!("description must be at most {MAX_DESCRIPTION_CHARS} characters"),
+        ));
+    }
+    Ok(raw.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn dates_are_the_seed_format_or_rfc_3339_and_nothing_else() {
+        let seed = parse_timestamp("d", "2024-10-10 08:30:00").unwrap();
+        assert_eq!(seed.to_rfc3339(), "2024-10-10T08:30:00+00:00");
+        let rfc = parse_timestamp("d", "2024-10-10T10:30:00+02:00").unwrap();
+        assert_eq!(rfc, seed);
+        for bad in [
+            "",
+            "2024-10-10",
+            "10/10/2024 08:30:00",
+            "2024-13-10 08:30:00",
+            "2024-10-10 08:30",
+            "yesterday",
+            "2024-10-10 08:30:00; DROP TABLE task",
+        ] {
+            let e = parse_timestamp("start_date", bad).unwrap_err();
+            assert_eq!(e.rule, "date_format", "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_range_must_not_end_before_it_starts() {
+        assert!(
+            DateRange::parse(Some("2024-01-02 00:00:00"), Some("2024-01-01 00:00:00")).is_err()
+        );
+        let r = DateRange::parse(None, Some("2024-01-01 00:00:00")).unwrap();
+        assert!(r.start.is_none() && r.end.is_some());
+    }
+
+    #[test]
+    fn pages_are_capped() {
+        assert_eq!(
+            Page::parse(None, None).unwrap(),
+            Page {
+                from: 0,
+                size: DEFAULT_PAGE_SIZE
+            }
+        );
+        assert_eq!(Page::parse(Some(0), Some(101)).unwrap_err().field, "_size");
+        assert_eq!(Page::parse(Some(0), Some(0)).unwrap_err().field, "_size");
+        assert_eq!(Page::parse(Some(-1), Some(10)).unwrap_err().field, "_from");
+        assert!(Page::parse(Some(5), Some(100)).is_ok());
+    }
+
+    #[test]
+    fn sort_takes_only_allowed_fields() {
+        let s = TaskSort::parse(Some("-created_at,status_id")).unwrap();
+        assert_eq!(
+            s.0,
+            vec![
+                (TaskSortField::CreatedAt, Direction::Desc),
+                (TaskSortField::StatusId, Direction::Asc)
+            ]
+        );
+        assert_eq!(
+            TaskSort::parse(Some("-created")).unwrap().0[0].0,
+            TaskSortField::CreatedAt
+        );
+        for bad in [
+            "",
+            "created_at desc",
+            "created_at;DROP TABLE task",
+            "(select 1)",
+            "password",
+            "id,id",
+            "-",
+            "id,title,status_id,type_id,severity_id",
+        ] {
+            assert!(TaskSort::parse(Some(bad)).is_err(), "{bad}");
+        }
+        assert!(SummarySort::parse(Some("-completed,username")).is_ok());
+        assert!(SummarySort::parse(Some("created_at")).is_err());
+    }
+
+    #[test]
+    fn query_filters_come_from_an_allow_list() {
+        let q = json!({"assignee": "kiennt96", "status_id": 4, "severity_id": null});
+        let f = TaskFilter::parse(q.as_object().unwrap()).unwrap();
+        assert_eq!(f.assignee, Some(Some(UserRef::Username("kiennt96".into()))));
+        assert_eq!(f.status_id, Some(4));
+        assert_eq!(f.severity_id, Some(None));
+        for bad in [
+            json!({"title": "x"}),
+            json!({"status_id": "4"}),
+            json!({"status_id": 1.5}),
+            json!({"status_id": 99999999999_i64}),
+            json!({"assignee": "Robert'); DROP TABLE task;--"}),
+            json!({"1=1": true}),
+        ] {
+            assert!(
+                TaskFilter::parse(bad.as_object().unwrap()).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn titles_are_short_printable_text() {
+        assert!(Title::parse("  ").is_err());
+        assert!(Title::parse(&"x".repeat(201)).is_err());
+        assert!(Title::parse("a\u{0}b").is_err());
+        assert_eq!(Title::parse(" Ship it ").unwrap().into_inner(), "Ship it");
+    }
+}

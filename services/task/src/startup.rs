@@ -1,0 +1,137 @@
+//! Wiring only: state, server, and the consumer that feeds the users read
+//! model. Production and tests run this same code; tests bind port 0.
+
+use std::sync::Arc;
+
+use actix_web::{
+    dev::{Server, ServerHandle},
+    middleware::from_fn,
+    web, App, HttpServer,
+};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations};
+use platform::{
+    db,
+    events::{self, topics, ConsumerConfig},
+    jwt::{KeySource, RemoteJwks, Verifier, ACCESS_TYP},
+    server::{self, Probe},
+    telemetry,
+};
+use tokio::{sync::watch, task::JoinHandle};
+
+use crate::{config::Settings, consumer, routes, state::AppState, store};
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/task");
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    consumer: JoinHandle<()>,
+    shutdown: watch::Sender<bool>,
+}
+
+/// Migrates, connects, loads the catalogue, prepares the token verifier.
+pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppState>> {
+    let url = settings.common.database_url.clone();
+    db::blocking(move || db::migrate(&url, MIGRATIONS)).await??;
+    let pool = db::build_pool(
+        &settings.common.database_url,
+        settings.common.database_pool_size,
+    )?;
+    let catalogue = db::with_conn(&pool, |c| -> anyhow::Result<_> {
+        Ok(store::load_catalogue(c)?)
+    })
+    .await?;
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()?;
+    let access = Verifier::new(
+        KeySource::Remote(Arc::new(RemoteJwks::new(settings.jwks_url(), http))),
+        settings.safekeeper_issuer.clone(),
+        ACCESS_TYP,
+    )
+    .with_audience(settings.access_audience.clone());
+    Ok(web::Data::new(AppState {
+        pool,
+        catalogue: Arc::new(catalogue),
+        access,
+        settings,
+    }))
+}
+
+/// The topics the read model is built from.
+pub fn consumer_config(s: &Settings) -> ConsumerConfig {
+    ConsumerConfig {
+        brokers: s.common.kafka_brokers.clone(),
+        group_id: s.consumer_group.clone(),
+        topics: vec![topics::USER.to_owned(), topics::USER_ROLE.to_owned()],
+        partitions: s.common.kafka_topic_partitions,
+        replication: s.common.kafka_topic_replication,
+    }
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        platform::metrics::global().set_service("task");
+        let state = build_state(settings).await?;
+        let s = &state.settings;
+        let probe = Probe {
+            pool: state.pool.clone(),
+            producer: events::producer(&s.common.kafka_brokers)?,
+        };
+        let (listener, port) = server::bind(&s.common.http_host, s.common.port)?;
+        let max_body = s.common.max_body_bytes;
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(telemetry::request_span))
+                .app_data(app_state.clone())
+                .configure(server::configure(probe.clone(), OPENAPI, max_body))
+                .configure(routes::configure)
+        })
+        .workers(s.http_workers)
+        .shutdown_timeout(10)
+        .listen(listener)?
+        .run();
+        let (shutdown, rx) = watch::channel(false);
+        let consumer = tokio::spawn({
+            let cfg = consumer_config(s);
+            let pool = state.pool.clone();
+            async move {
+                let apply: events::ApplyFn = Arc::new(consumer::apply);
+                if let Err(e) = events::run_consumer(cfg, pool, apply, rx).await {
+                    tracing::error!(
+                        error = format!("{e:#}"),
+                        "the users read model consumer stopped"
+                    );
+                }
+            }
+        });
+        tracing::info!(port, "task listening");
+        Ok(Self {
+            port,
+            server,
+            consumer,
+            shutdown,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the server from elsewhere (tests); `run_until_stopped` then
+    /// stops the consumer, which commits its offsets.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGTERM/SIGINT (actix drains in-flight requests), then
+    /// stops the consumer.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let result = self.server.await;
+        let _ = self.shutdown.send(true);
+        let _ = self.consumer.await;
+        Ok(result?)
+    }
+}

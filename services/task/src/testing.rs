@@ -1,0 +1,92 @@
+//! Starting a real task service inside a test process. Not used in
+//! production.
+
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use platform::testkit::TestDatabase;
+use tokio::task::JoinHandle;
+
+use crate::{config::Settings, startup::Application};
+
+pub struct Options {
+    pub brokers: String,
+    pub database_url: String,
+    /// A running safekeeper whose tokens carry `iss` `safekeeper::testing::ISSUER`.
+    pub safekeeper_url: String,
+    pub issuer: String,
+    pub audience: String,
+    /// A fresh group per app unless a test wants to share one.
+    pub consumer_group: String,
+    /// Start a new group at the end of the topics rather than replaying
+    /// the shared broker's whole history (which other tests keep growing).
+    /// Users a test creates after the start still arrive.
+    pub skip_history: bool,
+}
+
+impl Options {
+    pub fn new(brokers: String, db: &TestDatabase, safekeeper_url: &str) -> Self {
+        Self {
+            brokers,
+            database_url: db.url.clone(),
+            safekeeper_url: safekeeper_url.to_owned(),
+            issuer: "http://127.0.0.1:5001".into(),
+            audience: "platform".into(),
+            consumer_group: new_group(),
+            skip_history: true,
+        }
+    }
+}
+
+pub fn new_group() -> String {
+    format!("task-test-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// The settings a test app runs with.
+pub fn settings(o: &Options) -> Settings {
+    let mut s = Settings::from_env().expect("settings");
+    s.common.port = 0;
+    s.common.database_url = o.database_url.clone();
+    s.common.database_pool_size = 8;
+    s.common.kafka_brokers = o.brokers.clone();
+    s.safekeeper_url = o.safekeeper_url.clone();
+    s.safekeeper_issuer = o.issuer.clone();
+    s.access_audience = o.audience.clone();
+    s.consumer_group = o.consumer_group.clone();
+    s.http_workers = 2;
+    s
+}
+
+/// A running task service.
+pub struct Running {
+    pub address: String,
+    handle: ServerHandle,
+    join: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Stops the server and its consumer (which commits its offsets).
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+        let _ = tokio::time::timeout(Duration::from_secs(20), self.join).await;
+    }
+}
+
+pub async fn spawn(o: Options) -> Running {
+    platform::telemetry::init_for_tests();
+    let s = settings(&o);
+    if o.skip_history {
+        crate::rebuild::reset_group(&s, crate::rebuild::Position::Latest)
+            .await
+            .expect("consumer group moved to the latest offsets");
+    }
+    let app = Application::build(s).await.expect("task builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    let join = tokio::spawn(app.run_until_stopped());
+    Running {
+        address,
+        handle,
+        join,
+    }
+}

@@ -1,0 +1,9 @@
+//! Black-box tests of the task service, with a real authenticator and
+//! safekeeper beside it (real HTTP, real broker, a database each).
+
+mod helpers;
+mod journey;
+mod platform_endpoints;
+mod read_model;
+mod tokens;
+mod validation;

@@ -1,0 +1,350 @@
+//! Input parsed once, at the edge: a value of these types is valid.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// A field that failed its rule; rendered as a 400 naming field and rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Invalid {
+    pub field: String,
+    pub rule: String,
+    pub message: String,
+}
+
+impl Invalid {
+    pub fn new(field: &str, rule: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.to_owned(),
+            rule: rule.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// An organization's name: 2 to 64 of `A-Z a-z 0-9 _ -`, unique
+/// regardless of case (the database enforces that part).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrganizationName(String);
+
+impl OrganizationName {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, Invalid> {
+        let ok = (2..=64).contains(&raw.len())
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(Invalid::new(
+                field,
+                "organization_name_format",
+                format!("{field} must be 2 to 64 characters of A-Z, a-z, 0-9, '_' and '-'"),
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let raw = raw.trim();
+        let bad = || {
+            Invalid::new(
+                "email",
+                "email_format",
+                "email must be a valid address such as name@example.com",
+            )
+        };
+        if raw.len() > 254 || raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad());
+        }
+        let (local, domain) = raw.rsplit_once('@').ok_or_else(bad)?;
+        let local_ok = !local.is_empty()
+            && local.len() <= 64
+            && !local.contains('@')
+            && !local.starts_with('.')
+            && !local.ends_with('.')
+            && !local.contains("..");
+        let labels: Vec<&str> = domain.split('.').collect();
+        let domain_ok = labels.len() >= 2
+            && labels.iter().all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+            });
+        if local_ok && domain_ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(bad())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The authenticator logs in by username: one derived from the email,
+    /// the same every time (sanitized local part and a short hash of the
+    /// lowercased address), so two addresses never share one.
+    pub fn derived_username(&self) -> String {
+        let lower = self.0.to_lowercase();
+        let local = lower.split('@').next().unwrap_or_default();
+        let mut base: String = local
+            .chars()
+            .map(|c| match c {
+                'a'..='z' | '0'..='9' | '.' | '_' | '-' => c,
+                _ => '-',
+            })
+            .take(40)
+            .collect();
+        if base.is_empty() {
+            base.push_str("user");
+        }
+        let digest = Sha256::digest(lower.as_bytes());
+        format!("{base}-{}", hex::encode(&digest[..4]))
+    }
+}
+
+/// A person's name part: 1 to 100 characters, no control characters.
+pub fn parse_name(field: &str, raw: &str) -> Result<String, Invalid> {
+    let v = raw.trim();
+    if v.is_empty() || v.chars().count() > 100 || v.chars().any(char::is_control) {
+        return Err(Invalid::new(
+            field,
+            "name_format",
+            format!("{field} must be 1 to 100 printable characters"),
+        ));
+    }
+    Ok(v.to_owned())
+}
+
+pub const MAX_PASSWORD_BYTES: usize = 72;
+
+/// A password the providers will take: 8 characters to 72 bytes (bcrypt
+/// ignores the rest, so longer is refused, never truncated), mixing three
+/// of lower, upper, digits and symbols unless 16 characters or longer. The
+/// provider may add rules of its own (the authenticator's common list).
+pub struct NewPassword(SecretString);
+
+impl NewPassword {
+    pub fn parse(raw: SecretString) -> Result<Self, Invalid> {
+        let p = raw.expose_secret();
+        if p.len() > MAX_PASSWORD_BYTES {
+            return Err(Invalid::new(
+                "password",
+                "max_bytes",
+                format!(
+                    "password must be at most {MAX_PASSWORD_BYTES} bytes (it is {} bytes)",
+                    p.len()
+                ),
+            ));
+        }
+        if p.chars().count() < 8 {
+            return Err(Invalid::new(
+                "password",
+                "min_length",
+                "password must be at least 8 characters",
+            ));
+        }
+        let classes = [
+            p.chars().any(|c| c.is_lowercase()),
+            p.chars().any(|c| c.is_uppercase()),
+            p.chars().any(|c| c.is_ascii_digit()),
+            p.chars().any(|c| !c.is_alphanumeric()),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if classes < 3 && p.chars().count() < 16 {
+            return Err(Invalid::new(
+                "password",
+                "character_classes",
+                "password must mix at least three of lower case, upper case, digits and symbols, or be 16 characters or longer",
+            ));
+        }
+        Ok(Self(raw))
+    }
+
+    pub fn secret(&self) -> &SecretString {
+        &self.0
+    }
+}
+
+/// A bcrypt hash made elsewhere (an import): `$2a$`, `$2b$` or `$2y$`, a
+/// cost of 4 to 31, then 53 characters of bcrypt's base64.
+pub fn parse_bcrypt_hash(raw: &str) -> Result<String, Invalid> {
+    let bad = || {
+        Invalid::new(
+            "password_hash",
+            "bcrypt_format",
+            "password_hash must be a bcrypt hash ($2a$, $2b$ or $2y$)",
+        )
+    };
+    let rest = ["$2a$", "$2b$", "$2y$"]
+        .iter()
+        .find_map(|p| raw.strip_prefix(p))
+        .ok_or_else(bad)?;
+    let (cost, tail) = rest.split_once('$').ok_or_else(bad)?;
+    let cost: u32 = cost.parse().map_err(|_| bad())?;
+    let ok = (4..=31).contains(&cost)
+        && tail.len() == 53
+        && tail
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'/');
+    if ok {
+        Ok(raw.to_owned())
+    } else {
+        Err(bad())
+    }
+}
+
+/// A new directory user, valid against the current roles and
+/// organizations file.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub email: Email,
+    pub first_name: String,
+    pub last_name: String,
+    /// As written in the configuration file.
+    pub organization: String,
+    pub role: String,
+    /// A bcrypt hash to import, or none: an invitation.
+    pub password_hash: Option<String>,
+}
+
+/// The raw fields of a user, as a request or an import row carries them.
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserFields {
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub first_name: String,
+    #[serde(default)]
+    pub last_name: String,
+    #[serde(default)]
+    pub organization: String,
+    #[serde(default)]
+    pub role: String,
+    #[serde(default)]
+    pub password_hash: Option<String>,
+    #[serde(default)]
+    pub password_hash_type: Option<String>,
+}
+
+impl UserFields {
+    pub fn parse(
+        self,
+        config: &crate::directory_config::DirectoryConfig,
+    ) -> Result<NewUser, Invalid> {
+        let email = Email::parse(&self.email)?;
+        let first_name = parse_name("first_name", &self.first_name)?;
+        let last_name = parse_name("last_name", &self.last_name)?;
+        let organization = config
+            .organization(self.organization.trim())
+            .ok_or_else(|| {
+                Invalid::new(
+                    "organization",
+                    "configured_organization",
+                    format!(
+                        "organization {:?} is not one of the configured organizations",
+                        self.organization
+                    ),
+                )
+            })?
+            .name
+            .clone();
+        let role = config
+            .roles
+            .iter()
+            .find(|r| r.eq_ignore_ascii_case(self.role.trim()))
+            .ok_or_else(|| {
+                Invalid::new(
+                    "role",
+                    "configured_role",
+                    format!("role {:?} is not one of the configured roles", self.role),
+                )
+            })?
+            .clone();
+        let hash = self.password_hash.filter(|h| !h.trim().is_empty());
+        let password_hash = match (hash, self.password_hash_type.as_deref().map(str::trim)) {
+            (None, _) => None,
+            (Some(h), None | Some("") | Some("bcrypt")) => Some(parse_bcrypt_hash(h.trim())?),
+            (Some(_), Some(other)) => {
+                return Err(Invalid::new(
+                    "password_hash_type",
+                    "supported_hash_type",
+                    format!("password_hash_type {other:?} is not supported; use bcrypt"),
+                ))
+            }
+        };
+        Ok(NewUser {
+            email,
+            first_name,
+            last_name,
+            organization,
+            role,
+            password_hash,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn organization_names_follow_the_seed_alphabet() {
+        assert!(OrganizationName::parse("n", "a").is_err());
+        assert!(OrganizationName::parse("n", "acme corp").is_err());
+        assert!(OrganizationName::parse("n", &"a".repeat(65)).is_err());
+        assert!(OrganizationName::parse("n", "Acme_Corp-2").is_ok());
+    }
+
+    #[test]
+    fn derived_usernames_are_stable_valid_and_distinct() {
+        let a = Email::parse("Ada.Lovelace+x@Example.com").unwrap();
+        let b = Email::parse("ada.lovelace+x@example.com").unwrap();
+        let c = Email::parse("ada.lovelace+y@example.com").unwrap();
+        assert_eq!(a.derived_username(), b.derived_username());
+        assert_ne!(a.derived_username(), c.derived_username());
+        let u = a.derived_username();
+        assert!(u.starts_with("ada.lovelace-x-"), "{u}");
+        assert!((3..=64).contains(&u.len()));
+        assert!(u
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)));
+    }
+
+    #[test]
+    fn passwords_name_the_rule_they_break() {
+        let p = |s: &str| NewPassword::parse(SecretString::from(s.to_owned()));
+        assert_eq!(p(&"Aa1!".repeat(19)).err().unwrap().rule, "max_bytes");
+        assert_eq!(p("Aa1!").err().unwrap().rule, "min_length");
+        assert_eq!(p("abcdefghij").err().unwrap().rule, "character_classes");
+        assert!(p("Acme-Passw0rd!").is_ok());
+    }
+
+    #[test]
+    fn imported_hashes_must_be_bcrypt() {
+        let h = bcrypt::hash("Imported-Passw0rd!", 4).unwrap();
+        assert_eq!(parse_bcrypt_hash(&h).unwrap(), h);
+        assert!(parse_bcrypt_hash("$2b$12$short").is_err());
+        assert!(parse_bcrypt_hash("plain").is_err());
+    }
+}

@@ -1,0 +1,219 @@
+//! The directory's one error type. Every variant maps to a problem
+//! document; internal causes are logged once (in `Problem::internal`).
+
+use actix_web::{http::StatusCode, HttpResponse, ResponseError};
+use platform::{db::StoreError, Problem};
+
+use crate::{domain::Invalid, provider::ProviderError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid {}: {}", .0.field, .0.message)]
+    Invalid(Invalid),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("organization name is taken")]
+    OrganizationTaken,
+    #[error("the admin email is taken")]
+    AdminEmailTaken,
+    #[error("a user with this email exists")]
+    EmailTaken,
+    #[error("a creation of this user is in progress")]
+    CreationInProgress,
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{detail}")]
+    TooLarge {
+        detail: String,
+        limit_name: &'static str,
+        limit: usize,
+    },
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("webhook refused: {0}")]
+    BadSignature(String),
+    #[error("webhooks are not configured")]
+    WebhooksDisabled,
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("database error")]
+    Database(#[from] diesel::result::Error),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<Invalid> for ApiError {
+    fn from(v: Invalid) -> Self {
+        ApiError::Invalid(v)
+    }
+}
+
+fn invalid_field(field: &str, rule: &str, detail: String) -> Problem {
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        "invalid-field",
+        "A field is invalid",
+    )
+    .with_detail(detail)
+    .with("field", field)
+    .with("rule", rule)
+}
+
+impl ApiError {
+    pub fn problem(&self) -> Problem {
+        match self {
+            ApiError::Invalid(v) => invalid_field(&v.field, &v.rule, v.message.clone()),
+            ApiError::BadRequest(d) => Problem::bad_request(d.clone()),
+            ApiError::OrganizationTaken => Problem::conflict(
+                "organization-taken",
+                "an organization with this name exists (names are unique regardless of case)",
+            )
+            .with("field", "organization_name"),
+            ApiError::AdminEmailTaken => Problem::conflict(
+                "email-taken",
+                "this email already administers an organization or has an account",
+            )
+            .with("field", "email"),
+            ApiError::EmailTaken => Problem::conflict(
+                "email-taken",
+                "a user with this email exists (regardless of case)",
+            )
+            .with("field", "email"),
+            ApiError::CreationInProgress => Problem::conflict(
+                "creation-in-progress",
+                "this user is being created by another request",
+            )
+            .with("field", "email"),
+            ApiError::InvalidCredentials => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid-credentials",
+                "Invalid credentials",
+            )
+            .with_detail("the email or password is wrong"),
+            ApiError::Unauthenticated(d) => Problem::unauthorized(d.clone()),
+            ApiError::Forbidden(d) => Problem::forbidden(d.clone()),
+            ApiError::NotFound(d) => Problem::not_found(d.clone()),
+            ApiError::TooLarge {
+                detail,
+                limit_name,
+                limit,
+            } => Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Payload too large",
+            )
+            .with_detail(detail.clone())
+            .with(limit_name, limit),
+            ApiError::UnsupportedMediaType(d) => Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            )
+            .with_detail(d.clone()),
+            ApiError::BadSignature(d) => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid-signature",
+                "Invalid webhook signature",
+            )
+            .with_detail(d.clone()),
+            ApiError::WebhooksDisabled => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "webhooks-disabled",
+                "Webhooks are not configured",
+            )
+            .with_detail("set WORKOS_WEBHOOK_SECRET to receive WorkOS webhooks"),
+            ApiError::Provider(e) => match e {
+                ProviderError::Conflict { field } => Problem::conflict(
+                    "email-taken",
+                    format!("the identity provider already has an account with this {field}"),
+                )
+                .with("field", field),
+                ProviderError::Rejected {
+                    field,
+                    rule,
+                    detail,
+                } => invalid_field(
+                    field.as_deref().unwrap_or("body"),
+                    rule.as_deref().unwrap_or("provider_rule"),
+                    detail.clone(),
+                ),
+                ProviderError::InvalidCredentials => ApiError::InvalidCredentials.problem(),
+                ProviderError::Inactive => Problem::new(
+                    StatusCode::FORBIDDEN,
+                    "account-inactive",
+                    "Account deactivated",
+                )
+                .with_detail("this account has been deactivated"),
+                ProviderError::Throttled(s) => Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too-many-attempts",
+                    "Too many attempts",
+                )
+                .with_detail(format!("try again in {s} seconds"))
+                .with_retry_after(*s),
+                ProviderError::NotFound
+                | ProviderError::Unavailable(_)
+                | ProviderError::NotSent(_) => {
+                    tracing::warn!(error = %e, "identity provider call failed");
+                    Problem::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "provider-unavailable",
+                        "Identity provider unavailable",
+                    )
+                    .with_detail("the identity provider did not answer as expected; nothing was kept, try again shortly")
+                    .with_retry_after(2)
+                }
+            },
+            ApiError::Store(e) => Problem::from(e),
+            ApiError::Database(e) => Problem::internal(e),
+            ApiError::Internal(e) => Problem::internal(e.as_ref()),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        // Without building the problem: that would log internal errors twice.
+        match self {
+            ApiError::Invalid(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::OrganizationTaken
+            | ApiError::AdminEmailTaken
+            | ApiError::EmailTaken
+            | ApiError::CreationInProgress => StatusCode::CONFLICT,
+            ApiError::InvalidCredentials
+            | ApiError::Unauthenticated(_)
+            | ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::WebhooksDisabled => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Provider(e) => match e {
+                ProviderError::Conflict { .. } => StatusCode::CONFLICT,
+                ProviderError::Rejected { .. } => StatusCode::BAD_REQUEST,
+                ProviderError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+                ProviderError::Inactive => StatusCode::FORBIDDEN,
+                ProviderError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+                ProviderError::NotFound
+                | ProviderError::Unavailable(_)
+                | ProviderError::NotSent(_) => StatusCode::SERVICE_UNAVAILABLE,
+            },
+            ApiError::Store(StoreError::Pool(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Store(_) | ApiError::Database(_) | ApiError::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.problem().error_response()
+    }
+}

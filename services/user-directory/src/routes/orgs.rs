@@ -1,0 +1,314 @@
+//! The seed's organization paths: create, admin login, get, update,
+//! delete; and the tenant's own data.
+
+use actix_web::{http::header, web, HttpResponse};
+use platform::db::{is_unique_violation, with_conn};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::{
+    auth::{OrgAdmin, OrgClaims, ORG_TYP},
+    domain::{Email, NewPassword, OrganizationName},
+    error::ApiError,
+    saga::{self, NewOrganization},
+    state::AppState,
+    store::{self, OrganizationView},
+};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/org/create", web::post().to(create))
+        .route("/admin/login", web::post().to(login))
+        .route("/org/get", web::get().to(get))
+        .route("/org/update", web::put().to(update))
+        .route("/org/delete", web::delete().to(delete))
+        .route("/org/data", web::get().to(get_data))
+        .route("/org/data/{key}", web::put().to(put_data));
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRequest {
+    organization_name: String,
+    email: String,
+    password: SecretString,
+}
+
+/// `POST /org/create` (anyone, seed): an organization, its tenant storage
+/// and its admin account at the identity provider, as one unit. 201.
+async fn create(
+    state: web::Data<AppState>,
+    body: web::Json<CreateRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let name = OrganizationName::parse("organization_name", &b.organization_name)?;
+    let email = Email::parse(&b.email)?;
+    let password = NewPassword::parse(b.password)?;
+    let org = saga::create_organization(
+        &state,
+        NewOrganization {
+            name: name.as_str().to_owned(),
+            email,
+            password: password.secret().clone(),
+        },
+    )
+    .await?;
+    tracing::info!(organization.id = %org.id, name = %org.name, "organization created");
+    Ok(HttpResponse::Created()
+        .insert_header((
+            header::LOCATION,
+            format!("/org/get?organization_name={}", org.name),
+        ))
+        .json(OrganizationView::from(&org)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    email: String,
+    password: SecretString,
+}
+
+#[derive(Serialize)]
+struct LoginResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+    organization_name: String,
+}
+
+/// `POST /admin/login` (anyone, seed): an organization admin's email and
+/// password, checked by the identity provider, to a platform token
+/// (`typ: org+jwt`, verifiable with our JWKS) carrying the organization.
+async fn login(
+    state: web::Data<AppState>,
+    body: web::Json<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let LoginRequest { email, password } = body.into_inner();
+    let email = Email::parse(&email).map_err(|_| ApiError::InvalidCredentials)?;
+    let e = email.as_str().to_owned();
+    let org = with_conn(&state.pool, move |c| {
+        store::organization_by_admin_email(c, &e).map_err(ApiError::from)
+    })
+    .await?;
+    // No provider call for an unknown email: it would spend the
+    // authenticator's per-address failure budget, which all directory
+    // logins share. (Which emails administer an organization is no secret
+    // worth a timing defence: `POST /org/create` answers 409 for them.)
+    let Some(org) = org else {
+        return Err(ApiError::InvalidCredentials);
+    };
+    let reference = state
+        .provider
+        .authenticate(&org.admin_login, &password)
+        .await?;
+    if org.admin_reference_id.as_deref() != Some(reference.as_str()) {
+        return Err(ApiError::InvalidCredentials);
+    }
+    let now = chrono::Utc::now().timestamp();
+    let ttl = state.settings.org_token_ttl.as_secs();
+    let claims = OrgClaims {
+        iss: state.settings.issuer.clone(),
+        sub: reference,
+        org: org.id,
+        org_name: org.name.clone(),
+        iat: now,
+        exp: now + ttl as i64,
+        jti: uuid::Uuid::new_v4().to_string(),
+    };
+    let token = state.keys.sign(ORG_TYP, &claims)?;
+    tracing::info!(organization.id = %org.id, "organization admin logged in");
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(LoginResponse {
+            access_token: token,
+            token_type: "bearer",
+            expires_in: ttl,
+            organization_name: org.name,
+        }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NameQuery {
+    organization_name: String,
+}
+
+/// `GET /org/get?organization_name=` (that organization's admin, seed).
+async fn get(admin: OrgAdmin, q: web::Query<NameQuery>) -> Result<HttpResponse, ApiError> {
+    admin.must_own(&q.organization_name)?;
+    Ok(HttpResponse::Ok().json(OrganizationView::from(&admin.organization)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateRequest {
+    organization_name: String,
+    new_organization_name: Option<String>,
+    email: Option<String>,
+    password: Option<SecretString>,
+}
+
+/// `PUT /org/update` (that organization's admin, seed): rename (atomic; the
+/// tenant's data is keyed by id and follows), change the admin's email or
+/// password (through the identity provider).
+async fn update(
+    admin: OrgAdmin,
+    state: web::Data<AppState>,
+    body: web::Json<UpdateRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    admin.must_own(&b.organization_name)?;
+    let new_name = b
+        .new_organization_name
+        .as_deref()
+        .map(|n| OrganizationName::parse("new_organization_name", n))
+        .transpose()?;
+    let email = b.email.as_deref().map(Email::parse).transpose()?;
+    let password = b.password.map(NewPassword::parse).transpose()?;
+    if new_name.is_none() && email.is_none() && password.is_none() {
+        return Err(ApiError::BadRequest(
+            "send new_organization_name, email or password".into(),
+        ));
+    }
+    let org = admin.organization;
+    let reference = org.admin_reference_id.clone().ok_or_else(|| {
+        ApiError::Internal(anyhow::anyhow!("an active organization without admin"))
+    })?;
+    // Refuse what the database would refuse before asking the provider.
+    let (n, e, id) = (
+        new_name.as_ref().map(|n| n.as_str().to_owned()),
+        email.as_ref().map(|e| e.as_str().to_owned()),
+        org.id,
+    );
+    with_conn(&state.pool, move |c| {
+        if let Some(n) = &n {
+            if store::organization_by_name(c, n)?.is_some_and(|o| o.id != id) {
+                return Err(ApiError::OrganizationTaken);
+            }
+        }
+        if let Some(e) = &e {
+            if store::organization_by_admin_email(c, e)?.is_some_and(|o| o.id != id) {
+                return Err(ApiError::AdminEmailTaken);
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    let email_changes = email
+        .as_ref()
+        .is_some_and(|e| !e.as_str().eq_ignore_ascii_case(&org.admin_email));
+    if let (Some(e), true) = (&email, email_changes) {
+        state
+            .provider
+            .change_email(&reference, e.as_str())
+            .await
+            .map_err(|e| match e {
+                crate::provider::ProviderError::Conflict { .. } => ApiError::AdminEmailTaken,
+                other => other.into(),
+            })?;
+    }
+    if let Some(p) = &password {
+        state.provider.set_password(&reference, p.secret()).await?;
+    }
+    let (n, e, id) = (
+        new_name.map(|n| n.as_str().to_owned()),
+        email.map(|e| e.as_str().to_owned()),
+        org.id,
+    );
+    let updated = with_conn(&state.pool, move |c| {
+        store::update_organization(c, id, n.as_deref(), e.as_deref()).map_err(|e| {
+            if is_unique_violation(&e, store::ORG_NAME_UNIQUE) {
+                ApiError::OrganizationTaken
+            } else if is_unique_violation(&e, store::ORG_ADMIN_EMAIL_UNIQUE) {
+                ApiError::AdminEmailTaken
+            } else {
+                ApiError::Database(e)
+            }
+        })
+    })
+    .await;
+    let updated = match updated {
+        Ok(u) => u,
+        Err(err) => {
+            // Lost a race for the name or email: put the provider back.
+            if email_changes {
+                let _ = state
+                    .provider
+                    .change_email(&reference, &org.admin_email)
+                    .await;
+            }
+            return Err(err);
+        }
+    }
+    .ok_or_else(|| ApiError::NotFound("the organization no longer exists".into()))?;
+    state.outbox.nudge();
+    tracing::info!(organization.id = %updated.id, "organization updated");
+    Ok(HttpResponse::Ok().json(OrganizationView::from(&updated)))
+}
+
+/// `DELETE /org/delete?organization_name=` (that organization's admin,
+/// seed): the organization, its memberships and tenant data go (and are
+/// published); the admin's account is removed at the provider.
+async fn delete(
+    admin: OrgAdmin,
+    state: web::Data<AppState>,
+    q: web::Query<NameQuery>,
+) -> Result<HttpResponse, ApiError> {
+    admin.must_own(&q.organization_name)?;
+    let id = admin.organization.id;
+    let org = with_conn(&state.pool, move |c| {
+        store::delete_organization(c, id).map_err(ApiError::from)
+    })
+    .await?
+    .ok_or_else(|| ApiError::NotFound("the organization no longer exists".into()))?;
+    state.outbox.nudge();
+    state.reconcile.notify_one();
+    tracing::info!(organization.id = %org.id, name = %org.name, "organization deleted");
+    Ok(HttpResponse::Ok().json(json!({
+        "message": "Organization deleted",
+        "organization_name": org.name,
+    })))
+}
+
+/// `GET /org/data` (the organization's admin): the tenant's stored data.
+async fn get_data(admin: OrgAdmin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let id = admin.organization.id;
+    let rows = with_conn(&state.pool, move |c| {
+        store::tenant_data_of(c, id).map_err(ApiError::from)
+    })
+    .await?;
+    let map: Map<String, Value> = rows.into_iter().collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "organization_name": admin.organization.name,
+        "data": map,
+    })))
+}
+
+/// `PUT /org/data/{key}` (the organization's admin): stores a JSON value
+/// in the tenant's data.
+async fn put_data(
+    admin: OrgAdmin,
+    state: web::Data<AppState>,
+    key: web::Path<String>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let key = key.into_inner();
+    let ok = (1..=64).contains(&key.len())
+        && !key.starts_with('_')
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+    if !ok {
+        return Err(ApiError::BadRequest(
+            "key must be 1 to 64 of A-Z a-z 0-9 _ - . and not start with '_'".into(),
+        ));
+    }
+    let (id, value) = (admin.organization.id, body.into_inner());
+    let v = value.clone();
+    with_conn(&state.pool, move |c| {
+        store::put_tenant_data(c, id, &key, &v).map_err(ApiError::from)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(value))
+}

@@ -1,0 +1,402 @@
+//! Creations that span the identity provider and the directory, made safe.
+//!
+//! A user's creation is recorded (`pending`) before the first provider
+//! call, then moves to `user_created` (the provider's account exists),
+//! `membership_created` (its membership too) and `completed` (the local
+//! user, membership and event committed together). Every move is a compare
+//! and set, so the request and the reconciler never both act on one
+//! creation. A definitive refusal ends it as `failed` (nothing to undo); a
+//! failure after the account exists compensates it at once (the removal is
+//! queued in the same transaction that ends the creation, and run by the
+//! reconciler until it succeeds). A creation left open by a crash or a
+//! provider that did not answer is compensated by the reconciler once its
+//! lease has passed (longer than any provider call may take), after
+//! looking the account up at the provider: neither side keeps an orphan.
+//!
+//! An organization's creation follows the same rule: its row is reserved
+//! (`creating`) before the admin account is made, and activated with its
+//! tenant storage and event in one transaction afterwards, or dropped.
+
+use platform::db::{is_unique_violation, with_conn};
+use secrecy::SecretString;
+
+use crate::{
+    directory_config::OrganizationEntry,
+    domain::{Email, NewUser},
+    error::ApiError,
+    provider::{Identity, NewIdentity, ProviderError},
+    state::AppState,
+    store::{self, Begin, CompletedUser, Creation, Membership, Organization, User},
+};
+
+pub enum Created {
+    New(User, Membership),
+    Exists(User),
+}
+
+async fn db<T: Send + 'static>(
+    state: &AppState,
+    work: impl FnOnce(&mut diesel::PgConnection) -> diesel::QueryResult<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    with_conn(&state.pool, move |c| work(c).map_err(ApiError::from)).await
+}
+
+/// Ends `creation` as compensated, queueing the removal of `reference`,
+/// and wakes the reconciler to run it now.
+async fn compensate(
+    state: &AppState,
+    creation: &Creation,
+    reference: Option<String>,
+    why: String,
+) -> Result<(), ApiError> {
+    let id = creation.id;
+    db(state, move |c| {
+        store::compensate_creation(c, id, reference.as_deref(), &why)
+    })
+    .await?;
+    state.reconcile.notify_one();
+    Ok(())
+}
+
+/// Step one; an account the directory itself created and then compensated
+/// (the authenticator keeps it, deactivated) is taken back rather than
+/// refused as a duplicate.
+async fn provider_account(state: &AppState, new: &NewIdentity) -> Result<Identity, ProviderError> {
+    match state.provider.create_user(new).await {
+        Err(ProviderError::Conflict { field }) => {
+            let Some(existing) = state.provider.find_user(&new.login).await? else {
+                return Err(ProviderError::Conflict { field });
+            };
+            let reference = existing.reference_id.clone();
+            let ours = with_conn(&state.pool, move |c| {
+                store::was_compensated(c, &reference).map_err(ApiError::from)
+            })
+            .await
+            .unwrap_or(false);
+            if !ours || !existing.email.eq_ignore_ascii_case(&new.email) {
+                return Err(ProviderError::Conflict { field });
+            }
+            // A removal still queued for it must not undo the taking back.
+            let r = existing.reference_id.clone();
+            with_conn(&state.pool, move |c| {
+                store::cancel_removals(c, &r).map_err(ApiError::from)
+            })
+            .await
+            .map_err(|e| ProviderError::Unavailable(e.to_string()))?;
+            state.provider.restore_user(&existing.reference_id).await?;
+            tracing::info!(reference_id = %existing.reference_id, "took back an account a compensation had removed");
+            Ok(existing)
+        }
+        other => other,
+    }
+}
+
+/// Creates a user in the provider and the directory (see the module
+/// comment). An existing user of that email is answered as such.
+pub async fn create_user(
+    state: &AppState,
+    new: NewUser,
+    org: &Organization,
+    entry: &OrganizationEntry,
+) -> Result<Created, ApiError> {
+    let login = state.provider.login_for(&new.email);
+    let (email, org_id, role) = (new.email.as_str().to_owned(), org.id, new.role.clone());
+    let l = login.clone();
+    let begin = db(state, move |c| {
+        store::begin_creation(c, &email, &l, org_id, &role)
+    })
+    .await?;
+    let creation = match begin {
+        Begin::Started(c) => c,
+        Begin::Exists(u) => return Ok(Created::Exists(u)),
+        Begin::InFlight => return Err(ApiError::CreationInProgress),
+    };
+    let identity = NewIdentity {
+        email: new.email.as_str().to_owned(),
+        login,
+        first_name: new.first_name.clone(),
+        last_name: new.last_name.clone(),
+        password: None,
+        password_hash: new.password_hash.clone(),
+    };
+    // Step one: the account.
+    let account = match provider_account(state, &identity).await {
+        Ok(a) => a,
+        Err(e) if e.outcome_unknown() => {
+            // The account may exist or appear later: the reconciler looks
+            // once the lease has passed and undoes whatever it finds.
+            tracing::warn!(creation.id = %creation.id, error = %e, "provider failed at step one; left to the reconciler");
+            return Err(e.into());
+        }
+        Err(e) => {
+            let (id, why) = (creation.id, e.to_string());
+            db(state, move |c| store::fail_creation(c, id, &why)).await?;
+            return Err(e.into());
+        }
+    };
+    let reference = account.reference_id.clone();
+    // A provider without memberships (the authenticator) has no step two
+    // to wait for: record both steps in one write.
+    let next = if state.provider.keeps_memberships() {
+        "user_created"
+    } else {
+        "membership_created"
+    };
+    let (id, r) = (creation.id, reference.clone());
+    if !db(state, move |c| {
+        store::advance_creation(c, id, "pending", next, Some(&r), None)
+    })
+    .await?
+    {
+        return Err(taken_over(state, reference).await);
+    }
+    // Step two: the membership.
+    let membership_ref = if state.provider.keeps_memberships() {
+        let m = match state
+            .provider
+            .create_membership(&reference, entry, &creation.role)
+            .await
+        {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(creation.id = %creation.id, error = %e, "provider failed at step two; compensating");
+                compensate(state, &creation, Some(reference), format!("step two: {e}")).await?;
+                return Err(e.into());
+            }
+        };
+        let (id, r, m2) = (creation.id, reference.clone(), m.clone());
+        if !db(state, move |c| {
+            store::advance_creation(
+                c,
+                id,
+                "user_created",
+                "membership_created",
+                Some(&r),
+                m2.as_deref(),
+            )
+        })
+        .await?
+        {
+            return Err(taken_over(state, reference).await);
+        }
+        m
+    } else {
+        None
+    };
+    // Step three: the local write.
+    let mut creation = creation;
+    creation.membership_reference_id = membership_ref;
+    creation.reference_id = Some(reference.clone());
+    let done = CompletedUser {
+        email: new.email.as_str().to_owned(),
+        first_name: new.first_name,
+        last_name: new.last_name,
+        reference_id: reference.clone(),
+        provider_login: account.login,
+        provider_updated_at: account.updated_at,
+    };
+    let org_name = org.name.clone();
+    let c2 = creation.clone();
+    let written = with_conn(&state.pool, move |c| {
+        Ok::<_, ApiError>(store::complete_creation(c, &c2, &done, &org_name))
+    })
+    .await?;
+    match written {
+        Ok(Some((u, m))) => {
+            state.outbox.nudge();
+            Ok(Created::New(u, m))
+        }
+        Ok(None) => Err(taken_over(state, reference).await),
+        Err(e) => {
+            let email_taken = is_unique_violation(&e, store::USER_EMAIL_UNIQUE);
+            compensate(
+                state,
+                &creation,
+                Some(reference),
+                format!("local write: {e}"),
+            )
+            .await?;
+            if email_taken {
+                Err(ApiError::EmailTaken)
+            } else {
+                Err(ApiError::Database(e))
+            }
+        }
+    }
+}
+
+/// The reconciler ended this creation while the request was slow: make
+/// sure the account it made goes too.
+async fn taken_over(state: &AppState, reference: String) -> ApiError {
+    tracing::warn!(reference_id = %reference, "creation was compensated by the reconciler meanwhile");
+    let r = reference.clone();
+    if let Err(e) = with_conn(&state.pool, move |c| {
+        store::queue_removal(c, &r).map_err(ApiError::from)
+    })
+    .await
+    {
+        return e;
+    }
+    state.reconcile.notify_one();
+    ApiError::Provider(ProviderError::Unavailable(
+        "the creation took too long and was undone".into(),
+    ))
+}
+
+pub struct NewOrganization {
+    pub name: String,
+    pub email: Email,
+    pub password: SecretString,
+}
+
+/// Creates an organization, its tenant storage and its admin account as
+/// one unit.
+pub async fn create_organization(
+    state: &AppState,
+    new: NewOrganization,
+) -> Result<Organization, ApiError> {
+    let login = state.provider.login_for(&new.email);
+    let (name, email, l) = (
+        new.name.clone(),
+        new.email.as_str().to_owned(),
+        login.clone(),
+    );
+    let reserved = with_conn(&state.pool, move |c| {
+        store::reserve_organization(c, &name, &email, &l).map_err(|e| {
+            if is_unique_violation(&e, store::ORG_NAME_UNIQUE) {
+                ApiError::OrganizationTaken
+            } else if is_unique_violation(&e, store::ORG_ADMIN_EMAIL_UNIQUE) {
+                ApiError::AdminEmailTaken
+            } else {
+                ApiError::Database(e)
+            }
+        })
+    })
+    .await?;
+    let identity = NewIdentity {
+        email: new.email.as_str().to_owned(),
+        login,
+        first_name: new.name.clone(),
+        last_name: "Administrator".into(),
+        password: Some(new.password),
+        password_hash: None,
+    };
+    let account = match state.provider.create_user(&identity).await {
+        Ok(a) => a,
+        Err(e) if e.outcome_unknown() => {
+            tracing::warn!(organization.id = %reserved.id, error = %e, "provider failed creating an organization's admin; left to the reconciler");
+            return Err(e.into());
+        }
+        Err(e) => {
+            let id = reserved.id;
+            db(state, move |c| store::drop_reservation(c, id)).await?;
+            return Err(match e {
+                ProviderError::Conflict { .. } => ApiError::AdminEmailTaken,
+                other => other.into(),
+            });
+        }
+    };
+    let (id, r) = (reserved.id, account.reference_id.clone());
+    match db(state, move |c| store::activate_organization(c, id, &r)).await {
+        Ok(Some(org)) => {
+            state.outbox.nudge();
+            Ok(org)
+        }
+        Ok(None) => Err(taken_over(state, account.reference_id).await),
+        Err(e) => {
+            let r = account.reference_id.clone();
+            let _ = db(state, move |c| {
+                store::drop_reservation(c, id)?;
+                store::queue_removal(c, &r)
+            })
+            .await;
+            state.reconcile.notify_one();
+            Err(e)
+        }
+    }
+}
+
+/// One round of the reconciler: queued provider work, then creations and
+/// reservations whose lease has passed.
+pub async fn reconcile(state: &AppState) -> Result<(), ApiError> {
+    run_tasks(state).await?;
+    let cutoff = chrono::Utc::now()
+        - chrono::Duration::from_std(state.settings.saga_lease).unwrap_or_default();
+    let stale = db(state, move |c| store::open_creations_older_than(c, cutoff)).await?;
+    for creation in stale {
+        let reference = match &creation.reference_id {
+            Some(r) => Some(r.clone()),
+            None => match state.provider.find_user(&creation.provider_login).await {
+                Ok(found) => found
+                    .filter(|i| i.email.eq_ignore_ascii_case(&creation.email))
+                    .map(|i| i.reference_id),
+                Err(e) => {
+                    tracing::warn!(creation.id = %creation.id, error = %e, "cannot look the account up yet");
+                    continue;
+                }
+            },
+        };
+        tracing::info!(creation.id = %creation.id, state = %creation.state, reference_id = ?reference, "compensating an unfinished creation");
+        compensate(
+            state,
+            &creation,
+            reference,
+            format!("unfinished in state {}", creation.state),
+        )
+        .await?;
+    }
+    let stale = db(state, move |c| store::reservations_older_than(c, cutoff)).await?;
+    for org in stale {
+        let found = match state.provider.find_user(&org.admin_login).await {
+            Ok(f) => f.filter(|i| i.email.eq_ignore_ascii_case(&org.admin_email)),
+            Err(e) => {
+                tracing::warn!(organization.id = %org.id, error = %e, "cannot look the admin up yet");
+                continue;
+            }
+        };
+        tracing::info!(organization.id = %org.id, name = %org.name, "dropping an unfinished organization");
+        let id = org.id;
+        db(state, move |c| {
+            use diesel::Connection;
+            c.transaction(|c| {
+                if store::drop_reservation(c, id)? {
+                    if let Some(i) = found {
+                        store::queue_removal(c, &i.reference_id)?;
+                    }
+                }
+                Ok(())
+            })
+        })
+        .await?;
+    }
+    run_tasks(state).await
+}
+
+/// Runs the provider work that is due; failures back off and stay queued.
+pub async fn run_tasks(state: &AppState) -> Result<(), ApiError> {
+    loop {
+        let tasks = db(state, |c| store::due_tasks(c, 50)).await?;
+        if tasks.is_empty() {
+            return Ok(());
+        }
+        let mut progressed = false;
+        for t in tasks {
+            match state.provider.remove_user(&t.reference_id).await {
+                Ok(()) => {
+                    tracing::info!(reference_id = %t.reference_id, "provider account removed");
+                    let id = t.id;
+                    db(state, move |c| store::task_done(c, id)).await?;
+                    progressed = true;
+                }
+                Err(e) => {
+                    tracing::warn!(reference_id = %t.reference_id, attempts = t.attempts + 1, error = %e, "removing a provider account failed; will retry");
+                    let why = e.to_string();
+                    db(state, move |c| store::task_failed(c, &t, &why)).await?;
+                }
+            }
+        }
+        if !progressed {
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,1113 @@
+//! The directory in PostgreSQL. Synchronous diesel functions, called
+//! through `platform::db::with_conn`. Every change of an organization or a
+//! membership writes its event to the outbox in the same transaction.
+//!
+//! Tenancy is by row: every tenant row carries its organization's id, and
+//! every query a tenant can reach filters on the id taken from the
+//! caller's token, never on a name from the request.
+
+use chrono::{DateTime, Utc};
+use diesel::{pg::PgConnection, prelude::*, sql_types::Text};
+use platform::events::{enqueue, topics, Envelope, Op, Source};
+use serde::Serialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+diesel::define_sql_function!(fn lower(x: Text) -> Text);
+
+diesel::table! {
+    organizations (id) {
+        id -> Uuid,
+        name -> Text,
+        status -> Text,
+        admin_email -> Text,
+        admin_login -> Text,
+        admin_reference_id -> Nullable<Text>,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    tenant_data (organization_id, key) {
+        organization_id -> Uuid,
+        key -> Text,
+        value -> Jsonb,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        email -> Text,
+        first_name -> Text,
+        last_name -> Text,
+        reference_id -> Text,
+        provider_login -> Text,
+        is_active -> Bool,
+        provider_updated_at -> Nullable<Timestamptz>,
+        provider_version -> Nullable<Int8>,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    memberships (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        organization_id -> Uuid,
+        role -> Text,
+        status -> Text,
+        reference_id -> Nullable<Text>,
+        provider_updated_at -> Nullable<Timestamptz>,
+        version -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    user_creations (id) {
+        id -> Uuid,
+        email -> Text,
+        provider_login -> Text,
+        organization_id -> Uuid,
+        role -> Text,
+        state -> Text,
+        reference_id -> Nullable<Text>,
+        membership_reference_id -> Nullable<Text>,
+        user_id -> Nullable<Uuid>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    provider_tasks (id) {
+        id -> Int8,
+        kind -> Text,
+        reference_id -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        done_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    provider_events (id) {
+        id -> Text,
+        event -> Text,
+        payload -> Jsonb,
+        source -> Text,
+        received_at -> Timestamptz,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        applied_at -> Nullable<Timestamptz>,
+        outcome -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    sync_cursors (name) {
+        name -> Text,
+        cursor -> Text,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    import_jobs (id) {
+        id -> Uuid,
+        organization_id -> Uuid,
+        status -> Text,
+        total -> Int4,
+        processed -> Int4,
+        created -> Int4,
+        existing -> Int4,
+        failed -> Int4,
+        input -> Nullable<Jsonb>,
+        results -> Jsonb,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::joinable!(memberships -> users (user_id));
+diesel::joinable!(memberships -> organizations (organization_id));
+diesel::allow_tables_to_appear_in_same_query!(users, memberships, organizations);
+
+pub const ORG_NAME_UNIQUE: &str = "organizations_name_key";
+pub const ORG_ADMIN_EMAIL_UNIQUE: &str = "organizations_admin_email_key";
+pub const USER_EMAIL_UNIQUE: &str = "users_email_key";
+pub const CREATION_IN_FLIGHT: &str = "user_creations_in_flight";
+
+fn source(table: &str) -> Source {
+    Source {
+        service: "user-directory".into(),
+        table: table.into(),
+    }
+}
+
+// ---------------------------------------------------------------- organizations
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = organizations)]
+pub struct Organization {
+    pub id: Uuid,
+    pub name: String,
+    pub status: String,
+    pub admin_email: String,
+    pub admin_login: String,
+    pub admin_reference_id: Option<String>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What the API and the events show of an organization.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrganizationView {
+    pub id: Uuid,
+    pub organization_name: String,
+    pub email: String,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&Organization> for OrganizationView {
+    fn from(o: &Organization) -> Self {
+        Self {
+            id: o.id,
+            organization_name: o.name.clone(),
+            email: o.admin_email.clone(),
+            version: o.version,
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+        }
+    }
+}
+
+fn publish_org(
+    conn: &mut PgConnection,
+    op: Op,
+    before: Option<&Organization>,
+    after: &Organization,
+) -> QueryResult<()> {
+    let view = |o: &Organization| serde_json::to_value(OrganizationView::from(o)).ok();
+    let envelope = Envelope::new(
+        op,
+        "organization",
+        after.id.to_string(),
+        after.version,
+        source("organizations"),
+        before.and_then(view),
+        if op == Op::Delete { None } else { view(after) },
+    );
+    enqueue(conn, topics::ORGANIZATION, &envelope)
+}
+
+/// Reserves the name and admin email: the row exists, `creating`, before
+/// the provider is asked for the admin account.
+pub fn reserve_organization(
+    conn: &mut PgConnection,
+    name: &str,
+    admin_email: &str,
+    admin_login: &str,
+) -> QueryResult<Organization> {
+    let now = Utc::now();
+    diesel::insert_into(organizations::table)
+        .values((
+            organizations::id.eq(Uuid::now_v7()),
+            organizations::name.eq(name),
+            organizations::status.eq("creating"),
+            organizations::admin_email.eq(admin_email),
+            organizations::admin_login.eq(admin_login),
+            organizations::created_at.eq(now),
+            organizations::updated_at.eq(now),
+        ))
+        .returning(Organization::as_returning())
+        .get_result(conn)
+}
+
+/// The organization, its tenant storage and its event, in one transaction,
+/// once the admin account exists. `None` if the reservation is gone (the
+/// reconciler undid it).
+pub fn activate_organization(
+    conn: &mut PgConnection,
+    id: Uuid,
+    admin_reference_id: &str,
+) -> QueryResult<Option<Organization>> {
+    conn.transaction(|conn| {
+        let Some(org) = diesel::update(
+            organizations::table
+                .find(id)
+                .filter(organizations::status.eq("creating")),
+        )
+        .set((
+            organizations::status.eq("active"),
+            organizations::admin_reference_id.eq(admin_reference_id),
+            organizations::updated_at.eq(Utc::now()),
+        ))
+        .returning(Organization::as_returning())
+        .get_result(conn)
+        .optional()?
+        else {
+            return Ok(None);
+        };
+        diesel::insert_into(tenant_data::table)
+            .values((
+                tenant_data::organization_id.eq(org.id),
+                tenant_data::key.eq("_tenant"),
+                tenant_data::value.eq(json!({"created_at": org.created_at})),
+            ))
+            .execute(conn)?;
+        publish_org(conn, Op::Create, None, &org)?;
+        Ok(Some(org))
+    })
+}
+
+/// Drops a reservation that did not complete.
+pub fn drop_reservation(conn: &mut PgConnection, id: Uuid) -> QueryResult<bool> {
+    diesel::delete(
+        organizations::table
+            .find(id)
+            .filter(organizations::status.eq("creating")),
+    )
+    .execute(conn)
+    .map(|n| n > 0)
+}
+
+pub fn reservations_older_than(
+    conn: &mut PgConnection,
+    cutoff: DateTime<Utc>,
+) -> QueryResult<Vec<Organization>> {
+    organizations::table
+        .filter(organizations::status.eq("creating"))
+        .filter(organizations::updated_at.lt(cutoff))
+        .select(Organization::as_select())
+        .load(conn)
+}
+
+pub fn organization(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<Organization>> {
+    organizations::table
+        .find(id)
+        .filter(organizations::status.eq("active"))
+        .select(Organization::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn organization_by_name(
+    conn: &mut PgConnection,
+    name: &str,
+) -> QueryResult<Option<Organization>> {
+    organizations::table
+        .filter(lower(organizations::name).eq(name.to_lowercase()))
+        .filter(organizations::status.eq("active"))
+        .select(Organization::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn organization_by_admin_email(
+    conn: &mut PgConnection,
+    email: &str,
+) -> QueryResult<Option<Organization>> {
+    organizations::table
+        .filter(lower(organizations::admin_email).eq(email.to_lowercase()))
+        .filter(organizations::status.eq("active"))
+        .select(Organization::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Renames and/or changes the admin email of one organization, under a
+/// row lock, with its event. A rename is this one row: the tenant's data
+/// is keyed by the organization's id and follows it.
+pub fn update_organization(
+    conn: &mut PgConnection,
+    id: Uuid,
+    name: Option<&str>,
+    admin_email: Option<&str>,
+) -> QueryResult<Option<Organization>> {
+    conn.transaction(|conn| {
+        let Some(before) = organizations::table
+            .find(id)
+            .filter(organizations::status.eq("active"))
+            .for_update()
+            .select(Organization::as_select())
+            .first(conn)
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let name = name.unwrap_or(&before.name);
+        let email = admin_email.unwrap_or(&before.admin_email);
+        if name == before.name && email == before.admin_email {
+            return Ok(Some(before));
+        }
+        let after: Organization = diesel::update(organizations::table.find(id))
+            .set((
+                organizations::name.eq(name),
+                organizations::admin_email.eq(email),
+                organizations::version.eq(before.version + 1),
+                organizations::updated_at.eq(Utc::now()),
+            ))
+            .returning(Organization::as_returning())
+            .get_result(conn)?;
+        publish_org(conn, Op::Update, Some(&before), &after)?;
+        Ok(Some(after))
+    })
+}
+
+/// Removes an organization with its memberships, tenant data and jobs,
+/// publishing each membership's removal and the organization's. The admin
+/// account's removal at the provider is queued in the same transaction.
+pub fn delete_organization(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<Organization>> {
+    conn.transaction(|conn| {
+        let Some(org) = organizations::table
+            .find(id)
+            .filter(organizations::status.eq("active"))
+            .for_update()
+            .select(Organization::as_select())
+            .first(conn)
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let members: Vec<(Membership, User)> = memberships::table
+            .inner_join(users::table)
+            .filter(memberships::organization_id.eq(id))
+            .filter(memberships::status.ne("deleted"))
+            .select((Membership::as_select(), User::as_select()))
+            .load(conn)?;
+        for (m, u) in &members {
+            let mut gone = m.clone();
+            gone.version += 1;
+            gone.status = "deleted".into();
+            publish_membership(conn, Op::Delete, Some((m, u)), &gone, &org.name, u)?;
+        }
+        diesel::delete(organizations::table.find(id)).execute(conn)?;
+        if let Some(r) = &org.admin_reference_id {
+            queue_removal(conn, r)?;
+        }
+        let mut gone = org.clone();
+        gone.version += 1;
+        publish_org(conn, Op::Delete, Some(&org), &gone)?;
+        Ok(Some(org))
+    })
+}
+
+pub fn tenant_data_of(conn: &mut PgConnection, org: Uuid) -> QueryResult<Vec<(String, Value)>> {
+    tenant_data::table
+        .filter(tenant_data::organization_id.eq(org))
+        .order(tenant_data::key.asc())
+        .select((tenant_data::key, tenant_data::value))
+        .load(conn)
+}
+
+pub fn put_tenant_data(
+    conn: &mut PgConnection,
+    org: Uuid,
+    key: &str,
+    value: &Value,
+) -> QueryResult<()> {
+    diesel::insert_into(tenant_data::table)
+        .values((
+            tenant_data::organization_id.eq(org),
+            tenant_data::key.eq(key),
+            tenant_data::value.eq(value),
+        ))
+        .on_conflict((tenant_data::organization_id, tenant_data::key))
+        .do_update()
+        .set((
+            tenant_data::value.eq(value),
+            tenant_data::updated_at.eq(Utc::now()),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+// ---------------------------------------------------------------- users
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub reference_id: String,
+    pub provider_login: String,
+    pub is_active: bool,
+    pub provider_updated_at: Option<DateTime<Utc>>,
+    pub provider_version: Option<i64>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = memberships)]
+pub struct Membership {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub organization_id: Uuid,
+    pub role: String,
+    pub status: String,
+    pub reference_id: Option<String>,
+    pub provider_updated_at: Option<DateTime<Utc>>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A user as the API shows them, with their membership in the caller's
+/// organization.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserView {
+    pub id: Uuid,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub reference_id: String,
+    pub is_active: bool,
+    pub organization: String,
+    pub role: String,
+    pub membership_id: Uuid,
+    pub membership_status: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl UserView {
+    pub fn new(u: &User, m: &Membership, organization: &str) -> Self {
+        Self {
+            id: u.id,
+            email: u.email.clone(),
+            first_name: u.first_name.clone(),
+            last_name: u.last_name.clone(),
+            reference_id: u.reference_id.clone(),
+            is_active: u.is_active,
+            organization: organization.to_owned(),
+            role: m.role.clone(),
+            membership_id: m.id,
+            membership_status: m.status.clone(),
+            created_at: u.created_at,
+            updated_at: u.updated_at.max(m.updated_at),
+        }
+    }
+}
+
+pub fn publish_membership(
+    conn: &mut PgConnection,
+    op: Op,
+    before: Option<(&Membership, &User)>,
+    after: &Membership,
+    organization: &str,
+    user: &User,
+) -> QueryResult<()> {
+    let view = |m: &Membership, u: &User| {
+        json!({
+            "id": m.id, "user_id": m.user_id, "organization_id": m.organization_id,
+            "organization": organization, "email": u.email, "reference_id": u.reference_id,
+            "role": m.role, "status": m.status, "version": m.version,
+        })
+    };
+    let envelope = Envelope::new(
+        op,
+        "membership",
+        after.id.to_string(),
+        after.version,
+        source("memberships"),
+        before.map(|(m, u)| view(m, u)),
+        if op == Op::Delete {
+            None
+        } else {
+            Some(view(after, user))
+        },
+    );
+    enqueue(conn, topics::MEMBERSHIP, &envelope)
+}
+
+/// A live user with this email, regardless of case.
+pub fn user_by_email(conn: &mut PgConnection, email: &str) -> QueryResult<Option<User>> {
+    users::table
+        .filter(lower(users::email).eq(email.to_lowercase()))
+        .filter(users::deleted_at.is_null())
+        .select(User::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn user_by_reference(conn: &mut PgConnection, reference: &str) -> QueryResult<Option<User>> {
+    users::table
+        .filter(users::reference_id.eq(reference))
+        .select(User::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// A user with their membership in `org`; `None` for anyone else's.
+pub fn member(
+    conn: &mut PgConnection,
+    org: Uuid,
+    user: Uuid,
+) -> QueryResult<Option<(User, Membership)>> {
+    users::table
+        .inner_join(memberships::table)
+        .filter(users::id.eq(user))
+        .filter(users::deleted_at.is_null())
+        .filter(memberships::organization_id.eq(org))
+        .filter(memberships::status.ne("deleted"))
+        .select((User::as_select(), Membership::as_select()))
+        .first(conn)
+        .optional()
+}
+
+pub struct UserFilter {
+    pub email: Option<String>,
+    pub role: Option<String>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// A page of `org`'s members in creation order, and how many match.
+pub fn members(
+    conn: &mut PgConnection,
+    org: Uuid,
+    f: &UserFilter,
+) -> QueryResult<(Vec<(User, Membership)>, i64)> {
+    let filtered = || {
+        let mut q = users::table
+            .inner_join(memberships::table)
+            .filter(users::deleted_at.is_null())
+            .filter(memberships::organization_id.eq(org))
+            .filter(memberships::status.ne("deleted"))
+            .into_boxed();
+        if let Some(e) = &f.email {
+            q = q.filter(lower(users::email).eq(e.to_lowercase()));
+        }
+        if let Some(r) = &f.role {
+            q = q.filter(lower(memberships::role).eq(r.to_lowercase()));
+        }
+        q
+    };
+    let total = filtered().count().get_result(conn)?;
+    let items = filtered()
+        .order((users::created_at.asc(), users::id.asc()))
+        .limit(f.limit)
+        .offset(f.offset)
+        .select((User::as_select(), Membership::as_select()))
+        .load(conn)?;
+    Ok((items, total))
+}
+
+// ---------------------------------------------------------------- the creation saga
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = user_creations)]
+pub struct Creation {
+    pub id: Uuid,
+    pub email: String,
+    pub provider_login: String,
+    pub organization_id: Uuid,
+    pub role: String,
+    pub state: String,
+    pub reference_id: Option<String>,
+    pub membership_reference_id: Option<String>,
+    pub user_id: Option<Uuid>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub const OPEN_STATES: [&str; 3] = ["pending", "user_created", "membership_created"];
+
+pub enum Begin {
+    Started(Creation),
+    Exists(User),
+    InFlight,
+}
+
+/// Records a creation before the first provider call, unless the email is
+/// taken or being created.
+pub fn begin_creation(
+    conn: &mut PgConnection,
+    email: &str,
+    login: &str,
+    org: Uuid,
+    role: &str,
+) -> QueryResult<Begin> {
+    conn.transaction(|conn| {
+        if let Some(u) = user_by_email(conn, email)? {
+            return Ok(Begin::Exists(u));
+        }
+        let now = Utc::now();
+        let inserted = diesel::insert_into(user_creations::table)
+            .values((
+                user_creations::id.eq(Uuid::now_v7()),
+                user_creations::email.eq(email),
+                user_creations::provider_login.eq(login),
+                user_creations::organization_id.eq(org),
+                user_creations::role.eq(role),
+                user_creations::state.eq("pending"),
+                user_creations::created_at.eq(now),
+                user_creations::updated_at.eq(now),
+            ))
+            .on_conflict_do_nothing()
+            .returning(Creation::as_returning())
+            .get_result(conn)
+            .optional()?;
+        Ok(match inserted {
+            Some(c) => Begin::Started(c),
+            None => Begin::InFlight,
+        })
+    })
+}
+
+/// Moves a creation from `from` to `to` (compare and set: false if someone
+/// else, the reconciler, moved it first).
+pub fn advance_creation(
+    conn: &mut PgConnection,
+    id: Uuid,
+    from: &str,
+    to: &str,
+    reference: Option<&str>,
+    membership_reference: Option<&str>,
+) -> QueryResult<bool> {
+    let n = diesel::update(
+        user_creations::table
+            .find(id)
+            .filter(user_creations::state.eq(from)),
+    )
+    .set((
+        user_creations::state.eq(to),
+        user_creations::reference_id.eq(reference),
+        user_creations::membership_reference_id.eq(membership_reference),
+        user_creations::updated_at.eq(Utc::now()),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Ends a creation the provider refused for good: nothing to undo.
+pub fn fail_creation(conn: &mut PgConnection, id: Uuid, error: &str) -> QueryResult<()> {
+    diesel::update(
+        user_creations::table
+            .find(id)
+            .filter(user_creations::state.eq_any(OPEN_STATES)),
+    )
+    .set((
+        user_creations::state.eq("failed"),
+        user_creations::last_error.eq(error),
+        user_creations::updated_at.eq(Utc::now()),
+    ))
+    .execute(conn)
+    .map(|_| ())
+}
+
+/// Ends an open creation as compensated, queueing the removal of the
+/// provider account (if one was made) in the same transaction. False if it
+/// was not open any more.
+pub fn compensate_creation(
+    conn: &mut PgConnection,
+    id: Uuid,
+    reference: Option<&str>,
+    error: &str,
+) -> QueryResult<bool> {
+    conn.transaction(|conn| {
+        let n = diesel::update(
+            user_creations::table
+                .find(id)
+                .filter(user_creations::state.eq_any(OPEN_STATES)),
+        )
+        .set((
+            user_creations::state.eq("compensated"),
+            user_creations::reference_id.eq(reference),
+            user_creations::last_error.eq(error),
+            user_creations::updated_at.eq(Utc::now()),
+        ))
+        .execute(conn)?;
+        if n == 1 {
+            if let Some(r) = reference {
+                queue_removal(conn, r)?;
+            }
+        }
+        Ok(n == 1)
+    })
+}
+
+pub fn open_creations_older_than(
+    conn: &mut PgConnection,
+    cutoff: DateTime<Utc>,
+) -> QueryResult<Vec<Creation>> {
+    user_creations::table
+        .filter(user_creations::state.eq_any(OPEN_STATES))
+        .filter(user_creations::updated_at.lt(cutoff))
+        .select(Creation::as_select())
+        .load(conn)
+}
+
+pub fn creation_open_for(conn: &mut PgConnection, reference: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        user_creations::table
+            .filter(user_creations::reference_id.eq(reference))
+            .filter(user_creations::state.eq_any(OPEN_STATES)),
+    ))
+    .get_result(conn)
+}
+
+pub struct CompletedUser {
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub reference_id: String,
+    pub provider_login: String,
+    pub provider_updated_at: Option<DateTime<Utc>>,
+}
+
+/// The local write, last step of a creation: the user (adopting a row a
+/// provider event may have made for this reference), the membership, its
+/// event, and the creation marked done, in one transaction. `None` if the
+/// creation was taken over by the reconciler meanwhile.
+pub fn complete_creation(
+    conn: &mut PgConnection,
+    creation: &Creation,
+    new: &CompletedUser,
+    organization_name: &str,
+) -> QueryResult<Option<(User, Membership)>> {
+    conn.transaction(|conn| {
+        let n = diesel::update(
+            user_creations::table
+                .find(creation.id)
+                .filter(user_creations::state.eq("membership_created")),
+        )
+        .set((
+            user_creations::state.eq("completed"),
+            user_creations::updated_at.eq(Utc::now()),
+        ))
+        .execute(conn)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let now = Utc::now();
+        let user: User = match user_by_reference(conn, &new.reference_id)? {
+            Some(u) => u,
+            None => diesel::insert_into(users::table)
+                .values((
+                    users::id.eq(Uuid::now_v7()),
+                    users::email.eq(&new.email),
+                    users::first_name.eq(&new.first_name),
+                    users::last_name.eq(&new.last_name),
+                    users::reference_id.eq(&new.reference_id),
+                    users::provider_login.eq(&new.provider_login),
+                    users::provider_updated_at.eq(new.provider_updated_at),
+                    users::created_at.eq(now),
+                    users::updated_at.eq(now),
+                ))
+                .returning(User::as_returning())
+                .get_result(conn)?,
+        };
+        let membership: Membership = diesel::insert_into(memberships::table)
+            .values((
+                memberships::id.eq(Uuid::now_v7()),
+                memberships::user_id.eq(user.id),
+                memberships::organization_id.eq(creation.organization_id),
+                memberships::role.eq(&creation.role),
+                memberships::status.eq("active"),
+                memberships::reference_id.eq(&creation.membership_reference_id),
+                memberships::created_at.eq(now),
+                memberships::updated_at.eq(now),
+            ))
+            .returning(Membership::as_returning())
+            .get_result(conn)?;
+        diesel::update(user_creations::table.find(creation.id))
+            .set(user_creations::user_id.eq(user.id))
+            .execute(conn)?;
+        publish_membership(
+            conn,
+            Op::Create,
+            None,
+            &membership,
+            organization_name,
+            &user,
+        )?;
+        Ok(Some((user, membership)))
+    })
+}
+
+// ---------------------------------------------------------------- provider tasks
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = provider_tasks)]
+pub struct ProviderTask {
+    pub id: i64,
+    pub kind: String,
+    pub reference_id: String,
+    pub attempts: i32,
+}
+
+pub fn queue_removal(conn: &mut PgConnection, reference: &str) -> QueryResult<()> {
+    diesel::insert_into(provider_tasks::table)
+        .values((
+            provider_tasks::kind.eq("remove_user"),
+            provider_tasks::reference_id.eq(reference),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn due_tasks(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<ProviderTask>> {
+    provider_tasks::table
+        .filter(provider_tasks::done_at.is_null())
+        .filter(provider_tasks::next_attempt_at.le(Utc::now()))
+        .order(provider_tasks::id.asc())
+        .limit(limit)
+        .select(ProviderTask::as_select())
+        .load(conn)
+}
+
+pub fn task_done(conn: &mut PgConnection, id: i64) -> QueryResult<()> {
+    diesel::update(provider_tasks::table.find(id))
+        .set(provider_tasks::done_at.eq(Utc::now()))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Retries later, backing off up to ten minutes.
+pub fn task_failed(conn: &mut PgConnection, t: &ProviderTask, error: &str) -> QueryResult<()> {
+    let secs = 2_i64
+        .saturating_pow(t.attempts.clamp(0, 10) as u32)
+        .min(600);
+    diesel::update(provider_tasks::table.find(t.id))
+        .set((
+            provider_tasks::attempts.eq(t.attempts + 1),
+            provider_tasks::last_error.eq(error),
+            provider_tasks::next_attempt_at.eq(Utc::now() + chrono::Duration::seconds(secs)),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn pending_task_count(conn: &mut PgConnection) -> QueryResult<i64> {
+    provider_tasks::table
+        .filter(provider_tasks::done_at.is_null())
+        .count()
+        .get_result(conn)
+}
+
+// ---------------------------------------------------------------- provider events
+
+/// Stores an event once (by its id). True if it was new.
+pub fn store_event(
+    conn: &mut PgConnection,
+    id: &str,
+    event: &str,
+    payload: &Value,
+    from: &str,
+) -> QueryResult<bool> {
+    diesel::insert_into(provider_events::table)
+        .values((
+            provider_events::id.eq(id),
+            provider_events::event.eq(event),
+            provider_events::payload.eq(payload),
+            provider_events::source.eq(from),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .map(|n| n == 1)
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = provider_events)]
+pub struct StoredEvent {
+    pub id: String,
+    pub event: String,
+    pub payload: Value,
+    pub attempts: i32,
+}
+
+pub fn due_events(conn: &mut PgConnection, limit: i64) -> QueryResult<Vec<StoredEvent>> {
+    provider_events::table
+        .filter(provider_events::applied_at.is_null())
+        .filter(provider_events::next_attempt_at.le(Utc::now()))
+        .order((
+            provider_events::received_at.asc(),
+            provider_events::id.asc(),
+        ))
+        .limit(limit)
+        .select(StoredEvent::as_select())
+        .load(conn)
+}
+
+pub fn event_applied(conn: &mut PgConnection, id: &str, outcome: &str) -> QueryResult<()> {
+    diesel::update(provider_events::table.find(id))
+        .set((
+            provider_events::applied_at.eq(Utc::now()),
+            provider_events::outcome.eq(outcome),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Tries the event again later (its user or organization is not known
+/// yet: events arrive out of order).
+pub fn event_deferred(conn: &mut PgConnection, e: &StoredEvent, why: &str) -> QueryResult<()> {
+    let ms = (250_i64 * 2_i64.saturating_pow(e.attempts.clamp(0, 12) as u32)).min(300_000);
+    diesel::update(provider_events::table.find(&e.id))
+        .set((
+            provider_events::attempts.eq(e.attempts + 1),
+            provider_events::outcome.eq(why),
+            provider_events::next_attempt_at.eq(Utc::now() + chrono::Duration::milliseconds(ms)),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn cursor(conn: &mut PgConnection, name: &str) -> QueryResult<Option<String>> {
+    sync_cursors::table
+        .find(name)
+        .select(sync_cursors::cursor)
+        .first(conn)
+        .optional()
+}
+
+pub fn set_cursor(conn: &mut PgConnection, name: &str, value: &str) -> QueryResult<()> {
+    diesel::insert_into(sync_cursors::table)
+        .values((sync_cursors::name.eq(name), sync_cursors::cursor.eq(value)))
+        .on_conflict(sync_cursors::name)
+        .do_update()
+        .set((
+            sync_cursors::cursor.eq(value),
+            sync_cursors::updated_at.eq(Utc::now()),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+// ---------------------------------------------------------------- imports
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = import_jobs)]
+pub struct ImportJob {
+    pub id: Uuid,
+    #[serde(skip)]
+    pub organization_id: Uuid,
+    pub status: String,
+    pub total: i32,
+    pub processed: i32,
+    pub created: i32,
+    #[serde(rename = "exists")]
+    pub existing: i32,
+    pub failed: i32,
+    #[serde(skip)]
+    pub input: Option<Value>,
+    #[serde(rename = "rows")]
+    pub results: Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+pub fn create_job(
+    conn: &mut PgConnection,
+    org: Uuid,
+    total: i32,
+    input: &Value,
+) -> QueryResult<ImportJob> {
+    diesel::insert_into(import_jobs::table)
+        .values((
+            import_jobs::id.eq(Uuid::now_v7()),
+            import_jobs::organization_id.eq(org),
+            import_jobs::status.eq("running"),
+            import_jobs::total.eq(total),
+            import_jobs::input.eq(input),
+        ))
+        .returning(ImportJob::as_returning())
+        .get_result(conn)
+}
+
+pub struct Progress {
+    pub processed: i32,
+    pub created: i32,
+    pub existing: i32,
+    pub failed: i32,
+    pub results: Value,
+    pub finished: bool,
+}
+
+pub fn job_progress(conn: &mut PgConnection, id: Uuid, p: &Progress) -> QueryResult<()> {
+    let now = Utc::now();
+    diesel::update(import_jobs::table.find(id))
+        .set((
+            import_jobs::processed.eq(p.processed),
+            import_jobs::created.eq(p.created),
+            import_jobs::existing.eq(p.existing),
+            import_jobs::failed.eq(p.failed),
+            import_jobs::results.eq(&p.results),
+            import_jobs::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    if p.finished {
+        diesel::update(import_jobs::table.find(id))
+            .set((
+                import_jobs::status.eq("finished"),
+                import_jobs::input.eq(None::<Value>),
+                import_jobs::finished_at.eq(now),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+pub fn job(conn: &mut PgConnection, org: Uuid, id: Uuid) -> QueryResult<Option<ImportJob>> {
+    import_jobs::table
+        .find(id)
+        .filter(import_jobs::organization_id.eq(org))
+        .select(ImportJob::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn running_jobs(conn: &mut PgConnection) -> QueryResult<Vec<ImportJob>> {
+    import_jobs::table
+        .filter(import_jobs::status.eq("running"))
+        .select(ImportJob::as_select())
+        .load(conn)
+}
+
+/// True if a creation of ours ended compensated with this account.
+pub fn was_compensated(conn: &mut PgConnection, reference: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        user_creations::table
+            .filter(user_creations::reference_id.eq(reference))
+            .filter(user_creations::state.eq("compensated")),
+    ))
+    .get_result(conn)
+}
+
+pub fn cancel_removals(conn: &mut PgConnection, reference: &str) -> QueryResult<()> {
+    diesel::update(
+        provider_tasks::table
+            .filter(provider_tasks::reference_id.eq(reference))
+            .filter(provider_tasks::done_at.is_null()),
+    )
+    .set((
+        provider_tasks::done_at.eq(Utc::now()),
+        provider_tasks::last_error.eq("cancelled: the account was taken back"),
+    ))
+    .execute(conn)
+    .map(|_| ())
+}

@@ -1,0 +1,111 @@
+//! Starting a real user directory inside a test process (this crate's
+//! tests, and other services' tests that need one). Not used in
+//! production.
+
+use std::{path::PathBuf, time::Duration};
+
+use actix_web::{dev::ServerHandle, web};
+use platform::testkit::{TempDir, TestDatabase};
+use secrecy::SecretString;
+
+use crate::{
+    config::{ProviderSettings, Settings},
+    startup::Application,
+    state::AppState,
+};
+
+pub const ISSUER: &str = "http://127.0.0.1:5003";
+
+pub struct Options {
+    pub brokers: String,
+    pub database_url: String,
+    pub provider: ProviderSettings,
+    /// The roles and organizations file.
+    pub config_path: PathBuf,
+    pub webhook_secret: Option<String>,
+    pub saga_lease: Duration,
+    pub reconcile_every: Duration,
+    pub events_poll: Duration,
+    pub import_sync_rows: usize,
+    pub import_max_rows: usize,
+    pub import_max_bytes: usize,
+    pub provider_timeout: Duration,
+}
+
+impl Options {
+    pub fn new(
+        brokers: String,
+        db: &TestDatabase,
+        provider: ProviderSettings,
+        config_path: PathBuf,
+    ) -> Self {
+        Self {
+            brokers,
+            database_url: db.url.clone(),
+            provider,
+            config_path,
+            webhook_secret: None,
+            saga_lease: Duration::from_secs(30),
+            reconcile_every: Duration::from_millis(200),
+            events_poll: Duration::from_millis(200),
+            import_sync_rows: 200,
+            import_max_rows: 50_000,
+            import_max_bytes: 10 * 1024 * 1024,
+            provider_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A running user directory.
+pub struct Running {
+    pub address: String,
+    pub state: web::Data<AppState>,
+    handle: ServerHandle,
+    _state_dir: TempDir,
+}
+
+impl Running {
+    /// Stops the service as SIGTERM would.
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+}
+
+/// Starts the directory on a free port with its own consumer group.
+pub async fn spawn(o: Options) -> Running {
+    platform::telemetry::init_for_tests();
+    let dir = TempDir::new("ud-test");
+    let mut s = Settings::from_env().expect("settings");
+    s.common.port = 0;
+    s.common.database_url = o.database_url;
+    s.common.database_pool_size = 12;
+    s.common.kafka_brokers = o.brokers;
+    s.common.state_dir = dir.0.clone();
+    s.issuer = ISSUER.into();
+    s.http_workers = 2;
+    s.outbox_poll = Duration::from_millis(100);
+    s.require_signing_key = false;
+    s.signing_key_pem = None;
+    s.directory_config = o.config_path;
+    s.provider = o.provider;
+    s.provider_timeout = o.provider_timeout;
+    s.webhook_secret = o.webhook_secret.map(SecretString::from);
+    s.saga_lease = o.saga_lease;
+    s.reconcile_every = o.reconcile_every;
+    s.events_poll = o.events_poll;
+    s.consumer_group = format!("ud-test-{}", uuid::Uuid::new_v4().simple());
+    s.import.sync_rows = o.import_sync_rows;
+    s.import.max_rows = o.import_max_rows;
+    s.import.max_bytes = o.import_max_bytes;
+    let app = Application::build(s).await.expect("user-directory builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state();
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    Running {
+        address,
+        state,
+        handle,
+        _state_dir: dir,
+    }
+}

@@ -1,0 +1,203 @@
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+async fn import(app: &TestApp, org: &Org, content_type: &str, body: String) -> reqwest::Response {
+    app.http
+        .post(app.url("/v1/users/import"))
+        .bearer_auth(&org.token)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_import_with_good_duplicate_and_bad_rows_reports_each_and_runs_twice_safely() {
+    let app = spawn_with_authenticator(Tweaks::default()).await;
+    let org = app.org().await;
+    let other = unique("other");
+    app.add_config_org(&other, None);
+    let d = format!("{}.example", org.name);
+    let hash = bcrypt::hash("Imported-Passw0rd!", 4).unwrap();
+    let csv = format!(
+        "email,first_name,last_name,organization,role,password_hash,password_hash_type\n\
+         grace@{d},Grace,Hopper,{o},member,{hash},bcrypt\n\
+         alan@{d},Alan,Turing,{o},viewer,,\n\
+         GRACE@{d},Grace,Again,{o},member,,\n\
+         not-an-email,Bad,Email,{o},member,,\n\
+         role@{d},Bad,Role,{o},wizard,,\n\
+         theirs@{d},Other,Org,{other},member,,\n\
+         hash@{d},Bad,Hash,{o},member,md5:abc,md5\n",
+        o = org.name
+    );
+    let r = import(&app, &org, "text/csv", csv.clone()).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    let outcomes: Vec<&str> = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["created", "created", "exists", "failed", "failed", "failed", "failed"],
+        "{v}"
+    );
+    assert_eq!(
+        (
+            v["created"].as_i64(),
+            v["exists"].as_i64(),
+            v["failed"].as_i64()
+        ),
+        (Some(2), Some(1), Some(4))
+    );
+    for row in &v["rows"].as_array().unwrap()[3..] {
+        assert!(
+            row["reason"].as_str().is_some_and(|r| !r.is_empty()),
+            "{row}"
+        );
+    }
+    // The imported password works at the authenticator, by the derived username.
+    let username = user_directory::domain::Email::parse(&format!("grace@{d}"))
+        .unwrap()
+        .derived_username();
+    session(
+        &app.http,
+        app.auth.as_ref().unwrap(),
+        &username,
+        "Imported-Passw0rd!",
+    )
+    .await;
+    // Twice: nothing new.
+    let v: Value = import(&app, &org, "text/csv", csv)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            v["created"].as_i64(),
+            v["exists"].as_i64(),
+            v["failed"].as_i64()
+        ),
+        (Some(0), Some(3), Some(4)),
+        "{v}"
+    );
+    assert_eq!(app.users(&org, "").await["total"], 2);
+    // JSON works too.
+    let body = json!([{"email": format!("json@{d}"), "first_name": "J", "last_name": "S", "organization": org.name, "role": "member"},
+                      {"email": format!("json@{d}"), "first_name": "J", "last_name": "S", "organization": org.name, "role": "member", "extra": 1}]);
+    let v: Value = import(&app, &org, "application/json", body.to_string())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["rows"][0]["outcome"], "created");
+    assert_eq!(v["rows"][1]["outcome"], "failed");
+}
+
+#[tokio::test]
+async fn a_large_file_runs_as_a_job_with_progress() {
+    let app = spawn_with_authenticator(Tweaks {
+        tweak: Box::new(|o| o.import_sync_rows = 5),
+        ..Tweaks::default()
+    })
+    .await;
+    let org = app.org().await;
+    let rows: Vec<Value> = (0..30)
+        .map(|i| json!({"email": format!("u{i}@{}.example", org.name), "first_name": "U", "last_name": format!("{i}"),
+                        "organization": org.name, "role": "member"}))
+        .collect();
+    let r = import(
+        &app,
+        &org,
+        "application/json",
+        serde_json::to_string(&rows).unwrap(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let location = r
+        .headers()
+        .get("location")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let job = eventually(60, "the import job to finish", || async {
+        let v: Value = app
+            .http
+            .get(app.url(&location))
+            .bearer_auth(&org.token)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (v["status"] == "finished").then_some(v)
+    })
+    .await;
+    assert_eq!(job["total"], 30);
+    assert_eq!(job["processed"], 30);
+    assert_eq!(job["created"], 30);
+    assert_eq!(job["rows"].as_array().unwrap().len(), 30);
+    // Another organization cannot follow it.
+    let other = app.org().await;
+    let r = app
+        .http
+        .get(app.url(&location))
+        .bearer_auth(&other.token)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::NOT_FOUND).await;
+}
+
+#[tokio::test]
+async fn limits_on_size_and_rows_answer_413_naming_the_limit() {
+    let app = spawn_with_authenticator(Tweaks {
+        tweak: Box::new(|o| {
+            o.import_max_rows = 2;
+            o.import_max_bytes = 400;
+        }),
+        ..Tweaks::default()
+    })
+    .await;
+    let org = app.org().await;
+    let row = format!("a@x.example,A,B,{},member\n", org.name);
+    let csv = format!(
+        "email,first_name,last_name,organization,role\n{}",
+        row.repeat(3)
+    );
+    let p = assert_problem(
+        import(&app, &org, "text/csv", csv).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+    )
+    .await;
+    assert_eq!(p["limit_rows"], 2);
+    let csv = format!(
+        "email,first_name,last_name,organization,role\n{}",
+        "x".repeat(500)
+    );
+    let p = assert_problem(
+        import(&app, &org, "text/csv", csv).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+    )
+    .await;
+    assert_eq!(p["limit_bytes"], 400);
+    assert_problem(
+        import(&app, &org, "text/plain", "hello".into()).await,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    )
+    .await;
+    assert_problem(
+        import(&app, &org, "text/csv", "name,age\nx,1\n".into()).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(app.count("users"), 0);
+}

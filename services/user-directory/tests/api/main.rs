@@ -1,0 +1,13 @@
+//! Black-box tests of the user directory: the real app on a free port, its
+//! own fresh database, the real broker; a real authenticator and
+//! safekeeper, or a local server speaking the WorkOS wire format.
+
+mod bad_input;
+mod fake_workos;
+mod helpers;
+mod imports;
+mod orgs;
+mod platform_endpoints;
+mod users;
+mod webhooks;
+mod workos;
