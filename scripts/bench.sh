@@ -3,15 +3,15 @@
 # against fresh databases, measure each, print a table per service and one
 # combined table, and write target/bench/results.json (authenticator) and
 # target/bench/safekeeper.json.
-# `BENCH_ONLY=authenticator make bench` or `BENCH_ONLY=safekeeper make bench`
+# `BENCH_ONLY=authenticator|safekeeper|user-directory make bench`
 # runs one part (the safekeeper part still starts the authenticator it
 # trusts). Extra arguments go to the bench binary, e.g. `--seconds 5 --concurrency 8`.
 source "$(dirname "$0")/lib.sh"
 
 ONLY="${BENCH_ONLY:-all}"
 case "$ONLY" in
-  all | authenticator | safekeeper) ;;
-  *) die "BENCH_ONLY must be authenticator or safekeeper, not '$ONLY'" ;;
+  all | authenticator | safekeeper | user-directory) ;;
+  *) die "BENCH_ONLY must be authenticator, safekeeper or user-directory, not '$ONLY'" ;;
 esac
 
 AUTH_PORT=5900
@@ -86,5 +86,11 @@ if [ "$ONLY" != authenticator ]; then
   OUTS+=("$SK_OUT")
 fi
 
-say "all results"
-"$BENCH" table "${OUTS[@]}"
+if [ "${#OUTS[@]}" -gt 0 ]; then
+  say "all results"
+  "$BENCH" table "${OUTS[@]}"
+fi
+
+if [ "$ONLY" = all ] || [ "$ONLY" = user-directory ]; then
+  bash "$ROOT/services/user-directory/bench.sh"
+fi
