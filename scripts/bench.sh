@@ -2,7 +2,8 @@
 # make bench: start a throwaway authenticator on :5900 and safekeeper on :5901
 # against fresh databases, measure each, print a table per service and one
 # combined table, and write target/bench/results.json (authenticator) and
-# target/bench/safekeeper.json.
+# target/bench/safekeeper.json. The task part starts a task service on :5902
+# against a fresh task_bench and writes target/bench/task.json.
 # `BENCH_ONLY=authenticator|safekeeper|user-directory make bench`
 # runs one part (the safekeeper part still starts the authenticator it
 # trusts). Extra arguments go to the bench binary, e.g. `--seconds 5 --concurrency 8`.
@@ -10,8 +11,8 @@ source "$(dirname "$0")/lib.sh"
 
 ONLY="${BENCH_ONLY:-all}"
 case "$ONLY" in
-  all | authenticator | safekeeper | user-directory) ;;
-  *) die "BENCH_ONLY must be authenticator, safekeeper or user-directory, not '$ONLY'" ;;
+  all | access-rule | authenticator | safekeeper | user-directory | task) ;;
+  *) die "BENCH_ONLY must be access-rule, authenticator, safekeeper, user-directory or task, not '$ONLY'" ;;
 esac
 
 AUTH_PORT=5900
@@ -25,6 +26,18 @@ SK_PIDFILE="$STATE_DIR/pids/safekeeper-bench.pid"
 AUTH_OUT="$ROOT/target/bench/results.json"
 SK_OUT="$ROOT/target/bench/safekeeper.json"
 BENCH="$CARGO_TARGET_DIR/release/bench"
+AR_PORT=5905
+AR_URL="http://127.0.0.1:$AR_PORT"
+AR_DB=access_rule_bench
+AR_PIDFILE="$STATE_DIR/pids/access-rule-bench.pid"
+AR_OUT="$ROOT/target/bench/access-rule.json"
+AR_USERS=1000000
+TASK_PORT=5902
+TASK_URL="http://127.0.0.1:$TASK_PORT"
+TASK_DB=task_bench
+TASK_PIDFILE="$STATE_DIR/pids/task-bench.pid"
+TASK_OUT="$ROOT/target/bench/task.json"
+run_task() { [ "$ONLY" = all ] || [ "$ONLY" = task ]; }
 
 recreate_database() {
   say "recreating the database $1"
@@ -36,14 +49,18 @@ ensure_postgres
 ensure_broker
 recreate_database "$AUTH_DB"
 [ "$ONLY" = authenticator ] || recreate_database "$SK_DB"
+case "$ONLY" in all | access-rule) recreate_database "$AR_DB" ;; esac
+! run_task || recreate_database "$TASK_DB"
 
 say "building the authenticator, the safekeeper and the bench (release)"
-(cd "$ROOT" && cargo build --release --locked -p authenticator -p safekeeper -p bench -q)
+(cd "$ROOT" && cargo build --release --locked -p authenticator -p safekeeper -p task -p access-rule -p bench -q)
 
 mkdir -p "$STATE_DIR/logs" "$STATE_DIR/pids" "$STATE_DIR/bench"
+stop_pidfile "$TASK_PIDFILE"
 stop_pidfile "$SK_PIDFILE"
 stop_pidfile "$AUTH_PIDFILE"
-trap 'stop_pidfile "$SK_PIDFILE"; stop_pidfile "$AUTH_PIDFILE"' EXIT
+stop_pidfile "$AR_PIDFILE"
+trap 'stop_pidfile "$AR_PIDFILE"; stop_pidfile "$TASK_PIDFILE"; stop_pidfile "$SK_PIDFILE"; stop_pidfile "$AUTH_PIDFILE"' EXIT
 
 say "starting the authenticator on :$AUTH_PORT (bcrypt cost 12)"
 (
@@ -59,14 +76,14 @@ say "starting the authenticator on :$AUTH_PORT (bcrypt cost 12)"
 wait_ready authenticator-bench "$AUTH_URL/readyz" 90
 
 OUTS=()
-if [ "$ONLY" != safekeeper ]; then
+if [ "$ONLY" != safekeeper ] && [ "$ONLY" != task ] && [ "$ONLY" != access-rule ]; then
   say "measuring the authenticator"
   "$BENCH" authenticator --url "$AUTH_URL" --out "$AUTH_OUT" "$@"
   say "results written to $AUTH_OUT"
   OUTS+=("$AUTH_OUT")
 fi
 
-if [ "$ONLY" != authenticator ]; then
+if [ "$ONLY" != authenticator ] && [ "$ONLY" != access-rule ]; then
   say "starting the safekeeper on :$SK_PORT"
   (
     cd "$ROOT"
@@ -80,10 +97,74 @@ if [ "$ONLY" != authenticator ]; then
   )
   wait_ready safekeeper-bench "$SK_URL/readyz" 90
 
-  say "measuring the safekeeper"
-  "$BENCH" safekeeper --auth-url "$AUTH_URL" --sk-url "$SK_URL" --out "$SK_OUT" "$@"
-  say "results written to $SK_OUT"
-  OUTS+=("$SK_OUT")
+  if [ "$ONLY" != task ]; then
+    say "measuring the safekeeper"
+    "$BENCH" safekeeper --auth-url "$AUTH_URL" --sk-url "$SK_URL" --out "$SK_OUT" "$@"
+    say "results written to $SK_OUT"
+    OUTS+=("$SK_OUT")
+  fi
+fi
+
+if run_task; then
+  say "starting the task service on :$TASK_PORT"
+  (
+    cd "$ROOT"
+    PORT="$TASK_PORT" DATABASE_URL="$PGHOST_URL/$TASK_DB" KAFKA_BROKERS="$KAFKA_BROKERS" \
+      SAFEKEEPER_URL="$SK_URL" SAFEKEEPER_ISSUER="$SK_URL" \
+      CONSUMER_GROUP="task-bench-$(date +%s)-$RANDOM" \
+      STATE_DIR="$STATE_DIR/bench" LOG_FORMAT=json RUST_LOG=warn \
+      nohup "$CARGO_TARGET_DIR/release/task" \
+      >"$STATE_DIR/logs/task-bench.log" 2>&1 &
+    echo $! >"$TASK_PIDFILE"
+  )
+  wait_ready task-bench "$TASK_URL/readyz" 90
+
+  say "measuring the task service"
+  "$BENCH" task --auth-url "$AUTH_URL" --sk-url "$SK_URL" --task-url "$TASK_URL" \
+    --task-db "$PGHOST_URL/$TASK_DB" --out "$TASK_OUT" "$@"
+  say "results written to $TASK_OUT"
+  OUTS+=("$TASK_OUT")
+fi
+
+if [ "$ONLY" = all ] || [ "$ONLY" = access-rule ]; then
+  say "starting the access-rule service on :$AR_PORT"
+  (
+    cd "$ROOT"
+    PORT="$AR_PORT" DATABASE_URL="$PGHOST_URL/$AR_DB" KAFKA_BROKERS="$KAFKA_BROKERS" \
+      AUTHENTICATOR_URL="$AUTH_URL" AUTH_ISSUER="$AUTH_URL" \
+      CONSUMER_GROUP="access-rule-bench-$(date +%s)-$RANDOM" \
+      STATE_DIR="$STATE_DIR/bench" LOG_FORMAT=json RUST_LOG=warn \
+      nohup "$CARGO_TARGET_DIR/release/access-rule" \
+      >"$STATE_DIR/logs/access-rule-bench.log" 2>&1 &
+    echo $! >"$AR_PIDFILE"
+  )
+  wait_ready access-rule-bench "$AR_URL/readyz" 90
+
+  # u1 .. uN: most clean, some with one flag or cards, 5 % scam-restricted,
+  # 2.5 % zip-restricted, 2 % chargeback-restricted, 1 % deactivated.
+  say "seeding $AR_USERS users into $AR_DB"
+  psql "$PGHOST_URL/$AR_DB" -v ON_ERROR_STOP=1 -q <<SQL
+INSERT INTO users (user_id, scam_flags, card_count, zip_count, total_spend_cents,
+                   chargeback_cents, scam_restricted_at, zip_restricted_at,
+                   chargeback_restricted_at, is_active)
+SELECT 'u' || i,
+       CASE WHEN i % 20 = 0 THEN 2 WHEN i % 5 = 0 THEN 1 ELSE 0 END,
+       i % 4,
+       CASE WHEN i % 40 = 3 THEN 3 ELSE LEAST(i % 4, 1) END,
+       (i % 4) * 10000,
+       CASE WHEN i % 50 = 1 THEN 2000 ELSE 0 END,
+       CASE WHEN i % 20 = 0 THEN now() END,
+       CASE WHEN i % 40 = 3 THEN now() END,
+       CASE WHEN i % 50 = 1 THEN now() END,
+       i % 100 <> 7
+FROM generate_series(1, $AR_USERS) AS i;
+ANALYZE users;
+SQL
+
+  say "measuring the access-rule service"
+  "$BENCH" access-rule --url "$AR_URL" --users "$AR_USERS" --out "$AR_OUT" "$@"
+  say "results written to $AR_OUT"
+  OUTS+=("$AR_OUT")
 fi
 
 if [ "${#OUTS[@]}" -gt 0 ]; then

@@ -9,10 +9,12 @@
 //! markdown table and writes the same rows as JSON; `bench table FILE...`
 //! prints the tables of several such files as one.
 
+mod access_rule;
 mod authenticator;
 mod load;
 mod report;
 mod safekeeper;
+mod task;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -22,11 +24,16 @@ use reqwest::Client;
 const USAGE: &str = "usage:
   bench authenticator --url URL --out FILE [--seconds N] [--concurrency C]
   bench safekeeper [--auth-url URL] [--sk-url URL] [--out FILE] [--seconds N] [--concurrency C]
+  bench access-rule --url URL --users N --out FILE [--seconds N] [--concurrency C]
+  bench task [--auth-url URL] [--sk-url URL] [--task-url URL] [--task-db URL] [--out FILE] [--seconds N] [--concurrency C]
   bench table FILE...";
 
 const DEFAULT_AUTH_URL: &str = "http://127.0.0.1:5900";
 const DEFAULT_SK_URL: &str = "http://127.0.0.1:5901";
 const DEFAULT_SK_OUT: &str = "target/bench/safekeeper.json";
+const DEFAULT_TASK_URL: &str = "http://127.0.0.1:5902";
+const DEFAULT_TASK_DB: &str = "postgres://postgres@127.0.0.1:5432/task_bench";
+const DEFAULT_TASK_OUT: &str = "target/bench/task.json";
 
 /// How hard and how long to load, and where the results go.
 pub struct Load {
@@ -51,6 +58,15 @@ enum Command {
         sk_url: String,
         load: Load,
     },
+    AccessRule {
+        url: String,
+        users: u64,
+        load: Load,
+    },
+    Task {
+        urls: task::Urls,
+        load: Load,
+    },
     Table(Vec<PathBuf>),
 }
 
@@ -62,11 +78,13 @@ fn parse() -> anyhow::Result<Command> {
             std::process::exit(0);
         }
         Some(s) if s == "table" => return Ok(Command::Table(args.map(PathBuf::from).collect())),
-        Some(s) if s == "authenticator" || s == "safekeeper" => s,
+        Some(s) if s == "authenticator" || s == "safekeeper" || s == "access-rule" => s,
+        Some(s) if s == "task" => return parse_task(args),
         Some(other) => bail!("unknown service {other:?}; {USAGE}"),
         None => bail!("{USAGE}"),
     };
     let is_sk = service == "safekeeper";
+    let mut users = None;
     let (mut url, mut auth_url, mut sk_url, mut out) = (None, None, None, None);
     let (mut seconds, mut concurrency) = (10, 16);
     while let Some(flag) = args.next() {
@@ -78,6 +96,9 @@ fn parse() -> anyhow::Result<Command> {
             "--url" if !is_sk => url = Some(trimmed),
             "--auth-url" if is_sk => auth_url = Some(trimmed),
             "--sk-url" if is_sk => sk_url = Some(trimmed),
+            "--users" if service == "access-rule" => {
+                users = Some(value.parse().context("--users")?)
+            }
             "--out" => out = Some(PathBuf::from(value)),
             "--seconds" => seconds = value.parse().context("--seconds")?,
             "--concurrency" => concurrency = value.parse().context("--concurrency")?,
@@ -104,11 +125,48 @@ fn parse() -> anyhow::Result<Command> {
             seconds,
             concurrency,
         };
-        Ok(Command::Authenticator {
-            url: url.with_context(|| format!("--url is required; {USAGE}"))?,
-            load,
-        })
+        let url = url.with_context(|| format!("--url is required; {USAGE}"))?;
+        if service == "access-rule" {
+            let users = users.with_context(|| format!("--users is required; {USAGE}"))?;
+            return Ok(Command::AccessRule { url, users, load });
+        }
+        Ok(Command::Authenticator { url, load })
     }
+}
+
+/// `bench task`'s flags (its own, so the other services' stay as they are).
+fn parse_task(mut args: impl Iterator<Item = String>) -> anyhow::Result<Command> {
+    let mut urls = task::Urls {
+        auth: DEFAULT_AUTH_URL.to_owned(),
+        sk: DEFAULT_SK_URL.to_owned(),
+        task: DEFAULT_TASK_URL.to_owned(),
+        db: DEFAULT_TASK_DB.to_owned(),
+    };
+    let mut load = Load {
+        out: PathBuf::from(DEFAULT_TASK_OUT),
+        seconds: 10,
+        concurrency: 16,
+    };
+    while let Some(flag) = args.next() {
+        let value = args
+            .next()
+            .with_context(|| format!("{flag} needs a value; {USAGE}"))?;
+        let trimmed = value.trim_end_matches('/').to_owned();
+        match flag.as_str() {
+            "--auth-url" => urls.auth = trimmed,
+            "--sk-url" => urls.sk = trimmed,
+            "--task-url" => urls.task = trimmed,
+            "--task-db" => urls.db = value,
+            "--out" => load.out = PathBuf::from(value),
+            "--seconds" => load.seconds = value.parse().context("--seconds")?,
+            "--concurrency" => load.concurrency = value.parse().context("--concurrency")?,
+            _ => bail!("unknown flag {flag} for task; {USAGE}"),
+        }
+    }
+    if load.seconds == 0 || load.concurrency == 0 {
+        bail!("--seconds and --concurrency must be at least 1");
+    }
+    Ok(Command::Task { urls, load })
 }
 
 /// An HTTP client that keeps a connection per worker and never follows
@@ -132,6 +190,10 @@ async fn main() -> anyhow::Result<()> {
             sk_url,
             load,
         } => safekeeper::run(&http(load.concurrency)?, &auth_url, &sk_url, &load).await,
+        Command::AccessRule { url, users, load } => {
+            access_rule::run(&http(load.concurrency)?, &url, users, &load).await
+        }
+        Command::Task { urls, load } => task::run(&http(load.concurrency)?, &urls, &load).await,
         Command::Table(files) => {
             if files.is_empty() {
                 bail!("bench table needs at least one results file; {USAGE}");

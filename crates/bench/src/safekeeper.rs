@@ -26,10 +26,10 @@ use crate::{
     Load,
 };
 
-const ADMIN_USER: &str = "admin";
-const ADMIN_PASSWORD: &str = "Admin-Passw0rd!";
+pub(crate) const ADMIN_USER: &str = "admin";
+pub(crate) const ADMIN_PASSWORD: &str = "Admin-Passw0rd!";
 const ADMIN_SCOPES: &str = "admin:rbac,admin:client,admin:user";
-const PASSWORD: &str = "Bench-Passw0rd!";
+pub(crate) const PASSWORD: &str = "Bench-Passw0rd!";
 const REDIRECT: &str = "http://127.0.0.1:8765/callback";
 const TASK_SCOPES: [&str; 6] = [
     "read:task",
@@ -67,12 +67,12 @@ struct Setup {
 }
 
 /// `fetch`, failing with the status and body, answering the JSON body.
-async fn json_of(request: RequestBuilder, want: StatusCode) -> anyhow::Result<Value> {
+pub(crate) async fn json_of(request: RequestBuilder, want: StatusCode) -> anyhow::Result<Value> {
     let (_, body) = fetch(request, want).await.map_err(|e| anyhow!(e))?;
     serde_json::from_slice(&body).context("a JSON body")
 }
 
-fn text(v: &Value, field: &str) -> anyhow::Result<String> {
+pub(crate) fn text(v: &Value, field: &str) -> anyhow::Result<String> {
     v[field]
         .as_str()
         .map(str::to_owned)
@@ -80,7 +80,7 @@ fn text(v: &Value, field: &str) -> anyhow::Result<String> {
 }
 
 /// Polls `check` until it succeeds, for at most [`EVENT_WAIT`].
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> anyhow::Result<T>
+pub(crate) async fn eventually<T, F, Fut>(what: &str, mut check: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, String>>,
@@ -97,7 +97,7 @@ where
     }
 }
 
-async fn login(
+pub(crate) async fn login(
     client: &Client,
     auth: &str,
     username: &str,
@@ -114,7 +114,7 @@ async fn login(
 }
 
 /// An access token for `session` with `scopes` (comma-separated).
-async fn authorize(
+pub(crate) async fn authorize(
     client: &Client,
     sk: &str,
     session: &str,
@@ -129,14 +129,70 @@ async fn authorize(
     text(&v, "access_token").map_err(|e| e.to_string())
 }
 
-async fn setup(client: &Client, auth: &str, sk: &str) -> anyhow::Result<Setup> {
-    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+/// The bootstrap superuser's session at the authenticator and, once its
+/// `admin` role has arrived by event, its admin access token.
+pub(crate) async fn admin_token(
+    client: &Client,
+    auth: &str,
+    sk: &str,
+) -> anyhow::Result<(String, String)> {
     let admin_session = login(client, auth, ADMIN_USER, ADMIN_PASSWORD).await?;
     eprintln!("waiting for the admin role of {ADMIN_USER} to arrive by event");
     let admin = eventually("the superuser's admin role", || {
         authorize(client, sk, &admin_session, ADMIN_SCOPES)
     })
     .await?;
+    Ok((admin_session, admin))
+}
+
+/// Registers `username` (password [`PASSWORD`]) at the authenticator, waits
+/// for it in the safekeeper's read model and grants it `role`; answers its id.
+pub(crate) async fn register_with_role(
+    client: &Client,
+    auth: &str,
+    sk: &str,
+    admin: &str,
+    username: &str,
+    role: &str,
+) -> anyhow::Result<String> {
+    let body = json!({"username": username, "password": PASSWORD,
+                      "email": format!("{username}@bench.example"),
+                      "firstname": "Bench", "lastname": role});
+    let account = json_of(
+        client.post(format!("{auth}/v1/user")).json(&body),
+        StatusCode::CREATED,
+    )
+    .await
+    .with_context(|| format!("registering {username}"))?;
+    let id = text(&account, "id")?;
+    eprintln!("waiting for {username} to reach the safekeeper's read model");
+    eventually("the user in the read model", || async {
+        let request = client
+            .get(format!("{sk}/v1/admin/users"))
+            .query(&[("username", username)])
+            .bearer_auth(admin);
+        let (_, body) = fetch(request, StatusCode::OK).await?;
+        let found: Vec<Value> = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+        if found.is_empty() {
+            Err("not there yet".to_owned())
+        } else {
+            Ok(())
+        }
+    })
+    .await?;
+    let request = client
+        .post(format!("{sk}/v1/admin/users/{id}/roles"))
+        .bearer_auth(admin)
+        .json(&json!({"role": role}));
+    fetch(request, StatusCode::OK)
+        .await
+        .map_err(|e| anyhow!("granting {role}: {e}"))?;
+    Ok(id)
+}
+
+async fn setup(client: &Client, auth: &str, sk: &str) -> anyhow::Result<Setup> {
+    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let (_, admin) = admin_token(client, auth, sk).await?;
 
     let (service_id, spa_id) = (format!("bench-service-{run}"), format!("bench-spa-{run}"));
     let service_secret = format!("bench-secret-{}", uuid::Uuid::new_v4().simple());
@@ -157,38 +213,7 @@ async fn setup(client: &Client, auth: &str, sk: &str) -> anyhow::Result<Setup> {
     }
 
     let username = format!("bench.sk.{run}");
-    let body = json!({"username": username, "password": PASSWORD,
-                      "email": format!("{username}@bench.example"),
-                      "firstname": "Bench", "lastname": "Employer"});
-    let account = json_of(
-        client.post(format!("{auth}/v1/user")).json(&body),
-        StatusCode::CREATED,
-    )
-    .await
-    .context("registering the Employer")?;
-    let id = text(&account, "id")?;
-    eprintln!("waiting for {username} to reach the safekeeper's read model");
-    eventually("the user in the read model", || async {
-        let request = client
-            .get(format!("{sk}/v1/admin/users"))
-            .query(&[("username", &username)])
-            .bearer_auth(&admin);
-        let (_, body) = fetch(request, StatusCode::OK).await?;
-        let found: Vec<Value> = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
-        if found.is_empty() {
-            Err("not there yet".to_owned())
-        } else {
-            Ok(())
-        }
-    })
-    .await?;
-    let request = client
-        .post(format!("{sk}/v1/admin/users/{id}/roles"))
-        .bearer_auth(&admin)
-        .json(&json!({"role": "Employer"}));
-    fetch(request, StatusCode::OK)
-        .await
-        .map_err(|e| anyhow!("granting Employer: {e}"))?;
+    register_with_role(client, auth, sk, &admin, &username, "Employer").await?;
     let session = login(client, auth, &username, PASSWORD).await?;
     Ok(Setup {
         sk: sk.to_owned(),

@@ -1,0 +1,212 @@
+//! `bench access-rule`: against a running access-rule whose database holds
+//! `--users` seeded users named `u1` .. `uN` (scripts/bench.sh seeds them
+//! with SQL), measures checks (`/canmessage` and `/canpurchase` alternately,
+//! after a short warm-up), durable events (`POST /event`
+//! `flag_scam_message`) and a mixed run shaped like the seed's Locust file
+//! (70 % checks, 10 % each of `flag_scam_message`, `add_credit_card` and
+//! `chargeback`), counting its errors.
+
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+
+use crate::{
+    load::{drive, expect, Scenario},
+    report::{cores, print_table, row, scenario_rows, with_goal, write_json},
+    Load,
+};
+
+const CHECKS_GOAL: f64 = 20_000.0;
+const CHECK_P99_GOAL_MS: f64 = 5.0;
+const EVENTS_GOAL: f64 = 5_000.0;
+const WARM_UP: Duration = Duration::from_secs(3);
+
+/// A well-mixed 64-bit hash (splitmix64): the workers' randomness, from
+/// (salt, worker, iteration) so that no state is shared.
+fn mix(salt: u64, worker: usize, iteration: u64) -> u64 {
+    let mut z = salt
+        .wrapping_add((worker as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .wrapping_add(iteration.wrapping_mul(0xBF58_476D_1CE4_E5B9));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+struct Target {
+    client: Client,
+    url: String,
+    users: u64,
+    /// Distinguishes this run's event ids from earlier runs'.
+    run: u128,
+}
+
+impl Target {
+    fn user(&self, r: u64) -> String {
+        format!("u{}", r % self.users + 1)
+    }
+
+    async fn check(&self, r: u64, purchase: bool) -> Result<(), String> {
+        let route = if purchase {
+            "canpurchase"
+        } else {
+            "canmessage"
+        };
+        let req = self
+            .client
+            .get(format!("{}/{route}", self.url))
+            .query(&[("user_id", self.user(r))]);
+        expect(req, StatusCode::OK).await
+    }
+
+    async fn event(
+        &self,
+        name: &str,
+        mut props: Value,
+        r: u64,
+        id: (usize, u64),
+    ) -> Result<(), String> {
+        props["user_id"] = json!(self.user(r));
+        let body = json!({
+            "name": name,
+            "event_id": format!("bench-{}-{}-{}-{}", self.run, name, id.0, id.1),
+            "event_properties": props,
+        });
+        let req = self.client.post(format!("{}/event", self.url)).json(&body);
+        expect(req, StatusCode::OK).await
+    }
+
+    /// One request of the mixed run, chosen by `r`.
+    async fn mixed(&self, r: u64, id: (usize, u64)) -> Result<(), String> {
+        let spend = (r >> 20) % 100_000;
+        match (r >> 40) % 10 {
+            0..=6 => self.check(r, (r >> 40) % 2 == 1).await,
+            7 => self.event("flag_scam_message", json!({}), r, id).await,
+            8 => {
+                let card = json!({
+                    "zip_code": format!("{:05}", (r >> 24) % 100_000),
+                    "last_four_digits": format!("{:04}", (r >> 8) % 10_000),
+                    "total_spend": spend as f64 / 100.0,
+                });
+                self.event("add_credit_card", card, r, id).await
+            }
+            _ => {
+                let amount = json!({"chargebacks": (spend % 5_000) as f64 / 100.0});
+                self.event("chargeback", amount, r, id).await
+            }
+        }
+    }
+}
+
+fn salt() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+async fn checks(t: &Arc<Target>, c: usize, duration: Duration) -> Scenario {
+    let s = salt() as u64;
+    let t = Arc::clone(t);
+    drive(c, duration, move |w, i| {
+        let t = Arc::clone(&t);
+        Some(async move { t.check(mix(s, w, i), i % 2 == 1).await })
+    })
+    .await
+}
+
+pub async fn run(client: &Client, url: &str, users: u64, load: &Load) -> anyhow::Result<()> {
+    anyhow::ensure!(users > 0, "--users must be at least 1");
+    let t = Arc::new(Target {
+        client: client.clone(),
+        url: url.to_owned(),
+        users,
+        run: salt(),
+    });
+    let c = load.concurrency;
+    let d = load.duration();
+
+    eprintln!("warming up the checks for {}s", WARM_UP.as_secs());
+    let warm = checks(&t, c, WARM_UP).await;
+    warm.report_first_error("warm-up");
+
+    eprintln!("checks: {}s, {c} workers, {users} users", load.seconds);
+    let check = checks(&t, c, d).await;
+    check.report_first_error("checks");
+
+    eprintln!("durable events: {}s, {c} workers", load.seconds);
+    let s = salt() as u64;
+    let te = Arc::clone(&t);
+    let events = drive(c, d, move |w, i| {
+        let t = Arc::clone(&te);
+        Some(async move {
+            t.event("flag_scam_message", json!({}), mix(s, w, i), (w, i))
+                .await
+        })
+    })
+    .await;
+    events.report_first_error("events");
+
+    eprintln!("mixed run: {}s, {c} workers", load.seconds);
+    let s = salt() as u64;
+    let tm = Arc::clone(&t);
+    let mixed = drive(c, d, move |w, i| {
+        let t = Arc::clone(&tm);
+        Some(async move { t.mixed(mix(s, w, i), (w, 1_000_000_000 + i)).await })
+    })
+    .await;
+    mixed.report_first_error("mixed");
+
+    let [c_rate, c_p50, c_p99, c_err] = scenario_rows(
+        "checks_per_s",
+        "check_p50_ms",
+        "check_p99_ms",
+        "check_errors",
+        &check,
+    );
+    let [e_rate, e_p50, e_p99, e_err] = scenario_rows(
+        "events_per_s",
+        "event_p50_ms",
+        "event_p99_ms",
+        "event_errors",
+        &events,
+    );
+    let [m_rate, _, m_p99, m_err] = scenario_rows(
+        "mixed_per_s",
+        "mixed_p50_ms",
+        "mixed_p99_ms",
+        "mixed_errors",
+        &mixed,
+    );
+    let rows = vec![
+        with_goal(
+            c_rate,
+            format!(">= {CHECKS_GOAL}/s"),
+            check.per_second() >= CHECKS_GOAL,
+        ),
+        c_p50,
+        with_goal(
+            c_p99,
+            format!("<= {CHECK_P99_GOAL_MS} ms"),
+            check.quantile_ms(0.99) <= CHECK_P99_GOAL_MS,
+        ),
+        c_err,
+        with_goal(
+            e_rate,
+            format!(">= {EVENTS_GOAL}/s"),
+            events.per_second() >= EVENTS_GOAL,
+        ),
+        e_p50,
+        e_p99,
+        e_err,
+        m_rate,
+        m_p99,
+        with_goal(m_err, "0".to_owned(), mixed.errors == 0),
+        row("users", users as f64, "count"),
+        row("concurrency", c as f64, "workers"),
+    ];
+    print_table(&rows);
+    write_json(&load.out, "access-rule", cores(), rows)
+}
