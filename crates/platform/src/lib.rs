@@ -2,6 +2,7 @@
 //! own business. No service logic lives here.
 
 pub mod config;
+pub mod credentials;
 pub mod db;
 pub mod events;
 pub mod jwt;

@@ -125,94 +125,14 @@ pub fn parse_phone(raw: &str) -> Result<String, Invalid> {
     }
 }
 
-/// A password that meets the policy. bcrypt reads only 72 bytes, so a
-/// longer one is refused rather than silently truncated.
+/// A password that meets the policy (`platform::credentials`).
 pub struct NewPassword(SecretString);
 
-pub const MAX_PASSWORD_BYTES: usize = 72;
-pub const MIN_PASSWORD_CHARS: usize = 8;
-
-/// A short list of the passwords that leaked lists start with; a real
-/// deployment may add a breached-password check (k-anonymity API).
-const COMMON: &[&str] = &[
-    "password",
-    "password1",
-    "password123",
-    "12345678",
-    "123456789",
-    "1234567890",
-    "qwertyuiop",
-    "iloveyou",
-    "sunshine1",
-    "princess1",
-    "football1",
-    "baseball1",
-    "welcome1",
-    "admin123",
-    "letmein1",
-    "trustno1",
-    "qwerty123",
-    "1q2w3e4r",
-    "passw0rd",
-    "p@ssw0rd",
-    "changeme",
-    "abc12345",
-    "11111111",
-    "00000000",
-    "superman1",
-    "whatever1",
-    "password!",
-];
 
 impl NewPassword {
     pub fn parse(raw: SecretString, username: Option<&str>) -> Result<Self, Invalid> {
-        let p = raw.expose_secret();
-        if p.len() > MAX_PASSWORD_BYTES {
-            return Err(Invalid::new(
-                "password",
-                "max_bytes",
-                format!("password must be at most {MAX_PASSWORD_BYTES} bytes (it is {} bytes); bcrypt would ignore the rest", p.len()),
-            ));
-        }
-        if p.chars().count() < MIN_PASSWORD_CHARS {
-            return Err(Invalid::new(
-                "password",
-                "min_length",
-                format!("password must be at least {MIN_PASSWORD_CHARS} characters"),
-            ));
-        }
-        let lower = p.to_lowercase();
-        if COMMON.contains(&lower.as_str()) {
-            return Err(Invalid::new(
-                "password",
-                "common_password",
-                "password is too common",
-            ));
-        }
-        if username.is_some_and(|u| lower == u.to_lowercase()) {
-            return Err(Invalid::new(
-                "password",
-                "same_as_username",
-                "password must not be the username",
-            ));
-        }
-        let classes = [
-            p.chars().any(|c| c.is_lowercase()),
-            p.chars().any(|c| c.is_uppercase()),
-            p.chars().any(|c| c.is_ascii_digit()),
-            p.chars().any(|c| !c.is_alphanumeric()),
-        ]
-        .iter()
-        .filter(|b| **b)
-        .count();
-        // Long passphrases need no symbol soup.
-        if classes < 3 && p.chars().count() < 16 {
-            return Err(Invalid::new(
-                "password",
-                "character_classes",
-                "password must mix at least three of lower case, upper case, digits and symbols, or be 16 characters or longer",
-            ));
-        }
+        platform::credentials::check_password(raw.expose_secret(), username)
+            .map_err(|v| Invalid::new("password", v.rule, v.message))?;
         Ok(Self(raw))
     }
 
@@ -221,33 +141,11 @@ impl NewPassword {
     }
 }
 
-/// A bcrypt hash made elsewhere (an import): `$2a$`, `$2b$` or `$2y$`, a
-/// cost of 4 to 31, then 53 characters of bcrypt's base64.
+/// A bcrypt hash made elsewhere (an import).
 pub fn parse_bcrypt_hash(raw: &str) -> Result<String, Invalid> {
-    let bad = || {
-        Invalid::new(
-            "password_hash",
-            "bcrypt_format",
-            "password_hash must be a bcrypt hash ($2a$, $2b$ or $2y$)",
-        )
-    };
-    let rest = ["$2a$", "$2b$", "$2y$"]
-        .iter()
-        .find_map(|p| raw.strip_prefix(p))
-        .ok_or_else(bad)?;
-    let (cost, tail) = rest.split_once('$').ok_or_else(bad)?;
-    let cost: u32 = cost.parse().map_err(|_| bad())?;
-    let ok = (4..=31).contains(&cost)
-        && rest.len() == 56
-        && tail.len() == 53
-        && tail
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'/');
-    if ok {
-        Ok(raw.to_owned())
-    } else {
-        Err(bad())
-    }
+    platform::credentials::check_bcrypt_hash(raw)
+        .map_err(|v| Invalid::new("password_hash", v.rule, v.message))?;
+    Ok(raw.to_owned())
 }
 
 #[cfg(test)]

@@ -133,50 +133,17 @@ pub fn parse_name(field: &str, raw: &str) -> Result<String, Invalid> {
     Ok(v.to_owned())
 }
 
-pub const MAX_PASSWORD_BYTES: usize = 72;
-
-/// A password the providers will take: 8 characters to 72 bytes (bcrypt
-/// ignores the rest, so longer is refused, never truncated), mixing three
-/// of lower, upper, digits and symbols unless 16 characters or longer. The
-/// provider may add rules of its own (the authenticator's common list).
+/// A password the providers will take: the platform's policy
+/// (`platform::credentials`, the same the authenticator applies): 8
+/// characters to 72 bytes (bcrypt ignores the rest, so longer is refused,
+/// never truncated), not common, mixing three of lower, upper, digits and
+/// symbols unless 16 characters or longer.
 pub struct NewPassword(SecretString);
 
 impl NewPassword {
     pub fn parse(raw: SecretString) -> Result<Self, Invalid> {
-        let p = raw.expose_secret();
-        if p.len() > MAX_PASSWORD_BYTES {
-            return Err(Invalid::new(
-                "password",
-                "max_bytes",
-                format!(
-                    "password must be at most {MAX_PASSWORD_BYTES} bytes (it is {} bytes)",
-                    p.len()
-                ),
-            ));
-        }
-        if p.chars().count() < 8 {
-            return Err(Invalid::new(
-                "password",
-                "min_length",
-                "password must be at least 8 characters",
-            ));
-        }
-        let classes = [
-            p.chars().any(|c| c.is_lowercase()),
-            p.chars().any(|c| c.is_uppercase()),
-            p.chars().any(|c| c.is_ascii_digit()),
-            p.chars().any(|c| !c.is_alphanumeric()),
-        ]
-        .iter()
-        .filter(|b| **b)
-        .count();
-        if classes < 3 && p.chars().count() < 16 {
-            return Err(Invalid::new(
-                "password",
-                "character_classes",
-                "password must mix at least three of lower case, upper case, digits and symbols, or be 16 characters or longer",
-            ));
-        }
+        platform::credentials::check_password(raw.expose_secret(), None)
+            .map_err(|v| Invalid::new("password", v.rule, v.message))?;
         Ok(Self(raw))
     }
 
@@ -185,32 +152,12 @@ impl NewPassword {
     }
 }
 
-/// A bcrypt hash made elsewhere (an import): `$2a$`, `$2b$` or `$2y$`, a
-/// cost of 4 to 31, then 53 characters of bcrypt's base64.
+/// A bcrypt hash made elsewhere (an import): the format the authenticator
+/// accepts (`platform::credentials`).
 pub fn parse_bcrypt_hash(raw: &str) -> Result<String, Invalid> {
-    let bad = || {
-        Invalid::new(
-            "password_hash",
-            "bcrypt_format",
-            "password_hash must be a bcrypt hash ($2a$, $2b$ or $2y$)",
-        )
-    };
-    let rest = ["$2a$", "$2b$", "$2y$"]
-        .iter()
-        .find_map(|p| raw.strip_prefix(p))
-        .ok_or_else(bad)?;
-    let (cost, tail) = rest.split_once('$').ok_or_else(bad)?;
-    let cost: u32 = cost.parse().map_err(|_| bad())?;
-    let ok = (4..=31).contains(&cost)
-        && tail.len() == 53
-        && tail
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'/');
-    if ok {
-        Ok(raw.to_owned())
-    } else {
-        Err(bad())
-    }
+    platform::credentials::check_bcrypt_hash(raw)
+        .map_err(|v| Invalid::new("password_hash", v.rule, v.message))?;
+    Ok(raw.to_owned())
 }
 
 /// A new directory user, valid against the current roles and
