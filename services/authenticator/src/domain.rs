@@ -128,7 +128,6 @@ pub fn parse_phone(raw: &str) -> Result<String, Invalid> {
 /// A password that meets the policy (`platform::credentials`).
 pub struct NewPassword(SecretString);
 
-
 impl NewPassword {
     pub fn parse(raw: SecretString, username: Option<&str>) -> Result<Self, Invalid> {
         platform::credentials::check_password(raw.expose_secret(), username)
