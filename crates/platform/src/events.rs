@@ -453,8 +453,19 @@ pub struct ConsumerConfig {
     pub replication: i32,
 }
 
+/// How long a fetch may wait for new messages (`KAFKA_FETCH_WAIT_MS`,
+/// default 50). Apache Kafka answers a waiting fetch as soon as a message
+/// arrives, so there this only sets how often an idle consumer asks; tansu
+/// answers a fetch only after half of this wait (or all of it, under
+/// 250 ms), so there it bounds the delivery delay. librdkafka's default of
+/// 500 ms made a change take up to half a second per hop on tansu.
+pub fn fetch_wait_ms() -> anyhow::Result<u32> {
+    crate::config::parse_or("KAFKA_FETCH_WAIT_MS", 50)
+}
+
 pub fn stream_consumer(brokers: &str, group_id: &str) -> anyhow::Result<StreamConsumer> {
     Ok(client_config(brokers)
+        .set("fetch.wait.max.ms", fetch_wait_ms()?.to_string())
         .set("group.id", group_id)
         .set("enable.auto.commit", "true")
         .set("auto.commit.interval.ms", "1000")

@@ -26,6 +26,8 @@ pub struct Settings {
     pub require_signing_key: bool,
     pub http_workers: usize,
     pub outbox_poll: Duration,
+    /// How long a replica may answer from its client cache.
+    pub client_cache_ttl: Duration,
     pub consumer_group: String,
 }
 
@@ -58,6 +60,7 @@ impl Settings {
             ),
             http_workers: parse_or("HTTP_WORKERS", default_workers)?,
             outbox_poll: Duration::from_millis(parse_or("OUTBOX_POLL_MS", 500)?),
+            client_cache_ttl: Duration::from_millis(parse_or("CLIENT_CACHE_TTL_MS", 1000)?),
             consumer_group: var_or("CONSUMER_GROUP", "safekeeper"),
             common,
         })

@@ -1,6 +1,7 @@
 //! The safekeeper: OAuth2 authorization server and scope-based RBAC.
 
 pub mod auth;
+pub mod clients;
 pub mod config;
 pub mod consumer;
 pub mod crypto;

@@ -14,7 +14,7 @@ use platform::{
 use secrecy::ExposeSecret;
 use tokio::{sync::watch, task::JoinHandle};
 
-use crate::{config::Settings, consumer, routes, state::AppState};
+use crate::{clients::ClientCache, config::Settings, consumer, grants, routes, state::AppState};
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/safekeeper");
 pub const OPENAPI: &str = include_str!("../openapi.json");
@@ -70,8 +70,37 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppStat
         access,
         http,
         outbox: OutboxSignal::default(),
+        clients: ClientCache::new(settings.client_cache_ttl),
         settings,
     }))
+}
+
+/// Expired codes, refresh tokens, revocation-list entries and spent grant
+/// families are deleted once a minute after start, then every hour.
+async fn prune_periodically(state: web::Data<AppState>, mut shutdown: watch::Receiver<bool>) {
+    let mut wait = std::time::Duration::from_secs(60);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return,
+        }
+        wait = std::time::Duration::from_secs(3600);
+        let ttl = state.settings.access_ttl;
+        match db::with_conn(&state.pool, move |c| {
+            grants::prune_expired(c, ttl).map_err(crate::error::ApiError::from)
+        })
+        .await
+        {
+            Ok(p) => tracing::info!(
+                codes = p.codes,
+                refresh_tokens = p.refresh_tokens,
+                revoked_access_tokens = p.revoked_access_tokens,
+                families = p.families,
+                "pruned expired grants"
+            ),
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "pruning expired grants failed"),
+        }
+    }
 }
 
 impl Application {
@@ -88,6 +117,7 @@ impl Application {
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(routes::forget_cached_clients))
                 .wrap(from_fn(telemetry::request_span))
                 .app_data(app_state.clone())
                 .configure(server::configure(probe.clone(), OPENAPI, max_body))
@@ -111,6 +141,7 @@ impl Application {
             state.outbox.clone(),
             rx.clone(),
         ));
+        let pruner = tokio::spawn(prune_periodically(state.clone(), rx.clone()));
         let signal = state.outbox.clone();
         let consumer = tokio::spawn({
             let cfg = ConsumerConfig {
@@ -137,7 +168,7 @@ impl Application {
         Ok(Self {
             port,
             server,
-            background: vec![relay, consumer],
+            background: vec![relay, consumer, pruner],
             shutdown,
         })
     }

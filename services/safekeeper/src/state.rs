@@ -6,7 +6,7 @@ use platform::{
     jwt::{KeyRing, Verifier},
 };
 
-use crate::config::Settings;
+use crate::{clients::ClientCache, config::Settings};
 
 /// Everything a handler may need, shared by all workers.
 pub struct AppState {
@@ -20,4 +20,6 @@ pub struct AppState {
     pub access: Verifier,
     pub http: reqwest::Client,
     pub outbox: OutboxSignal,
+    /// Clients and their scopes, for the token endpoint.
+    pub clients: ClientCache,
 }

@@ -2,7 +2,13 @@
 //! (`admin:rbac`), user-role grants (`admin:user`). Every route needs an
 //! access token carrying its scope, held by a user who still has it.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{
+    body::MessageBody,
+    dev::{ServiceRequest, ServiceResponse},
+    http::Method,
+    middleware::Next,
+    web, HttpRequest, HttpResponse,
+};
 use diesel::prelude::*;
 use platform::db::with_conn;
 use reqwest::Url;
@@ -17,6 +23,23 @@ use crate::{
     rbac,
     state::AppState,
 };
+
+/// Middleware: every successful administrative change empties this
+/// replica's client cache, whatever it touched (a client, a scope, a role).
+pub async fn forget_cached_clients(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let changes = req.method() != Method::GET && req.path().starts_with("/v1/admin/");
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let res = next.call(req).await?;
+    if changes && res.status().is_success() {
+        if let Some(state) = state {
+            state.clients.clear();
+        }
+    }
+    Ok(res)
+}
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/admin/clients", web::get().to(list_clients))

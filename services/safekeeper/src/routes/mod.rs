@@ -1,6 +1,7 @@
 //! HTTP routes. Each module registers its own.
 
 mod admin;
+pub use admin::forget_cached_clients;
 mod oauth;
 mod pages;
 mod seed;

@@ -3,7 +3,10 @@
 //! client credentials, introspection (RFC 7662), revocation (RFC 7009),
 //! metadata (RFC 8414) and the JWKS.
 
-use std::collections::{BTreeSet, HashMap};
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::Arc,
+};
 
 use actix_web::{
     cookie::{Cookie, SameSite},
@@ -267,6 +270,7 @@ async fn authorize(
         return pages::login(
             &query_of(&request.fields),
             &request.client.name,
+            &request.redirect_uri,
             None,
             StatusCode::OK,
         );
@@ -287,6 +291,7 @@ async fn authorize(
             return pages::login(
                 &query_of(&request.fields),
                 &request.client.name,
+                &request.redirect_uri,
                 None,
                 StatusCode::OK,
             )
@@ -321,7 +326,13 @@ async fn authorize(
     let _ = uid;
     let mut fields = request.fields.clone();
     fields.push(("csrf".into(), csrf_token(&session, &request.fields)));
-    pages::consent(&request.client.name, &user.username, &scopes, &fields)
+    pages::consent(
+        &request.client.name,
+        &user.username,
+        &scopes,
+        &fields,
+        &request.redirect_uri,
+    )
 }
 
 /// requested ∩ what the user holds ∩ what the client may obtain; an empty
@@ -437,6 +448,7 @@ async fn login(state: web::Data<AppState>, form: web::Form<Params>) -> HttpRespo
         pages::login(
             &query_of(&request.fields),
             &request.client.name,
+            &request.redirect_uri,
             Some(msg),
             status,
         )
@@ -535,6 +547,7 @@ async fn consent(
         return pages::login(
             &query_of(&request.fields),
             &request.client.name,
+            &request.redirect_uri,
             None,
             StatusCode::OK,
         );
@@ -552,6 +565,7 @@ async fn consent(
             return pages::login(
                 &query_of(&request.fields),
                 &request.client.name,
+                &request.redirect_uri,
                 None,
                 StatusCode::OK,
             )
@@ -621,19 +635,30 @@ async fn authenticate_client(
             false,
         ),
     };
-    let cid = id.clone();
-    // One trip to the database: the client and what it may obtain.
-    let found = with_conn(&state.pool, move |c| -> Result<_, ApiError> {
-        match grants::client(c, &cid)? {
-            Some(client) => {
-                let scopes = rbac::client_scopes(c, &cid)?;
-                Ok(Some((client, scopes)))
-            }
-            None => Ok(None),
+    let found = match state.clients.get(&id) {
+        Some(known) => known,
+        None => {
+            let generation = state.clients.generation();
+            let cid = id.clone();
+            // One trip to the database: the client and what it may obtain.
+            let known = with_conn(&state.pool, move |c| -> Result<_, ApiError> {
+                match grants::client(c, &cid)? {
+                    Some(client) => {
+                        let scopes = rbac::client_scopes(c, &cid)?;
+                        Ok(Some(Arc::new((client, scopes))))
+                    }
+                    None => Ok(None),
+                }
+            })
+            .await?
+            .ok_or_else(|| {
+                OAuthError::invalid_client("unknown client or wrong secret", via_basic)
+            })?;
+            state.clients.fill(generation, known.clone());
+            known
         }
-    })
-    .await?
-    .ok_or_else(|| OAuthError::invalid_client("unknown client or wrong secret", via_basic))?;
+    };
+    let found = (found.0.clone(), found.1.clone());
     match (&found.0.secret_hash, secret) {
         (Some(hash), Some(secret)) if crypto::equal(&crypto::digest(&secret), hash) => Ok(found),
         (None, None) => Ok(found),

@@ -18,7 +18,23 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-fn page(status: StatusCode, title: &str, body: &str) -> HttpResponse {
+/// The `form-action` sources of a page whose form may end in a redirect to
+/// `redirect_uri`: browsers apply `form-action` to every redirect that
+/// follows a form submission, so the client's origin must be listed or the
+/// final 302 to the client is blocked.
+fn form_action(redirect_uri: Option<&str>) -> String {
+    let origin = redirect_uri
+        .and_then(|u| reqwest::Url::parse(u).ok())
+        .map(|u| u.origin())
+        .filter(|o| o.is_tuple())
+        .map(|o| o.ascii_serialization());
+    match origin {
+        Some(o) => format!("'self' {o}"),
+        None => "'self'".to_owned(),
+    }
+}
+
+fn page(status: StatusCode, title: &str, body: &str, redirect_uri: Option<&str>) -> HttpResponse {
     let html = format!(
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
@@ -35,7 +51,13 @@ fn page(status: StatusCode, title: &str, body: &str) -> HttpResponse {
         .insert_header(("Cache-Control", "no-store"))
         // The pages must never be framed (clickjacking of the consent).
         .insert_header(("X-Frame-Options", "DENY"))
-        .insert_header(("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"))
+        .insert_header((
+            "Content-Security-Policy",
+            format!(
+                "default-src 'none'; style-src 'unsafe-inline'; form-action {}; frame-ancestors 'none'",
+                form_action(redirect_uri)
+            ),
+        ))
         .body(html)
 }
 
@@ -55,6 +77,7 @@ fn hidden(fields: &[(String, String)]) -> String {
 pub fn login(
     return_to: &str,
     client_name: &str,
+    redirect_uri: &str,
     error: Option<&str>,
     status: StatusCode,
 ) -> HttpResponse {
@@ -72,7 +95,7 @@ pub fn login(
         client = escape(client_name),
         hidden = hidden(&[("return_to".into(), return_to.into())]),
     );
-    page(status, "Sign in", &body)
+    page(status, "Sign in", &body, Some(redirect_uri))
 }
 
 pub fn consent(
@@ -80,6 +103,7 @@ pub fn consent(
     username: &str,
     scopes: &[(String, String)],
     fields: &[(String, String)],
+    redirect_uri: &str,
 ) -> HttpResponse {
     let items: String = scopes
         .iter()
@@ -95,7 +119,12 @@ pub fn consent(
         client = escape(client_name),
         hidden = hidden(fields),
     );
-    page(StatusCode::OK, "Authorize access", &body)
+    page(
+        StatusCode::OK,
+        "Authorize access",
+        &body,
+        Some(redirect_uri),
+    )
 }
 
 pub fn error(status: StatusCode, message: &str) -> HttpResponse {
@@ -103,11 +132,22 @@ pub fn error(status: StatusCode, message: &str) -> HttpResponse {
         status,
         "Cannot continue",
         &format!("<p class=\"error\" role=\"alert\">{}</p>", escape(message)),
+        None,
     )
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn forms_may_end_at_the_clients_origin() {
+        assert_eq!(
+            super::form_action(Some("https://app.example.com:8443/cb?x=1")),
+            "'self' https://app.example.com:8443"
+        );
+        assert_eq!(super::form_action(None), "'self'");
+        assert_eq!(super::form_action(Some("not a url")), "'self'");
+    }
+
     #[test]
     fn escapes_markup() {
         assert_eq!(

@@ -11,9 +11,9 @@ use crate::helpers::{
     SPA, SPA_REDIRECT, THIRD_PARTY,
 };
 
-const VERIFIER: &str = "a-very-long-code-verifier-of-at-least-43-characters-0123456789";
+pub(crate) const VERIFIER: &str = "a-very-long-code-verifier-of-at-least-43-characters-0123456789";
 
-fn challenge(verifier: &str) -> String {
+pub(crate) fn challenge(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
@@ -42,7 +42,7 @@ fn location(r: &Response) -> String {
         .to_owned()
 }
 
-fn query(url: &str) -> std::collections::HashMap<String, String> {
+pub(crate) fn query(url: &str) -> std::collections::HashMap<String, String> {
     Url::parse(url)
         .unwrap()
         .query_pairs()
@@ -114,7 +114,7 @@ impl<'a> Browser<'a> {
     }
 }
 
-fn spa_params<'a>(scope: &'a str, challenge: &'a str) -> Vec<(&'a str, &'a str)> {
+pub(crate) fn spa_params<'a>(scope: &'a str, challenge: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
         ("response_type", "code"),
         ("client_id", SPA),
@@ -126,7 +126,12 @@ fn spa_params<'a>(scope: &'a str, challenge: &'a str) -> Vec<(&'a str, &'a str)>
     ]
 }
 
-async fn exchange(p: &TestPlatform, code: &str, verifier: &str, redirect: &str) -> Response {
+pub(crate) async fn exchange(
+    p: &TestPlatform,
+    code: &str,
+    verifier: &str,
+    redirect: &str,
+) -> Response {
     p.http
         .post(p.sk("/oauth2/token"))
         .form(&[
@@ -422,4 +427,65 @@ async fn a_wrong_password_on_the_login_page_shows_the_page_again_with_an_error()
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(r.headers().get(header::SET_COOKIE).is_none());
     assert!(r.text().await.unwrap().contains("role=\"alert\""));
+}
+
+/// Expired grants are deleted; what is still valid survives the pruning.
+#[tokio::test]
+async fn pruning_removes_expired_grants_and_keeps_live_ones() {
+    use diesel::{Connection, RunQueryDsl};
+    let p = spawn().await;
+    let code = code_for(&p, "read:task", "Employee").await;
+    let t: Value = exchange(&p, &code, VERIFIER, SPA_REDIRECT)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let expired_refresh = t["refresh_token"].as_str().unwrap().to_owned();
+    let code = code_for(&p, "read:task", "Employee").await;
+    let live: Value = exchange(&p, &code, VERIFIER, SPA_REDIRECT)
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    let mut conn = diesel::PgConnection::establish(&p.sk_database_url()).unwrap();
+    // Age the first grant: its refresh token expired, its family is old.
+    let hash = URL_SAFE_NO_PAD.encode(Sha256::digest(expired_refresh.as_bytes()));
+    for sql in [
+        "UPDATE grant_family SET created_at = now() - interval '2 days'
+          WHERE id = (SELECT family_id FROM refresh_token WHERE token_hash = $1)",
+        "UPDATE refresh_token SET expires_at = now() - interval '1 minute' WHERE token_hash = $1",
+        "UPDATE authorization_code SET expires_at = now() - interval '2 hours'
+          WHERE family_id = (SELECT family_id FROM refresh_token WHERE token_hash = $1)",
+    ] {
+        diesel::sql_query(sql)
+            .bind::<diesel::sql_types::Text, _>(&hash)
+            .execute(&mut conn)
+            .unwrap();
+    }
+
+    let pruned =
+        safekeeper::grants::prune_expired(&mut conn, std::time::Duration::from_secs(300)).unwrap();
+    assert_eq!(pruned.refresh_tokens, 1, "{pruned:?}");
+    assert_eq!(pruned.codes, 1, "{pruned:?}");
+    assert_eq!(pruned.families, 1, "{pruned:?}");
+
+    assert_oauth_error(
+        refresh(&p, &expired_refresh).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    // An access token of the pruned family counts as revoked.
+    assert_eq!(
+        introspect(&p, t["access_token"].as_str().unwrap()).await["active"],
+        false
+    );
+    // The other grant is untouched.
+    assert_eq!(
+        introspect(&p, live["access_token"].as_str().unwrap()).await["active"],
+        true
+    );
+    let r = refresh(&p, live["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(r.status(), StatusCode::OK);
 }

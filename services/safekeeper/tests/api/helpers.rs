@@ -107,6 +107,11 @@ pub async fn spawn_with(t: Tweaks) -> TestPlatform {
 }
 
 impl TestPlatform {
+    /// The safekeeper's own database, for tests that age rows.
+    pub fn sk_database_url(&self) -> String {
+        self._dbs[1].url.clone()
+    }
+
     pub fn sk(&self, path: &str) -> String {
         format!("{}{}", self.sk, path)
     }

@@ -2,6 +2,7 @@
 //! (real HTTP, real broker, a database each).
 
 mod admin;
+mod browser;
 mod code_flow;
 mod helpers;
 mod seed;

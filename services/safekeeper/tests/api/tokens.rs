@@ -244,3 +244,75 @@ async fn a_service_with_admin_user_administers_accounts_in_the_authenticator() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
+
+/// The token endpoint answers from a client cache; an administrative change
+/// (a rotated secret, narrower scopes, a deleted client) must still count
+/// from the very next request.
+#[tokio::test]
+async fn client_changes_take_effect_on_the_next_token_request() {
+    let p = spawn().await;
+    let body = serde_json::json!({"client_id": "cached-app", "name": "Cached", "client_secret": "cached-secret-0123456789abcdef",
+                                  "grant_types": ["client_credentials"], "scopes": ["su_read:task", "read:task"]});
+    let created = p
+        .admin_call(reqwest::Method::POST, "/v1/admin/clients", Some(body))
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let token = |secret: String| {
+        let p = &p;
+        async move {
+            p.http
+                .post(p.sk("/oauth2/token"))
+                .basic_auth("cached-app", Some(secret))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let old = "cached-secret-0123456789abcdef".to_owned();
+    // Twice, so the second is answered from the cache.
+    for _ in 0..2 {
+        let r = token(old.clone()).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(
+            r.json::<Value>().await.unwrap()["scope"],
+            "read:task su_read:task"
+        );
+    }
+
+    let narrowed = p
+        .admin_call(
+            reqwest::Method::PATCH,
+            "/v1/admin/clients/cached-app",
+            Some(serde_json::json!({"scopes": ["read:task"]})),
+        )
+        .await;
+    assert_eq!(narrowed.status(), StatusCode::OK);
+    let r = token(old.clone()).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["scope"], "read:task");
+
+    let rotated = p
+        .admin_call(
+            reqwest::Method::PATCH,
+            "/v1/admin/clients/cached-app",
+            Some(serde_json::json!({"rotate_secret": true})),
+        )
+        .await;
+    assert_eq!(rotated.status(), StatusCode::OK);
+    let new = rotated.json::<Value>().await.unwrap()["client_secret"]
+        .as_str()
+        .expect("a rotated secret is shown once")
+        .to_owned();
+    assert_oauth_error(token(old).await, StatusCode::UNAUTHORIZED, "invalid_client").await;
+    assert_eq!(token(new.clone()).await.status(), StatusCode::OK);
+
+    let deleted = p
+        .admin_call(
+            reqwest::Method::DELETE,
+            "/v1/admin/clients/cached-app",
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert_oauth_error(token(new).await, StatusCode::UNAUTHORIZED, "invalid_client").await;
+}
