@@ -6,3 +6,4 @@ for s in "${SERVICES[@]}"; do
   stop_pidfile "$STATE_DIR/pids/$name.pid" && echo "stopped $name"
 done
 stop_pidfile "$STATE_DIR/pids/tansu.pid" && echo "stopped tansu"
+stop_pidfile "$STATE_DIR/pids/tansu-test.pid" && echo "stopped the tests' tansu"

@@ -52,22 +52,25 @@ ensure_database() {
 
 # Starts the local broker (tansu, durable sqlite storage) unless something
 # already listens on the Kafka port, then creates the platform's topics.
+# BROKER_NAME names its data folder, log and pid file (`tansu` for the
+# platform of `make up`, `tansu-test` for the tests' own broker).
 ensure_broker() {
+  local name="${BROKER_NAME:-tansu}"
   if ! port_open "$KAFKA_PORT"; then
     ensure_tansu
     say "starting the tansu broker on $KAFKA_BROKERS"
-    mkdir -p "$STATE_DIR/tansu" "$STATE_DIR/logs" "$STATE_DIR/pids"
+    mkdir -p "$STATE_DIR/$name" "$STATE_DIR/logs" "$STATE_DIR/pids"
     (
-      cd "$STATE_DIR/tansu"
+      cd "$STATE_DIR/$name"
       # A relative sqlite path: tansu mangles absolute ones.
       nohup tansu broker \
         --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
         --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-        --storage-engine sqlite://tansu.db >"$STATE_DIR/logs/tansu.log" 2>&1 &
-      echo $! >"$STATE_DIR/pids/tansu.pid"
+        --storage-engine sqlite://tansu.db >"$STATE_DIR/logs/$name.log" 2>&1 &
+      echo $! >"$STATE_DIR/pids/$name.pid"
     )
     for _ in $(seq 1 100); do port_open "$KAFKA_PORT" && break; sleep 0.1; done
-    port_open "$KAFKA_PORT" || die "tansu did not start; see $STATE_DIR/logs/tansu.log"
+    port_open "$KAFKA_PORT" || die "tansu did not start; see $STATE_DIR/logs/$name.log"
   fi
   if command -v tansu >/dev/null 2>&1; then
     for t in "${TOPICS[@]}"; do

@@ -5,6 +5,14 @@ source "$(dirname "$0")/lib.sh"
 
 ensure_postgres
 ensure_tansu
+# The tests get a broker of their own (port TEST_KAFKA_PORT, default 9192),
+# started with an empty history each run when not already running: the
+# platform of `make up` never sees test events, and consumers that read from
+# the earliest offset do not wade through earlier runs' events.
+KAFKA_PORT="${TEST_KAFKA_PORT:-9192}"
+KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
+BROKER_NAME=tansu-test
+port_open "$KAFKA_PORT" || rm -rf "$STATE_DIR/tansu-test"
 ensure_broker
 export KAFKA_BROKERS TEST_DATABASE_URL="$PGHOST_URL"
 # Tests that stop and restart a broker start their own tansu.
