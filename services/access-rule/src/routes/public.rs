@@ -31,10 +31,15 @@ async fn post_event(
     let event = Event::parse(&body)?;
     let user_id = event.user_id.clone();
     let cfg = state.settings.rules;
-    let result = with_conn(&state.pool, move |c| {
-        store::apply_event(c, &event, &cfg).map_err(ApiError::from)
-    })
-    .await?;
+    let result = match &state.writers {
+        Some(w) => w.submit(event).await?,
+        None => {
+            with_conn(&state.pool, move |c| {
+                store::apply_event(c, &event, &cfg).map_err(ApiError::from)
+            })
+            .await?
+        }
+    };
     match result {
         EventResult::Applied {
             mut outcome,
