@@ -48,6 +48,18 @@ pub struct CheckCache {
 /// The generations of every shard, read before a page of the warm-up.
 pub struct Snapshot(Vec<u64>);
 
+/// Room for `capacity` users however unevenly they spread over the shards:
+/// the mean plus an eighth, or plus six standard deviations when that is
+/// more (small caches).
+fn per_shard(capacity: usize) -> usize {
+    if capacity == 0 {
+        return 0;
+    }
+    let mean = capacity.div_ceil(SHARDS);
+    let spread = 6 * (mean as f64).sqrt().ceil() as usize + 8;
+    mean + (mean / 8).max(spread)
+}
+
 impl CheckCache {
     /// A cache of about `capacity` users (0: disabled).
     pub fn new(capacity: usize) -> Self {
@@ -60,9 +72,7 @@ impl CheckCache {
                     })
                 })
                 .collect(),
-            // Room for the uneven spread of users over the shards, so that
-            // `capacity` users fit without evictions.
-            per_shard: capacity.div_ceil(SHARDS) + capacity.div_ceil(SHARDS * 8),
+            per_shard: per_shard(capacity),
             live: AtomicBool::new(false),
         }
     }
@@ -388,6 +398,38 @@ mod tests {
         assert_eq!(c.get("u"), Some(r(true)));
         c.invalidate("u");
         assert_eq!(c.get("u"), None);
+    }
+
+    #[test]
+    fn a_warm_up_page_skips_the_shards_invalidated_since_its_snapshot() {
+        let c = CheckCache::new(1000);
+        assert!(c.snapshot().is_none(), "not live before the listener");
+        c.set_live(true);
+        let snap = c.snapshot().unwrap();
+        c.invalidate("changed");
+        let rows = vec![
+            ("changed".to_owned(), r(true)),
+            ("same".to_owned(), r(false)),
+        ];
+        let filled = c.fill_page(&snap, &rows);
+        assert_eq!(c.get("changed"), None, "read before the change: not cached");
+        if CheckCache::index("changed") != CheckCache::index("same") {
+            assert_eq!(filled, 1);
+            assert_eq!(c.get("same"), Some(r(false)));
+        }
+    }
+
+    #[test]
+    fn the_capacity_holds_that_many_users_and_beyond_it_evicts_one_at_a_time() {
+        let c = CheckCache::new(10_000);
+        c.set_live(true);
+        let snap = c.snapshot().unwrap();
+        let rows: Vec<_> = (0..10_000).map(|i| (format!("u{i}"), r(true))).collect();
+        assert_eq!(c.fill_page(&snap, &rows), 10_000);
+        assert_eq!(c.len(), 10_000, "no eviction up to the capacity");
+        let more: Vec<_> = (0..50_000).map(|i| (format!("v{i}"), r(true))).collect();
+        c.fill_page(&snap, &more);
+        assert!(c.len() <= c.capacity() && c.len() > 10_000, "{}", c.len());
     }
 
     #[test]
