@@ -129,7 +129,14 @@ impl Writer {
                     }
                 }
             }
-            self.apply(jobs);
+            // A panic drops the batch's replies (their requests answer 503)
+            // but not the writer.
+            let applied =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.apply(jobs)));
+            if applied.is_err() {
+                tracing::error!("the event writer panicked applying a batch; its requests got 503");
+                self.conn = None;
+            }
         }
     }
 
