@@ -10,6 +10,12 @@
 //! a read that raced a change never caches the old state. While the
 //! listener is not connected (start-up, database restart), the cache is
 //! empty and bypassed: a lost notification cannot leave a stale entry.
+//!
+//! Warm-up: each time the listener connects, every user's check state is
+//! loaded (up to the capacity) in pages by primary key, each page filled
+//! under the generations read before it, so that a check after a restart
+//! is a memory read rather than a database round trip. Checks served
+//! meanwhile read the database as usual.
 
 use std::{
     collections::HashMap,
@@ -30,13 +36,28 @@ const SHARDS: usize = 256;
 
 struct Shard {
     generation: u64,
-    map: HashMap<String, Restrictions>,
+    map: HashMap<Box<str>, Restrictions>,
 }
 
 pub struct CheckCache {
     shards: Box<[RwLock<Shard>]>,
     per_shard: usize,
     live: AtomicBool,
+}
+
+/// The generations of every shard, read before a page of the warm-up.
+pub struct Snapshot(Vec<u64>);
+
+/// Room for `capacity` users however unevenly they spread over the shards:
+/// the mean plus an eighth, or plus six standard deviations when that is
+/// more (small caches).
+fn per_shard(capacity: usize) -> usize {
+    if capacity == 0 {
+        return 0;
+    }
+    let mean = capacity.div_ceil(SHARDS);
+    let spread = 6 * (mean as f64).sqrt().ceil() as usize + 8;
+    mean + (mean / 8).max(spread)
 }
 
 impl CheckCache {
@@ -51,20 +72,40 @@ impl CheckCache {
                     })
                 })
                 .collect(),
-            per_shard: capacity.div_ceil(SHARDS),
+            per_shard: per_shard(capacity),
             live: AtomicBool::new(false),
         }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.per_shard * SHARDS
+    }
+
+    /// How many users are cached.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.read().unwrap_or_else(|p| p.into_inner()).map.len())
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     pub fn enabled(&self) -> bool {
         self.per_shard > 0
     }
 
-    fn shard(&self, user_id: &str) -> &RwLock<Shard> {
+    fn index(user_id: &str) -> usize {
         let h = user_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
         });
-        &self.shards[(h % SHARDS as u64) as usize]
+        (h % SHARDS as u64) as usize
+    }
+
+    fn shard(&self, user_id: &str) -> &RwLock<Shard> {
+        &self.shards[Self::index(user_id)]
     }
 
     pub fn get(&self, user_id: &str) -> Option<Restrictions> {
@@ -100,10 +141,52 @@ impl CheckCache {
         if s.generation != generation || !self.live.load(Ordering::Acquire) {
             return;
         }
-        if s.map.len() >= self.per_shard {
-            s.map.clear(); // crude, and rare: the cache holds ~all users
+        self.insert(&mut s, user_id, r);
+    }
+
+    fn insert(&self, s: &mut Shard, user_id: &str, r: Restrictions) {
+        if let Some(e) = s.map.get_mut(user_id) {
+            *e = r;
+            return;
         }
-        s.map.insert(user_id.to_owned(), r);
+        if s.map.len() >= self.per_shard {
+            // Full (more users than CHECK_CACHE_ENTRIES): evict one entry,
+            // whichever comes first; it is read from the database again.
+            if let Some(k) = s.map.keys().next().cloned() {
+                s.map.remove(&k);
+            }
+        }
+        s.map.insert(user_id.into(), r);
+    }
+
+    /// Call before reading a page of the warm-up; `None`: do not fill.
+    pub fn snapshot(&self) -> Option<Snapshot> {
+        if !self.live.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(Snapshot(
+            self.shards
+                .iter()
+                .map(|s| s.read().unwrap_or_else(|p| p.into_inner()).generation)
+                .collect(),
+        ))
+    }
+
+    /// Caches a page read after `snapshot`, except the users of shards
+    /// invalidated since (they are read from the database when checked).
+    /// Returns how many were cached.
+    pub fn fill_page(&self, snapshot: &Snapshot, rows: &[(String, Restrictions)]) -> usize {
+        let mut filled = 0;
+        for (user_id, r) in rows {
+            let i = Self::index(user_id);
+            let mut s = self.shards[i].write().unwrap_or_else(|p| p.into_inner());
+            if s.generation != snapshot.0[i] || !self.live.load(Ordering::Acquire) {
+                continue;
+            }
+            self.insert(&mut s, user_id, *r);
+            filled += 1;
+        }
+        filled
     }
 
     /// The user's restrictions changed (here or in another replica).
@@ -142,6 +225,10 @@ pub fn notify_change(conn: &mut PgConnection, user_id: &str) -> diesel::QueryRes
 }
 
 const POLL: Duration = Duration::from_millis(5);
+/// Users read by one query of the warm-up.
+const WARM_UP_PAGE: i64 = 20_000;
+pub const WARM_GAUGE: &str = "access_rule_check_cache_warm";
+pub const ENTRIES_GAUGE: &str = "access_rule_check_cache_users";
 const PING: Duration = Duration::from_secs(1);
 
 /// Listens for invalidations on a connection of its own until shutdown;
@@ -177,11 +264,13 @@ pub async fn run_listener(
             Err(_) => return,
         };
         cache.set_live(true);
+        let warm = tokio::spawn(warm_up(cache.clone(), database_url.clone()));
         let mut last_ping = Instant::now();
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(POLL) => {}
                 _ = shutdown.changed() => {
+                    warm.abort();
                     cache.set_live(false);
                     return;
                 }
@@ -217,8 +306,71 @@ pub async fn run_listener(
             }
         }
         // Notifications may have been missed: empty and bypass the cache.
+        warm.abort();
         cache.set_live(false);
+        platform::metrics::global().gauge(WARM_GAUGE, WARM_HELP, 0.0);
     }
+}
+
+const WARM_HELP: &str = "1 once the check cache holds every user (up to CHECK_CACHE_ENTRIES) since the listener connected";
+
+/// Loads every user's check state into the cache (up to its capacity), a
+/// page at a time; see the module's documentation.
+async fn warm_up(cache: Arc<CheckCache>, database_url: String) {
+    let metrics = platform::metrics::global();
+    metrics.gauge(WARM_GAUGE, WARM_HELP, 0.0);
+    let started = Instant::now();
+    let connected = platform::db::blocking(move || PgConnection::establish(&database_url)).await;
+    let mut conn = match connected {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "check cache warm-up cannot connect; users are cached as they are checked");
+            return;
+        }
+        Err(_) => return,
+    };
+    let (mut after, mut cached) = (String::new(), 0_usize);
+    while cached < cache.capacity() {
+        let Some(snapshot) = cache.snapshot() else {
+            return;
+        };
+        let from = std::mem::take(&mut after);
+        let read = platform::db::blocking(move || {
+            let r = crate::store::check_page(&mut conn, &from, WARM_UP_PAGE);
+            (conn, r)
+        })
+        .await;
+        let rows = match read {
+            Ok((c, Ok(rows))) => {
+                conn = c;
+                rows
+            }
+            Ok((_, Err(e))) => {
+                tracing::warn!(error = %e, "check cache warm-up failed; users are cached as they are checked");
+                return;
+            }
+            Err(_) => return,
+        };
+        let Some((last, _)) = rows.last() else {
+            break;
+        };
+        after = last.clone();
+        cached += cache.fill_page(&snapshot, &rows);
+        if (rows.len() as i64) < WARM_UP_PAGE {
+            break;
+        }
+    }
+    metrics.gauge(
+        ENTRIES_GAUGE,
+        "users in the check cache after its warm-up",
+        cached as f64,
+    );
+    metrics.gauge(WARM_GAUGE, WARM_HELP, 1.0);
+    tracing::info!(
+        users = cached,
+        took_ms = started.elapsed().as_millis() as u64,
+        "check cache warmed up"
+    );
 }
 
 #[cfg(test)]
@@ -246,6 +398,38 @@ mod tests {
         assert_eq!(c.get("u"), Some(r(true)));
         c.invalidate("u");
         assert_eq!(c.get("u"), None);
+    }
+
+    #[test]
+    fn a_warm_up_page_skips_the_shards_invalidated_since_its_snapshot() {
+        let c = CheckCache::new(1000);
+        assert!(c.snapshot().is_none(), "not live before the listener");
+        c.set_live(true);
+        let snap = c.snapshot().unwrap();
+        c.invalidate("changed");
+        let rows = vec![
+            ("changed".to_owned(), r(true)),
+            ("same".to_owned(), r(false)),
+        ];
+        let filled = c.fill_page(&snap, &rows);
+        assert_eq!(c.get("changed"), None, "read before the change: not cached");
+        if CheckCache::index("changed") != CheckCache::index("same") {
+            assert_eq!(filled, 1);
+            assert_eq!(c.get("same"), Some(r(false)));
+        }
+    }
+
+    #[test]
+    fn the_capacity_holds_that_many_users_and_beyond_it_evicts_one_at_a_time() {
+        let c = CheckCache::new(10_000);
+        c.set_live(true);
+        let snap = c.snapshot().unwrap();
+        let rows: Vec<_> = (0..10_000).map(|i| (format!("u{i}"), r(true))).collect();
+        assert_eq!(c.fill_page(&snap, &rows), 10_000);
+        assert_eq!(c.len(), 10_000, "no eviction up to the capacity");
+        let more: Vec<_> = (0..50_000).map(|i| (format!("v{i}"), r(true))).collect();
+        c.fill_page(&snap, &more);
+        assert!(c.len() <= c.capacity() && c.len() > 10_000, "{}", c.len());
     }
 
     #[test]

@@ -10,7 +10,10 @@ use platform::config::{parse_or, secret, var_or, CommonConfig};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::domain::{Ratio, RulesConfig, TripwireConfig};
+use crate::{
+    domain::{Ratio, RulesConfig, TripwireConfig},
+    writer::BatchSettings,
+};
 
 pub const DEFAULT_PORT: u16 = 5005;
 
@@ -36,6 +39,11 @@ pub struct Settings {
     pub tripwire_check_interval: Duration,
     /// Entries of the checks' cache (0: every check reads the database).
     pub check_cache_entries: usize,
+    /// Group commit of `POST /event`.
+    pub batch: BatchSettings,
+    /// How long a stored event (the record that makes a resent event_id
+    /// idempotent) is kept; `None`: for ever.
+    pub event_retention: Option<Duration>,
 }
 
 /// The rules file: every key optional, the defaults are the seed's rules.
@@ -148,6 +156,18 @@ impl Settings {
             .map(usize::from)
             .unwrap_or(2);
         let authenticator_url = var_or("AUTHENTICATOR_URL", "http://127.0.0.1:5000");
+        let batch = BatchSettings {
+            writers: parse_or("EVENT_WRITERS", 2)?,
+            max: parse_or("EVENT_BATCH_MAX", 64)?,
+            linger: Duration::from_micros(parse_or("EVENT_BATCH_LINGER_US", 500)?),
+            queue: parse_or("EVENT_QUEUE", 10_000)?,
+        };
+        if batch.writers > 64 || !(1..=1000).contains(&batch.max) || batch.queue == 0 {
+            anyhow::bail!(
+                "EVENT_WRITERS must be 0 to 64, EVENT_BATCH_MAX 1 to 1000, EVENT_QUEUE at least 1"
+            );
+        }
+        let retention_days: u64 = parse_or("EVENT_RETENTION_DAYS", 30)?;
         Ok(Self {
             rules,
             operator_token,
@@ -167,6 +187,9 @@ impl Settings {
                 50,
             )?),
             check_cache_entries: parse_or("CHECK_CACHE_ENTRIES", 1_000_000)?,
+            batch,
+            event_retention: (retention_days > 0)
+                .then(|| Duration::from_secs(retention_days.saturating_mul(86_400))),
             common,
         })
     }

@@ -13,3 +13,4 @@ pub mod state;
 pub mod store;
 pub mod testing;
 pub mod tripwire;
+pub mod writer;

@@ -29,6 +29,7 @@ use crate::{
     state::{AppState, Suspensions},
     store,
     tripwire::{self, TripwireChecks},
+    writer::EventWriters,
 };
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/access-rule");
@@ -58,7 +59,13 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppStat
         settings.auth_issuer.clone(),
         SESSION_TYP,
     );
+    let writers = EventWriters::start(
+        &settings.common.database_url,
+        settings.rules,
+        settings.batch,
+    )?;
     let state = web::Data::new(AppState {
+        writers,
         pool,
         sessions,
         suspensions: Suspensions::default(),
@@ -77,6 +84,51 @@ async fn reload_suspensions(state: &AppState) -> Result<(), ApiError> {
         state.suspensions.update(r);
     }
     Ok(())
+}
+
+/// How often stored events past their retention are looked for.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+const PRUNE_PAGE: i64 = 5_000;
+
+/// Deletes stored events older than `EVENT_RETENTION_DAYS` once a minute,
+/// a page at a time, until shutdown.
+async fn prune_events(state: web::Data<AppState>, mut shutdown: watch::Receiver<bool>) {
+    let Some(keep) = state.settings.event_retention else {
+        return;
+    };
+    let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::TimeDelta::MAX);
+    let mut tick = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let before = chrono::Utc::now()
+            .checked_sub_signed(keep)
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+        let mut pruned = 0;
+        loop {
+            let r = db::with_conn(&state.pool, move |c| {
+                store::prune_events(c, before, PRUNE_PAGE).map_err(ApiError::from)
+            })
+            .await;
+            match r {
+                Ok(n) => {
+                    pruned += n;
+                    if (n as i64) < PRUNE_PAGE || *shutdown.borrow() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "pruning stored events failed");
+                    break;
+                }
+            }
+        }
+        if pruned > 0 {
+            tracing::info!(pruned, before = %before, "stored events past their retention deleted");
+        }
+    }
 }
 
 impl Application {
@@ -165,6 +217,7 @@ impl Application {
                 }
             }
         });
+        let pruner = tokio::spawn(prune_events(state.clone(), shutdown.subscribe()));
         let listener = tokio::spawn(cache::run_listener(
             state.cache.clone(),
             s.common.database_url.clone(),
@@ -174,7 +227,7 @@ impl Application {
         Ok(Self {
             port,
             server,
-            background: vec![relay, consumer, refresher, listener],
+            background: vec![relay, consumer, refresher, listener, pruner],
             shutdown,
         })
     }

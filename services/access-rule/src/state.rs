@@ -5,6 +5,7 @@ use platform::{db::PgPool, events::OutboxSignal, jwt::Verifier};
 
 use crate::{
     cache::CheckCache, config::Settings, domain::Rule, store::RuleRow, tripwire::TripwireChecks,
+    writer::EventWriters,
 };
 
 /// Everything a handler may need, shared by all workers.
@@ -20,6 +21,8 @@ pub struct AppState {
     /// Verifies the authenticator's session tokens of operators.
     pub sessions: Verifier,
     pub outbox: OutboxSignal,
+    /// Group commit of events (`None`: each request commits alone).
+    pub writers: Option<EventWriters>,
 }
 
 /// This replica's copy of the rules' suspensions. Updated at once after a

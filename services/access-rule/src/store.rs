@@ -363,6 +363,7 @@ pub enum EventResult {
     Reused,
 }
 
+#[derive(Clone)]
 struct StoredEvent {
     name: String,
     properties: Value,
@@ -449,6 +450,64 @@ fn apply_locked(
         }
     }
     let now = Utc::now();
+    let e = evaluate(conn, event, &before, cfg, now)?;
+    save_user(conn, &e.after)?;
+    if !e.changes.is_empty() {
+        record_changes(conn, &before, &e.after, &e.changes, cfg, now)?;
+    }
+    insert_event(conn, event, &e.outcome, now)?;
+    if e.new_user {
+        // Last: the shard's row stays locked for as short as possible, and
+        // after the event_id's unique check, so that two new users' events
+        // resent with one id cannot wait on each other.
+        let shard = population_shard(event.user_id.as_str());
+        diesel::update(population::table.find(shard))
+            .set(population::users.eq(population::users + 1))
+            .execute(conn)?;
+    }
+    let changed = !e.changes.is_empty();
+    Ok((e.outcome, e.restricted, changed))
+}
+
+fn insert_event(
+    conn: &mut PgConnection,
+    event: &Event,
+    outcome: &Value,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::insert_into(events::table)
+        .values((
+            events::event_id.eq(event.event_id.as_ref().map(|e| e.as_str())),
+            events::user_id.eq(event.user_id.as_str()),
+            events::name.eq(event.kind.name()),
+            events::properties.eq(event.canonical_properties()),
+            events::outcome.eq(outcome),
+            events::received_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// What an event does to a locked user: the new row, the restrictions it
+/// changes and the outcome to answer.
+struct Evaluated {
+    after: UserRow,
+    outcome: Value,
+    restricted: Vec<Rule>,
+    changes: Vec<RestrictionChange>,
+    /// The user's first rule event: one more in the tripwire's population.
+    new_user: bool,
+}
+
+/// Judges `event` against `before` (the user's row, locked); adds the card
+/// of an `add_credit_card`. Writes nothing else.
+fn evaluate(
+    conn: &mut PgConnection,
+    event: &Event,
+    before: &UserRow,
+    cfg: &RulesConfig,
+    now: DateTime<Utc>,
+) -> QueryResult<Evaluated> {
     let mut after = before.clone();
     let mut facts = before.facts();
     let (effect, card_added) = match &event.kind {
@@ -533,10 +592,6 @@ fn apply_locked(
     if !changes.is_empty() {
         after.version += 1;
     }
-    save_user(conn, &after)?;
-    if !changes.is_empty() {
-        record_changes(conn, &before, &after, &changes, cfg, now)?;
-    }
     let outcome = serde_json::to_value(Outcome {
         name: event.kind.name(),
         event_id: event.event_id.as_ref().map(|e| e.as_str().to_owned()),
@@ -547,26 +602,251 @@ fn apply_locked(
         lifted,
     })
     .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
-    diesel::insert_into(events::table)
-        .values((
-            events::event_id.eq(event.event_id.as_ref().map(|e| e.as_str())),
-            events::user_id.eq(event.user_id.as_str()),
-            events::name.eq(event.kind.name()),
-            events::properties.eq(event.canonical_properties()),
-            events::outcome.eq(&outcome),
-            events::received_at.eq(now),
-        ))
-        .execute(conn)?;
-    if new_user {
-        // Last: the shard's row stays locked for as short as possible, and
-        // after the event_id's unique check, so that two new users' events
-        // resent with one id cannot wait on each other.
-        let shard = population_shard(event.user_id.as_str());
-        diesel::update(population::table.find(shard))
-            .set(population::users.eq(population::users + 1))
-            .execute(conn)?;
+    Ok(Evaluated {
+        after,
+        outcome,
+        restricted,
+        changes,
+        new_user,
+    })
+}
+
+/// What became of one event of a batch (see [`apply_batch`]).
+pub enum BatchOutcome {
+    Done(EventResult),
+    /// It failed inside its savepoint and was rolled back (nothing of it is
+    /// stored): apply it alone, in a transaction of its own.
+    Retry,
+}
+
+/// Why a batch did not commit.
+#[derive(Debug)]
+pub enum BatchError {
+    /// Rolled back before its commit: nothing of the batch is stored.
+    RolledBack(diesel::result::Error),
+    /// The commit itself failed (the connection was lost, say): whether the
+    /// batch is stored is unknown.
+    Commit(diesel::result::Error),
+}
+
+/// Group commit: applies `batch` in ONE transaction (one WAL flush for all),
+/// each event inside a savepoint of its own so that one event's failure
+/// rolls back that event only. Durable when this returns `Ok`.
+///
+/// Events are applied in user id order (each user's in arrival order), and
+/// the users already known are locked up front, in that order, by one
+/// statement: concurrent batches lock users in one order and cannot
+/// deadlock on them. Every event is judged exactly as [`apply_event`] judges
+/// it, seeing all earlier events (of the batch too); an event_id already
+/// stored, or met earlier in the batch, answers that event's outcome (or
+/// [`EventResult::Reused`]) and changes nothing. The tripwire's population
+/// grows by the batch's new users at the end, one statement.
+///
+/// Savepoints are not released (one round trip less per event); keep
+/// batches at 64 events or fewer so that PostgreSQL's per-transaction cache
+/// of subtransactions does not overflow.
+pub fn apply_batch(
+    conn: &mut PgConnection,
+    batch: &[Event],
+    cfg: &RulesConfig,
+) -> Result<Vec<BatchOutcome>, BatchError> {
+    let mut order: Vec<usize> = (0..batch.len()).collect();
+    order.sort_by(|&a, &b| batch[a].user_id.as_str().cmp(batch[b].user_id.as_str()));
+    let mut reached_commit = false;
+    let applied = conn.transaction(|c| -> QueryResult<Vec<BatchOutcome>> {
+        let mut out: Vec<Option<BatchOutcome>> = batch.iter().map(|_| None).collect();
+        let ids: Vec<&str> = batch
+            .iter()
+            .filter_map(|e| e.event_id.as_ref().map(|i| i.as_str()))
+            .collect();
+        let mut seen: std::collections::HashMap<String, StoredEvent> = if ids.is_empty() {
+            Default::default()
+        } else {
+            events::table
+                .filter(events::event_id.eq_any(&ids))
+                .select((
+                    events::event_id.assume_not_null(),
+                    events::name,
+                    events::properties,
+                    events::outcome,
+                ))
+                .load::<(String, String, Value, Value)>(c)?
+                .into_iter()
+                .map(|(id, name, properties, outcome)| {
+                    (
+                        id,
+                        StoredEvent {
+                            name,
+                            properties,
+                            outcome,
+                        },
+                    )
+                })
+                .collect()
+        };
+        let mut user_ids: Vec<&str> = order.iter().map(|&i| batch[i].user_id.as_str()).collect();
+        user_ids.dedup();
+        let mut locked: std::collections::HashMap<String, UserRow> = users::table
+            .filter(users::user_id.eq_any(&user_ids))
+            .order(users::user_id.asc())
+            .select(UserRow::as_select())
+            .for_update()
+            .load(c)?
+            .into_iter()
+            .map(|u| (u.user_id.clone(), u))
+            .collect();
+        let mut new_users = [0_i64; POPULATION_SHARDS as usize];
+        for &i in &order {
+            let event = &batch[i];
+            let id = event.event_id.as_ref().map(|e| e.as_str());
+            if let Some(prev) = id.and_then(|id| seen.get(id)) {
+                out[i] = Some(BatchOutcome::Done(compare(prev.clone(), event)));
+                continue;
+            }
+            diesel::sql_query("SAVEPOINT batch_event").execute(c)?;
+            let before = locked.get(event.user_id.as_str()).cloned();
+            match apply_in_savepoint(c, event, before, cfg) {
+                Ok(e) => {
+                    if e.new_user {
+                        new_users[population_shard(event.user_id.as_str()) as usize] += 1;
+                    }
+                    if let Some(id) = id {
+                        let stored = StoredEvent {
+                            name: event.kind.name().to_owned(),
+                            properties: event.canonical_properties(),
+                            outcome: e.outcome.clone(),
+                        };
+                        seen.insert(id.to_owned(), stored);
+                    }
+                    let changed = !e.changes.is_empty();
+                    locked.insert(event.user_id.as_str().to_owned(), e.after);
+                    out[i] = Some(BatchOutcome::Done(EventResult::Applied {
+                        outcome: e.outcome,
+                        restricted: e.restricted,
+                        changed,
+                    }));
+                }
+                Err(err) => {
+                    diesel::sql_query("ROLLBACK TO SAVEPOINT batch_event").execute(c)?;
+                    if let Some(id) = id.filter(|_| is_unique_violation(&err, EVENT_ID_UNIQUE)) {
+                        // Committed meanwhile by another transaction.
+                        if let Some(prev) = find_event(c, id)? {
+                            out[i] = Some(BatchOutcome::Done(compare(prev.clone(), event)));
+                            seen.insert(id.to_owned(), prev);
+                            continue;
+                        }
+                    }
+                    tracing::warn!(
+                        user.id = %event.user_id,
+                        error = %err,
+                        "an event failed inside its batch; it is retried alone"
+                    );
+                    out[i] = Some(BatchOutcome::Retry);
+                }
+            }
+        }
+        let (shards, counts): (Vec<i16>, Vec<i64>) = new_users
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(s, n)| (s as i16, *n))
+            .unzip();
+        if !shards.is_empty() {
+            diesel::sql_query(
+                "UPDATE population SET users = population.users + n.users \
+                 FROM unnest($1::int2[], $2::int8[]) AS n(shard, users) \
+                 WHERE population.shard = n.shard",
+            )
+            .bind::<diesel::sql_types::Array<diesel::sql_types::SmallInt>, _>(&shards)
+            .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(&counts)
+            .execute(c)?;
+        }
+        reached_commit = true;
+        Ok(out
+            .into_iter()
+            .map(|o| o.unwrap_or(BatchOutcome::Retry))
+            .collect())
+    });
+    applied.map_err(|e| {
+        if reached_commit {
+            BatchError::Commit(e)
+        } else {
+            BatchError::RolledBack(e)
+        }
+    })
+}
+
+/// One event of a batch, inside its savepoint: `before` is the user's row
+/// when the batch locked it (or as an earlier event of the batch left it);
+/// `None` for a user not stored yet, whose row is created here.
+fn apply_in_savepoint(
+    conn: &mut PgConnection,
+    event: &Event,
+    before: Option<UserRow>,
+    cfg: &RulesConfig,
+) -> QueryResult<Evaluated> {
+    let before = match before {
+        Some(u) => u,
+        None => lock_user(conn, event.user_id.as_str())?,
+    };
+    let now = Utc::now();
+    let e = evaluate(conn, event, &before, cfg, now)?;
+    if !e.changes.is_empty() {
+        record_changes(conn, &before, &e.after, &e.changes, cfg, now)?;
     }
-    Ok((outcome, restricted, !changes.is_empty()))
+    save_user_and_event(conn, &e.after, event, &e.outcome, now)?;
+    Ok(e)
+}
+
+/// Saves what an event changed of its (locked) user and stores the event,
+/// in one statement.
+fn save_user_and_event(
+    conn: &mut PgConnection,
+    u: &UserRow,
+    event: &Event,
+    outcome: &Value,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz};
+    let n = diesel::sql_query(
+        "WITH saved AS (\
+           UPDATE users SET scam_flags = $2, card_count = $3, zip_count = $4, \
+             total_spend_cents = $5, chargeback_cents = $6, scam_restricted_at = $7, \
+             zip_restricted_at = $8, chargeback_restricted_at = $9, version = $10, \
+             first_event_at = $11, updated_at = $12 \
+           WHERE user_id = $1 RETURNING user_id) \
+         INSERT INTO events (event_id, user_id, name, properties, outcome, received_at) \
+         SELECT $13, user_id, $14, $15, $16, $12 FROM saved",
+    )
+    .bind::<Text, _>(&u.user_id)
+    .bind::<BigInt, _>(u.scam_flags)
+    .bind::<BigInt, _>(u.card_count)
+    .bind::<BigInt, _>(u.zip_count)
+    .bind::<BigInt, _>(u.total_spend_cents)
+    .bind::<BigInt, _>(u.chargeback_cents)
+    .bind::<Nullable<Timestamptz>, _>(u.scam_restricted_at)
+    .bind::<Nullable<Timestamptz>, _>(u.zip_restricted_at)
+    .bind::<Nullable<Timestamptz>, _>(u.chargeback_restricted_at)
+    .bind::<BigInt, _>(u.version)
+    .bind::<Nullable<Timestamptz>, _>(u.first_event_at)
+    .bind::<Timestamptz, _>(now)
+    .bind::<Nullable<Text>, _>(event.event_id.as_ref().map(|e| e.as_str()))
+    .bind::<Text, _>(event.kind.name())
+    .bind::<Jsonb, _>(event.canonical_properties())
+    .bind::<Jsonb, _>(outcome)
+    .execute(conn)?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(diesel::result::Error::NotFound)
+    }
+}
+
+/// Which of `writers` event writers applies `user_id`'s events: the same
+/// hash as the population's shards, so that with a number of writers that
+/// divides 16 no two writers update one population row.
+pub fn writer_for(user_id: &str, writers: usize) -> usize {
+    population_shard(user_id) as usize % writers.max(1)
 }
 
 fn population_shard(user_id: &str) -> i16 {
@@ -895,4 +1175,58 @@ pub fn apply_account(
         }
         Ok(changed)
     })
+}
+
+/// A page of what the checks read, by user id after `after` (the check
+/// cache's warm-up).
+pub fn check_page(
+    conn: &mut PgConnection,
+    after: &str,
+    limit: i64,
+) -> QueryResult<Vec<(String, Restrictions)>> {
+    users::table
+        .filter(users::user_id.gt(after))
+        .order(users::user_id.asc())
+        .limit(limit)
+        .select((
+            users::user_id,
+            users::is_active,
+            users::scam_restricted_at.is_not_null(),
+            users::zip_restricted_at.is_not_null(),
+            users::chargeback_restricted_at.is_not_null(),
+        ))
+        .load::<(String, bool, bool, bool, bool)>(conn)
+        .map(|rows| {
+            rows.into_iter()
+                .map(
+                    |(u, is_active, scam_flags, card_zip_ratio, chargeback_ratio)| {
+                        (
+                            u,
+                            Restrictions {
+                                is_active,
+                                scam_flags,
+                                card_zip_ratio,
+                                chargeback_ratio,
+                            },
+                        )
+                    },
+                )
+                .collect()
+        })
+}
+
+/// Deletes up to `limit` stored events received before `before` (the
+/// retention of the idempotency record); returns how many.
+pub fn prune_events(
+    conn: &mut PgConnection,
+    before: DateTime<Utc>,
+    limit: i64,
+) -> QueryResult<usize> {
+    diesel::sql_query(
+        "DELETE FROM events WHERE id IN \
+           (SELECT id FROM events WHERE received_at < $1 LIMIT $2)",
+    )
+    .bind::<diesel::sql_types::Timestamptz, _>(before)
+    .bind::<diesel::sql_types::BigInt, _>(limit)
+    .execute(conn)
 }

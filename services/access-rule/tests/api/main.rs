@@ -3,7 +3,9 @@
 
 mod admin;
 mod bad_input;
+mod check_cache;
 mod concurrency;
+mod group_commit;
 mod helpers;
 mod iam_consumer;
 mod idempotency;

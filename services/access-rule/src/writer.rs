@@ -1,0 +1,222 @@
+//! Group commit of `POST /event`: requests hand their event to a writer
+//! thread, which applies whatever has queued (up to `EVENT_BATCH_MAX`,
+//! waiting up to `EVENT_BATCH_LINGER_US` for more) in one transaction, one
+//! savepoint per event ([`store::apply_batch`]), and answers each request
+//! only after the commit: `200` still means durable, but one WAL flush
+//! covers many events.
+//!
+//! Each writer owns a database connection and the users whose hash falls to
+//! it, so one user's events are applied in arrival order by one writer. An
+//! event that failed inside its savepoint, and every event of a batch that
+//! was rolled back, is applied again alone in a transaction of its own
+//! ([`store::apply_event`]), so that one bad event never sinks the others.
+//! When a commit fails without an answer (the connection was lost), the
+//! batch's outcome is unknown: its requests get `503`, and a client resends
+//! with the same `event_id`.
+
+use std::{
+    sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError},
+    time::{Duration, Instant},
+};
+
+use diesel::{Connection, PgConnection};
+use tokio::sync::oneshot;
+
+use crate::{
+    domain::{Event, RulesConfig},
+    error::ApiError,
+    store::{self, BatchError, BatchOutcome, EventResult},
+};
+
+/// How events are committed together.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchSettings {
+    /// Writer threads (0: every request commits its own transaction).
+    pub writers: usize,
+    /// Most events in one transaction.
+    pub max: usize,
+    /// How long a writer waits for more events once it has one.
+    pub linger: Duration,
+    /// Events that may wait for each writer; more are answered `503`.
+    pub queue: usize,
+}
+
+type Reply = oneshot::Sender<Result<EventResult, ApiError>>;
+
+struct Job {
+    event: Event,
+    reply: Reply,
+}
+
+/// The handles of the writer threads; a thread stops when this is dropped.
+pub struct EventWriters {
+    queues: Vec<SyncSender<Job>>,
+}
+
+impl EventWriters {
+    /// Starts `settings.writers` writers (none when 0).
+    pub fn start(
+        database_url: &str,
+        rules: RulesConfig,
+        settings: BatchSettings,
+    ) -> anyhow::Result<Option<Self>> {
+        if settings.writers == 0 {
+            return Ok(None);
+        }
+        let mut queues = Vec::with_capacity(settings.writers);
+        for i in 0..settings.writers {
+            let (tx, rx) = sync_channel(settings.queue.max(1));
+            let writer = Writer {
+                database_url: database_url.to_owned(),
+                rules,
+                settings,
+                conn: None,
+            };
+            std::thread::Builder::new()
+                .name(format!("event-writer-{i}"))
+                .spawn(move || writer.run(rx))?;
+            queues.push(tx);
+        }
+        Ok(Some(Self { queues }))
+    }
+
+    /// Applies `event` with the next batch of its writer; answers once the
+    /// batch has committed.
+    pub async fn submit(&self, event: Event) -> Result<EventResult, ApiError> {
+        let queue = &self.queues[store::writer_for(event.user_id.as_str(), self.queues.len())];
+        let (reply, answer) = oneshot::channel();
+        queue.try_send(Job { event, reply }).map_err(|e| match e {
+            TrySendError::Full(_) => {
+                ApiError::Unavailable("too many events are waiting to be stored; retry".into())
+            }
+            TrySendError::Disconnected(_) => {
+                ApiError::Unavailable("the event writer has stopped".into())
+            }
+        })?;
+        answer
+            .await
+            .map_err(|_| ApiError::Unavailable("the event writer has stopped".into()))?
+    }
+}
+
+struct Writer {
+    database_url: String,
+    rules: RulesConfig,
+    settings: BatchSettings,
+    conn: Option<PgConnection>,
+}
+
+impl Writer {
+    fn run(mut self, rx: Receiver<Job>) {
+        // Ends when every sender is gone (the service stopped).
+        while let Ok(first) = rx.recv() {
+            let mut jobs = vec![first];
+            let deadline = Instant::now() + self.settings.linger;
+            while jobs.len() < self.settings.max {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        match rx.recv_timeout(left) {
+                            Ok(j) => jobs.push(j),
+                            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+                                break
+                            }
+                        }
+                    }
+                }
+            }
+            // A panic drops the batch's replies (their requests answer 503)
+            // but not the writer.
+            let applied =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.apply(jobs)));
+            if applied.is_err() {
+                tracing::error!("the event writer panicked applying a batch; its requests got 503");
+                self.conn = None;
+            }
+        }
+    }
+
+    fn connection(&mut self) -> Result<&mut PgConnection, ApiError> {
+        if self.conn.is_none() {
+            let c = PgConnection::establish(&self.database_url).map_err(|e| {
+                tracing::warn!(error = %e, "the event writer cannot connect");
+                ApiError::Unavailable("the database is unavailable".into())
+            })?;
+            self.conn = Some(c);
+        }
+        Ok(self.conn.as_mut().expect("connected above"))
+    }
+
+    fn apply(&mut self, jobs: Vec<Job>) {
+        let metrics = platform::metrics::global();
+        metrics.count(
+            "access_rule_event_batches_total",
+            "transactions of POST /event (group commits)",
+            "",
+            1,
+        );
+        metrics.count(
+            "access_rule_batched_events_total",
+            "events applied by group commits",
+            "",
+            jobs.len() as u64,
+        );
+        let (events, replies): (Vec<Event>, Vec<Reply>) =
+            jobs.into_iter().map(|j| (j.event, j.reply)).unzip();
+        let rules = self.rules;
+        let outcomes = match self.connection() {
+            Ok(c) => store::apply_batch(c, &events, &rules),
+            Err(e) => {
+                for r in replies {
+                    let _ = r.send(Err(ApiError::Unavailable(e.to_string())));
+                }
+                return;
+            }
+        };
+        match outcomes {
+            Ok(outcomes) => {
+                for ((event, reply), outcome) in events.iter().zip(replies).zip(outcomes) {
+                    let answer = match outcome {
+                        BatchOutcome::Done(r) => Ok(r),
+                        BatchOutcome::Retry => self.alone(event),
+                    };
+                    let _ = reply.send(answer);
+                }
+            }
+            Err(BatchError::RolledBack(e)) => {
+                tracing::warn!(error = %e, events = events.len(),
+                    "a batch of events was rolled back; each is applied alone");
+                self.conn = None; // it may be broken
+                for (event, reply) in events.iter().zip(replies) {
+                    let _ = reply.send(self.alone(event));
+                }
+            }
+            Err(BatchError::Commit(e)) => {
+                tracing::error!(error = %e, events = events.len(),
+                    "the commit of a batch of events failed; their outcome is unknown");
+                self.conn = None;
+                for reply in replies {
+                    let _ = reply.send(Err(ApiError::Unavailable(
+                        "the event may or may not be stored; resend it with the same event_id"
+                            .into(),
+                    )));
+                }
+            }
+        }
+    }
+
+    /// One event in a transaction of its own.
+    fn alone(&mut self, event: &Event) -> Result<EventResult, ApiError> {
+        let rules = self.rules;
+        let c = self.connection()?;
+        let r = store::apply_event(c, event, &rules).map_err(ApiError::from);
+        if r.is_err() {
+            self.conn = None;
+        }
+        r
+    }
+}
