@@ -333,3 +333,49 @@ async fn own_tasks_by_creation_time_show_every_field_as_the_view_does() {
         (Some(0), 0)
     );
 }
+
+#[test]
+fn the_own_queries_are_prepared_once_per_connection() {
+    let db = TestDatabase::create("task");
+    platform::db::migrate(&db.url, task::startup::MIGRATIONS).unwrap();
+    let mut c = PgConnection::establish(&db.url).unwrap();
+    let cat = store::load_catalogue(&mut c).unwrap();
+    let me = store::User {
+        id: assignee(1),
+        username: Some("ann".into()),
+        is_active: true,
+        roles: vec![],
+        scopes: None,
+        user_version: 1,
+        role_version: 0,
+        updated_at: Utc::now(),
+    };
+    let page = task::domain::Page { from: 0, size: 20 };
+    for _ in 0..3 {
+        let range = DateRange {
+            start: Some(instant("2024-01-01T00:00:00Z")),
+            end: None,
+        };
+        store::own_tasks(
+            &mut c,
+            &me,
+            &cat,
+            range,
+            page,
+            task::domain::Direction::Desc,
+            true,
+        )
+        .unwrap();
+    }
+    // Diesel keeps one named prepared statement per query shape: planned
+    // by PostgreSQL once, not per request.
+    let prepared = |like: &str, c: &mut PgConnection| {
+        sql_query("SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE $1")
+            .bind::<diesel::sql_types::Text, _>(like)
+            .get_result::<Count>(c)
+            .unwrap()
+            .n
+    };
+    assert_eq!(prepared("%creator_user%", &mut c), 1);
+    assert_eq!(prepared("SELECT COUNT(*) FROM \"task\"%", &mut c), 1);
+}
