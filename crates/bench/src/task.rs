@@ -1,6 +1,6 @@
 //! `bench task`: `/v1/task/own` throughput at 100,000 tasks over 1,000
 //! users, `/v1/task/summary` latency at 10,000, 100,000 and 1,000,000
-//! tasks, how long an account change takes to reach the task service's
+//! tasks (and at a million over a range whose edge months are partial), how long an account change takes to reach the task service's
 //! read model, and how long a deactivation takes to refuse a live token.
 //!
 //! Setup reuses the safekeeper scenario's: the superuser's admin token, an
@@ -169,10 +169,30 @@ async fn own(client: &Client, u: &Urls, token: String, load: &Load) -> Scenario 
     .await
 }
 
-/// [`SUMMARY_REQUESTS`] sequential `POST /v1/task/summary` over everything.
-async fn summary(client: &Client, u: &Urls, token: &str) -> Scenario {
-    let body = json!({"start_date": RANGE.0, "end_date": RANGE.1, "_from": 0, "_size": 100,
-                      "sort": "-total"});
+/// The summary over everything.
+fn summary_body() -> Value {
+    json!({"start_date": RANGE.0, "end_date": RANGE.1, "_from": 0, "_size": 100,
+           "sort": "-total"})
+}
+
+/// The summary over a range that starts and ends inside months (about
+/// 500 to 15 days ago), so that the partial months at its edges are
+/// counted from the tasks and the rest from the rollup.
+fn partial_summary_body(u: &Urls) -> anyhow::Result<Value> {
+    let day = |ago: &str| {
+        psql(
+            &u.db,
+            &format!("SELECT to_char(now() - interval '{ago}', 'YYYY-MM-DD HH24:MI:SS')"),
+        )
+    };
+    Ok(
+        json!({"start_date": day("500 days 3 hours")?, "end_date": day("15 days 5 hours")?,
+               "_from": 0, "_size": 100, "sort": "-total"}),
+    )
+}
+
+/// [`SUMMARY_REQUESTS`] sequential `POST /v1/task/summary` with `body`.
+async fn summary(client: &Client, u: &Urls, token: &str, body: &Value) -> Scenario {
     let mut s = Scenario::new();
     let start = Instant::now();
     for _ in 0..SUMMARY_REQUESTS {
@@ -302,6 +322,7 @@ pub async fn run(client: &Client, u: &Urls, load: &Load) -> anyhow::Result<()> {
     let mut rows = vec![row("cores", cores as f64, "count")];
 
     let mut summaries = Vec::new();
+    let mut partial = None;
     let mut own_run = None;
     for total in SUMMARY_AT {
         seed(u, &a, total)?;
@@ -321,9 +342,15 @@ pub async fn run(client: &Client, u: &Urls, load: &Load) -> anyhow::Result<()> {
             own_run = Some(o);
         }
         eprintln!("/v1/task/summary at {total} tasks: {SUMMARY_REQUESTS} sequential requests");
-        let s = summary(client, u, &employer).await;
+        let s = summary(client, u, &employer, &summary_body()).await;
         s.report_first_error("summary");
         summaries.push((total, s));
+        if total == 1_000_000 {
+            eprintln!("/v1/task/summary at {total} tasks, partial months at both edges");
+            let s = summary(client, u, &employer, &partial_summary_body(u)?).await;
+            s.report_first_error("summary (partial months)");
+            partial = Some(s);
+        }
     }
     if let Some(o) = own_run {
         let rate = o.per_second();
@@ -356,6 +383,25 @@ pub async fn run(client: &Client, u: &Urls, load: &Load) -> anyhow::Result<()> {
         if s.errors > 0 {
             rows.push(row(
                 &format!("summary_{total}_errors"),
+                s.errors as f64,
+                "count",
+            ));
+        }
+    }
+    if let Some(s) = partial {
+        rows.push(row(
+            "summary_1000000_partial_p50_ms",
+            s.quantile_ms(0.5),
+            "ms",
+        ));
+        rows.push(row(
+            "summary_1000000_partial_p99_ms",
+            s.quantile_ms(0.99),
+            "ms",
+        ));
+        if s.errors > 0 {
+            rows.push(row(
+                "summary_1000000_partial_errors",
                 s.errors as f64,
                 "count",
             ));

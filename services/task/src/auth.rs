@@ -3,7 +3,9 @@
 //! issuer, audience, expiry), then the users read model. A user the read
 //! model marks inactive is refused with 401 from the moment the event is
 //! applied; a scope the user no longer holds is refused with 403 even if
-//! the token still carries it.
+//! the token still carries it. Both steps are served from this replica's
+//! memory when they can be (`cache`: a token already verified, until it
+//! expires; a user's row, dropped on every change of it).
 //!
 //! A token of a client (client credentials: `sub` is the client id) has no
 //! user behind it; it may only read (`su_read:task`).
@@ -17,7 +19,7 @@ use platform::{
 };
 use uuid::Uuid;
 
-use crate::{error::ApiError, state::AppState, store};
+use crate::{cache::Lookup, error::ApiError, state::AppState, store};
 
 pub const READ: &str = "read:task";
 pub const SU_READ: &str = "su_read:task";
@@ -101,18 +103,14 @@ async fn authenticate(req: HttpRequest) -> Result<Authenticated, ApiError> {
         .expect("AppState is registered")
         .clone();
     let token = bearer(&req)?;
-    let claims: AccessClaims = state.access.verify(&token).await.map_err(|e| match e {
-        TokenError::KeysUnavailable => ApiError::Unavailable(
-            "the safekeeper's keys cannot be fetched to verify the access token".into(),
-        ),
-        TokenError::Expired => ApiError::Unauthenticated(
-            "the access token has expired; get a new one from the safekeeper".into(),
-        ),
-        TokenError::WrongType(_) => ApiError::Unauthenticated(
-            "this is not an access token (typ at+jwt); exchange a session token at the safekeeper's POST /v1/authorize".into(),
-        ),
-        other => ApiError::Unauthenticated(format!("invalid access token: {other}")),
-    })?;
+    let claims = match state.tokens.get(&token) {
+        Some(c) => c,
+        None => {
+            let c = verify(&state, &token).await?;
+            state.tokens.put(&token, &c);
+            c
+        }
+    };
     let Ok(id) = claims.sub.parse::<Uuid>() else {
         if claims.sub == claims.client_id {
             let client_id = claims.client_id.clone();
@@ -125,10 +123,19 @@ async fn authenticate(req: HttpRequest) -> Result<Authenticated, ApiError> {
             "the access token's subject is neither an account nor its client".into(),
         ));
     };
-    let user = with_conn(&state.pool, move |c| {
-        store::user(c, id).map_err(ApiError::from)
-    })
-    .await?;
+    let user = match state.users.lookup(id) {
+        Lookup::Hit(u) => Some(u),
+        miss => {
+            let u = with_conn(&state.pool, move |c| {
+                store::user(c, id).map_err(ApiError::from)
+            })
+            .await?;
+            if let (Lookup::Miss(generation), Some(u)) = (miss, &u) {
+                state.users.fill(u, generation);
+            }
+            u
+        }
+    };
     match user {
         Some(u) if u.usable() => Ok(Authenticated {
             principal: Principal::User(u),
@@ -143,6 +150,22 @@ async fn authenticate(req: HttpRequest) -> Result<Authenticated, ApiError> {
             "this account is not known to the task service (yet); retry shortly".into(),
         )),
     }
+}
+
+/// Signature, `typ`, issuer, audience and expiry of an access token.
+async fn verify(state: &AppState, token: &str) -> Result<AccessClaims, ApiError> {
+    state.access.verify(token).await.map_err(|e| match e {
+        TokenError::KeysUnavailable => ApiError::Unavailable(
+            "the safekeeper's keys cannot be fetched to verify the access token".into(),
+        ),
+        TokenError::Expired => ApiError::Unauthenticated(
+            "the access token has expired; get a new one from the safekeeper".into(),
+        ),
+        TokenError::WrongType(_) => ApiError::Unauthenticated(
+            "this is not an access token (typ at+jwt); exchange a session token at the safekeeper's POST /v1/authorize".into(),
+        ),
+        other => ApiError::Unauthenticated(format!("invalid access token: {other}")),
+    })
 }
 
 impl FromRequest for Authenticated {

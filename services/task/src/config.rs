@@ -20,6 +20,9 @@ pub struct Settings {
     pub consumer_group: String,
     /// The role whose holders the summary lists even without tasks.
     pub summary_role: String,
+    /// Verified access tokens and read-model users each replica keeps in
+    /// memory (0: none; every request verifies and reads the database).
+    pub caller_cache_entries: usize,
 }
 
 impl Settings {
@@ -38,6 +41,7 @@ impl Settings {
             access_audience: var_or("ACCESS_TOKEN_AUDIENCE", "platform"),
             consumer_group: var_or("CONSUMER_GROUP", "task"),
             summary_role: var_or("SUMMARY_ROLE", "Employee"),
+            caller_cache_entries: parse_or("CALLER_CACHE_ENTRIES", 100_000)?,
             common,
         })
     }

@@ -28,14 +28,24 @@ struct GrantState {
 }
 
 pub fn apply(conn: &mut PgConnection, topic: &str, e: &Envelope) -> anyhow::Result<()> {
+    apply_changed(conn, topic, e).map(|_| ())
+}
+
+/// Applies one event; answers the user it changed, if it changed one.
+pub fn apply_changed(
+    conn: &mut PgConnection,
+    topic: &str,
+    e: &Envelope,
+) -> anyhow::Result<Option<Uuid>> {
     match topic {
         topics::USER => apply_user(conn, e),
         topics::USER_ROLE => apply_grants(conn, e),
-        _ => Ok(()),
+        _ => Ok(None),
     }
 }
 
-fn apply_user(conn: &mut PgConnection, e: &Envelope) -> anyhow::Result<()> {
+/// The user it changed, if it changed one.
+fn apply_user(conn: &mut PgConnection, e: &Envelope) -> anyhow::Result<Option<Uuid>> {
     // A deleted account is kept as inactive: tokens naming it are refused.
     let (state, deleted) = match (&e.op, &e.after, &e.before) {
         (Op::Delete, _, Some(before)) => {
@@ -50,11 +60,12 @@ fn apply_user(conn: &mut PgConnection, e: &Envelope) -> anyhow::Result<()> {
         if !active {
             tracing::info!(user.id = %state.id, "account deactivated: its tokens are refused from now on");
         }
+        return Ok(Some(state.id));
     }
-    Ok(())
+    Ok(None)
 }
 
-fn apply_grants(conn: &mut PgConnection, e: &Envelope) -> anyhow::Result<()> {
+fn apply_grants(conn: &mut PgConnection, e: &Envelope) -> anyhow::Result<Option<Uuid>> {
     let id: Uuid = e.key.parse()?;
     let (roles, scopes) = match (&e.op, &e.after) {
         (Op::Delete, _) | (_, None) => (Vec::new(), Vec::new()),
@@ -70,6 +81,7 @@ fn apply_grants(conn: &mut PgConnection, e: &Envelope) -> anyhow::Result<()> {
     };
     if store::apply_roles(conn, id, &roles, &scopes, e.version)? {
         tracing::debug!(user.id = %id, roles = ?roles, version = e.version, "grants applied");
+        return Ok(Some(id));
     }
-    Ok(())
+    Ok(None)
 }

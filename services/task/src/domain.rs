@@ -2,7 +2,7 @@
 //! fields and filter keys come from allow-lists, so nothing a caller sends
 //! ever becomes SQL text.
 
-use chrono::{DateTime, Datelike, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -69,6 +69,115 @@ impl DateRange {
             }
         }
         Ok(Self { start, end })
+    }
+}
+
+/// The first instant of the calendar month (UTC) holding `t`.
+fn month_floor(t: DateTime<Utc>) -> DateTime<Utc> {
+    NaiveDate::from_ymd_opt(t.year(), t.month(), 1)
+        .expect("the first of a month exists")
+        .and_time(NaiveTime::MIN)
+        .and_utc()
+}
+
+/// The first instant of the month after the one holding `t`.
+fn next_month(t: DateTime<Utc>) -> DateTime<Utc> {
+    let (y, m) = if t.month() == 12 {
+        (t.year() + 1, 1)
+    } else {
+        (t.year(), t.month() + 1)
+    };
+    NaiveDate::from_ymd_opt(y, m, 1)
+        .expect("the first of a month exists")
+        .and_time(NaiveTime::MIN)
+        .and_utc()
+}
+
+/// `t` cut to whole microseconds, PostgreSQL's precision.
+fn to_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}
+
+const MICROSECOND: TimeDelta = TimeDelta::microseconds(1);
+
+/// Whole months `[from, until)`, by their first instants; `None` is open.
+pub type Months = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// How the summary reads a range: the whole calendar months (UTC) inside
+/// it from the rollup, the partial months at its edges from the tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MonthSplit {
+    /// Whole months `[from, until)` (month starts; `None`: open on that
+    /// side); `None` when the range holds no whole month.
+    pub months: Option<Months>,
+    /// The part before the first whole month (both ends inclusive).
+    pub head: Option<DateRange>,
+    /// The part after the last whole month (both ends inclusive).
+    pub tail: Option<DateRange>,
+}
+
+impl DateRange {
+    /// Both ends, an open one as the first or last instant a date may
+    /// name (years 1 to 9999), for queries of one fixed shape.
+    pub fn bounds(&self) -> (DateTime<Utc>, DateTime<Utc>) {
+        let first = NaiveDate::from_ymd_opt(1, 1, 1)
+            .expect("year 1 exists")
+            .and_time(NaiveTime::MIN)
+            .and_utc();
+        let after_last = NaiveDate::from_ymd_opt(10000, 1, 1)
+            .expect("year 10000 exists")
+            .and_time(NaiveTime::MIN)
+            .and_utc();
+        (
+            self.start.unwrap_or(first),
+            self.end.unwrap_or(after_last - MICROSECOND),
+        )
+    }
+
+    /// Splits the range at month boundaries. Together the three parts
+    /// cover exactly the instants of the range, none twice.
+    pub fn split_by_month(&self) -> MonthSplit {
+        let start = self.start.map(to_micros);
+        let end = self.end.map(to_micros);
+        // First month starting at or after `start`; first month starting
+        // after `end` is not whole, so the last whole one ends at the
+        // start of the month holding `end + 1 µs`.
+        let from = start.map(|s| {
+            if month_floor(s) == s {
+                s
+            } else {
+                next_month(s)
+            }
+        });
+        let until = end.map(|e| month_floor(e + MICROSECOND));
+        if let (Some(f), Some(u)) = (from, until) {
+            if f >= u {
+                return MonthSplit {
+                    months: None,
+                    head: Some(DateRange { start, end }),
+                    tail: None,
+                };
+            }
+        }
+        let head = match (start, from) {
+            (Some(s), Some(f)) if s < f => Some(DateRange {
+                start: Some(s),
+                end: Some(f - MICROSECOND),
+            }),
+            _ => None,
+        };
+        let tail = match (until, end) {
+            (Some(u), Some(e)) if u <= e => Some(DateRange {
+                start: Some(u),
+                end: Some(e),
+            }),
+            _ => None,
+        };
+        MonthSplit {
+            months: Some((from, until)),
+            head,
+            tail,
+        }
     }
 }
 
@@ -489,5 +598,90 @@ mod tests {
         assert!(Title::parse(&"x".repeat(201)).is_err());
         assert!(Title::parse("a\u{0}b").is_err());
         assert_eq!(Title::parse(" Ship it ").unwrap().into_inner(), "Ship it");
+    }
+
+    fn t(raw: &str) -> DateTime<Utc> {
+        parse_timestamp("t", raw).unwrap()
+    }
+
+    fn range(start: Option<&str>, end: Option<&str>) -> DateRange {
+        DateRange::parse(start, end).unwrap()
+    }
+
+    #[test]
+    fn a_range_splits_into_whole_months_and_partial_edges() {
+        let s = range(Some("2024-01-15 10:00:00"), Some("2024-04-02 00:00:00")).split_by_month();
+        assert_eq!(
+            s.months,
+            Some((
+                Some(t("2024-02-01 00:00:00")),
+                Some(t("2024-04-01 00:00:00"))
+            ))
+        );
+        assert_eq!(
+            s.head,
+            Some(DateRange {
+                start: Some(t("2024-01-15 10:00:00")),
+                end: Some(t("2024-01-31T23:59:59.999999Z")),
+            })
+        );
+        assert_eq!(
+            s.tail,
+            Some(DateRange {
+                start: Some(t("2024-04-01 00:00:00")),
+                end: Some(t("2024-04-02 00:00:00")),
+            })
+        );
+    }
+
+    #[test]
+    fn month_aligned_edges_need_no_partial_reads() {
+        // Starts on a month's first instant, ends on a month's last one.
+        let s = range(
+            Some("2024-11-01 00:00:00"),
+            Some("2025-01-31T23:59:59.999999Z"),
+        )
+        .split_by_month();
+        assert_eq!(
+            s.months,
+            Some((
+                Some(t("2024-11-01 00:00:00")),
+                Some(t("2025-02-01 00:00:00"))
+            ))
+        );
+        assert_eq!((s.head, s.tail), (None, None));
+        // A whole second short of the month's end leaves that month partial.
+        let s = range(Some("2024-11-01 00:00:00"), Some("2025-01-31 23:59:59")).split_by_month();
+        assert_eq!(
+            s.months,
+            Some((
+                Some(t("2024-11-01 00:00:00")),
+                Some(t("2025-01-01 00:00:00"))
+            ))
+        );
+        assert_eq!(s.tail.unwrap().start, Some(t("2025-01-01 00:00:00")));
+    }
+
+    #[test]
+    fn a_range_inside_one_month_is_read_from_the_tasks_alone() {
+        let r = range(Some("2024-03-03 00:00:00"), Some("2024-03-20 00:00:00"));
+        let s = r.split_by_month();
+        assert_eq!((s.months, s.head, s.tail), (None, Some(r), None));
+        // Across a month boundary without a whole month: two edges.
+        let s = range(Some("2024-03-20 00:00:00"), Some("2024-04-10 00:00:00")).split_by_month();
+        assert_eq!(s.months, None);
+        assert_eq!(s.head.unwrap().end, Some(t("2024-04-10 00:00:00")));
+    }
+
+    #[test]
+    fn open_ends_stay_open() {
+        let s = DateRange::default().split_by_month();
+        assert_eq!((s.months, s.head, s.tail), (Some((None, None)), None, None));
+        let s = range(Some("2024-03-03 12:00:00"), None).split_by_month();
+        assert_eq!(s.months, Some((Some(t("2024-04-01 00:00:00")), None)));
+        assert!(s.head.is_some() && s.tail.is_none());
+        let s = range(None, Some("2024-12-31 23:00:00")).split_by_month();
+        assert_eq!(s.months, Some((None, Some(t("2024-12-01 00:00:00")))));
+        assert!(s.head.is_none() && s.tail.is_some());
     }
 }

@@ -2,6 +2,7 @@
 //! the safekeeper's access tokens, with a users read model fed by Kafka.
 
 pub mod auth;
+pub mod cache;
 pub mod catalogue;
 pub mod config;
 pub mod consumer;

@@ -18,7 +18,13 @@ use platform::{
 };
 use tokio::{sync::watch, task::JoinHandle};
 
-use crate::{config::Settings, consumer, routes, state::AppState, store};
+use crate::{
+    cache::{self, TokenCache, UserCache},
+    config::Settings,
+    consumer, routes,
+    state::AppState,
+    store,
+};
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/task");
 pub const OPENAPI: &str = include_str!("../openapi.json");
@@ -27,6 +33,7 @@ pub struct Application {
     port: u16,
     server: Server,
     consumer: JoinHandle<()>,
+    listener: Option<std::thread::JoinHandle<()>>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -55,6 +62,8 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppStat
         pool,
         catalogue: Arc::new(catalogue),
         access,
+        tokens: TokenCache::new(settings.caller_cache_entries),
+        users: Arc::new(UserCache::new(settings.caller_cache_entries)),
         settings,
     }))
 }
@@ -94,11 +103,24 @@ impl Application {
         .listen(listener)?
         .run();
         let (shutdown, rx) = watch::channel(false);
+        let listener = cache::spawn_listener(
+            state.users.clone(),
+            s.common.database_url.clone(),
+            rx.clone(),
+        );
         let consumer = tokio::spawn({
             let cfg = consumer_config(s);
             let pool = state.pool.clone();
+            let users = state.users.clone();
             async move {
-                let apply: events::ApplyFn = Arc::new(consumer::apply);
+                // A user changed in the consumer's transaction is marked
+                // as changing before it commits (see `cache`).
+                let apply: events::ApplyFn = Arc::new(move |c, topic, e| {
+                    if let Some(id) = consumer::apply_changed(c, topic, e)? {
+                        users.changing(id);
+                    }
+                    Ok(())
+                });
                 if let Err(e) = events::run_consumer(cfg, pool, apply, rx).await {
                     tracing::error!(
                         error = format!("{e:#}"),
@@ -112,6 +134,7 @@ impl Application {
             port,
             server,
             consumer,
+            listener,
             shutdown,
         })
     }
@@ -132,6 +155,9 @@ impl Application {
         let result = self.server.await;
         let _ = self.shutdown.send(true);
         let _ = self.consumer.await;
+        if let Some(l) = self.listener {
+            let _ = tokio::task::spawn_blocking(move || l.join()).await;
+        }
         Ok(result?)
     }
 }

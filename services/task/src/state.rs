@@ -2,7 +2,11 @@ use std::sync::Arc;
 
 use platform::{db::PgPool, jwt::Verifier};
 
-use crate::{catalogue::Catalogue, config::Settings};
+use crate::{
+    cache::{TokenCache, UserCache},
+    catalogue::Catalogue,
+    config::Settings,
+};
 
 /// Everything a handler may need, shared by all workers.
 pub struct AppState {
@@ -12,4 +16,8 @@ pub struct AppState {
     pub catalogue: Arc<Catalogue>,
     /// The safekeeper's access tokens (remote JWKS, cached).
     pub access: Verifier,
+    /// Access tokens already verified, with their claims.
+    pub tokens: TokenCache,
+    /// Callers' rows of the users read model (see `cache`).
+    pub users: Arc<UserCache>,
 }

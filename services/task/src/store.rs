@@ -2,11 +2,11 @@
 //! Synchronous diesel functions, called through `platform::db::with_conn`.
 //! Every query is built with diesel's DSL from parsed domain values.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use diesel::{
-    dsl::{count, count_star},
+    dsl::{count, count_star, sum},
     pg::PgConnection,
     prelude::*,
     upsert::excluded,
@@ -16,8 +16,25 @@ use uuid::Uuid;
 
 use crate::{
     catalogue::{Catalogue, TaskType, Transition, Workflow},
-    domain::{DateRange, Direction, Page, TaskSortField},
+    domain::{DateRange, Direction, Months, Page, TaskSortField},
 };
+
+diesel::table! {
+    task_rollup (assignee, month, status_id) {
+        assignee -> Uuid,
+        month -> Timestamptz,
+        status_id -> Int4,
+        tasks -> Int4,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(task, users);
+
+// Two more names for `users` in one query: a task's creator and updater.
+diesel::alias! {
+    const CREATOR_USER: Alias<CreatorUser> = users as creator_user;
+    const UPDATER_USER: Alias<UpdaterUser> = users as updater_user;
+}
 
 diesel::table! {
     task_status (id) {
@@ -451,6 +468,126 @@ pub fn list_tasks(
     Ok((tasks, count))
 }
 
+/// A row of `task` as stored.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = task)]
+pub struct TaskRow {
+    pub id: Uuid,
+    pub title: String,
+    pub description: Option<String>,
+    pub creator: Uuid,
+    pub assignee: Option<Uuid>,
+    pub type_id: i32,
+    pub severity_id: Option<i32>,
+    pub status_id: i32,
+    pub parent: Option<Uuid>,
+    pub due_date: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub updated_by: Option<Uuid>,
+}
+
+impl TaskRow {
+    /// The task as answers show it, the names of type, severity and status
+    /// taken from the catalogue.
+    fn into_view(
+        self,
+        cat: &Catalogue,
+        creator: Option<String>,
+        assignee: Option<String>,
+        updated_by: Option<String>,
+    ) -> TaskView {
+        TaskView {
+            id: self.id,
+            title: self.title,
+            description: self.description,
+            creator_id: self.creator,
+            creator,
+            assignee_id: self.assignee,
+            assignee,
+            type_id: self.type_id,
+            type_name: cat.types.get(&self.type_id).map(|t| t.name.clone()),
+            severity_id: self.severity_id,
+            severity_name: self
+                .severity_id
+                .and_then(|s| cat.severities.get(&s).cloned()),
+            status_id: self.status_id,
+            status_name: cat.statuses.get(&self.status_id).cloned(),
+            parent: self.parent,
+            due_date: self.due_date,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            updated_by_id: self.updated_by,
+            updated_by,
+        }
+    }
+}
+
+/// Whether [`own_tasks`] serves `sort`: by creation time (either way),
+/// ties broken by id the same way, as [`list_tasks`] would order it.
+pub fn own_fast_sort(sort: &[(TaskSortField, Direction)]) -> Option<Direction> {
+    match sort {
+        [(TaskSortField::CreatedAt, d)] => Some(*d),
+        [(TaskSortField::CreatedAt, d), (TaskSortField::Id, e)] if d == e => Some(*d),
+        _ => None,
+    }
+}
+
+/// `me`'s tasks created in `range`, by creation time: the same answer as
+/// [`list_tasks`] filtered on the assignee, from queries of one fixed
+/// shape (prepared once per connection and planned once by PostgreSQL)
+/// on `task` alone, through `task_assignee_created_idx`, with the
+/// catalogue's names from memory.
+pub fn own_tasks(
+    conn: &mut PgConnection,
+    me: &User,
+    cat: &Catalogue,
+    range: DateRange,
+    page: Page,
+    dir: Direction,
+    counting: bool,
+) -> QueryResult<(Vec<TaskView>, Option<i64>)> {
+    let (lo, hi) = range.bounds();
+    let query = task::table
+        .left_join(CREATOR_USER.on(CREATOR_USER.field(users::id).eq(task::creator)))
+        .left_join(UPDATER_USER.on(task::updated_by.eq(UPDATER_USER.field(users::id).nullable())))
+        .filter(task::assignee.eq(me.id))
+        .filter(task::created_at.between(lo, hi))
+        .select((
+            TaskRow::as_select(),
+            CREATOR_USER.field(users::username).nullable(),
+            UPDATER_USER.field(users::username).nullable(),
+        ));
+    let rows: Vec<(TaskRow, Option<String>, Option<String>)> = match dir {
+        Direction::Desc => query
+            .order((task::created_at.desc(), task::id.desc()))
+            .limit(page.size)
+            .offset(page.from)
+            .load(conn)?,
+        Direction::Asc => query
+            .order((task::created_at.asc(), task::id.asc()))
+            .limit(page.size)
+            .offset(page.from)
+            .load(conn)?,
+    };
+    let tasks = rows
+        .into_iter()
+        .map(|(t, creator, updated_by)| t.into_view(cat, creator, me.username.clone(), updated_by))
+        .collect();
+    let count = if counting {
+        Some(
+            task::table
+                .filter(task::assignee.eq(me.id))
+                .filter(task::created_at.between(lo, hi))
+                .count()
+                .get_result(conn)?,
+        )
+    } else {
+        None
+    };
+    Ok((tasks, count))
+}
+
 pub fn task_view(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<TaskView>> {
     task_view::table
         .find(id)
@@ -586,9 +723,18 @@ pub fn history(conn: &mut PgConnection, task_id: Uuid) -> QueryResult<Vec<Histor
 
 // ---- summary ----
 
-/// Per assignee: tasks matching the range and filters, and how many of
-/// those are completed. One GROUP BY, read from `task_created_idx`.
-pub fn summary_counts(
+/// Whether the rollup can answer a summary under `filter`: it knows the
+/// assignee, the month of creation and the status, nothing else.
+pub fn rollup_answers(filter: &Filter) -> bool {
+    filter.creator.is_none()
+        && filter.type_id.is_none()
+        && filter.severity_id.is_none()
+        && !matches!(filter.assignee, Some(None))
+}
+
+/// Per assignee, from `task`: tasks matching the range and filters, and
+/// how many of those are completed. One GROUP BY over `task_created_idx`.
+pub fn task_counts(
     conn: &mut PgConnection,
     range: DateRange,
     filter: &Filter,
@@ -627,6 +773,87 @@ pub fn summary_counts(
         None => {}
     }
     b.load(conn)
+}
+
+/// An assignee, their tasks and how many are completed (sums: `None`
+/// for no rows).
+type RollupSums = (Uuid, Option<i64>, Option<i64>);
+
+/// Per assignee, from the rollup: tasks created in the whole months
+/// `[from, until)` matching the filter, and how many are completed.
+fn rollup_counts(
+    conn: &mut PgConnection,
+    (from, until): Months,
+    filter: &Filter,
+    completed: i32,
+) -> QueryResult<Vec<RollupSums>> {
+    let mut b = task_rollup::table
+        .group_by(task_rollup::assignee)
+        .select((
+            task_rollup::assignee,
+            sum(task_rollup::tasks),
+            sum(task_rollup::tasks).aggregate_filter(task_rollup::status_id.eq(completed)),
+        ))
+        .into_boxed();
+    if let Some(f) = from {
+        b = b.filter(task_rollup::month.ge(f));
+    }
+    if let Some(u) = until {
+        b = b.filter(task_rollup::month.lt(u));
+    }
+    if let Some(Some(id)) = filter.assignee {
+        b = b.filter(task_rollup::assignee.eq(id));
+    }
+    if let Some(id) = filter.status_id {
+        b = b.filter(task_rollup::status_id.eq(id));
+    }
+    b.load(conn)
+}
+
+/// Per assignee: tasks matching the range and filters, and how many of
+/// those are completed; assignees with none are left out. When the
+/// rollup knows every filtered field, whole months are summed there and
+/// only the partial months at the range's edges are counted in `task`,
+/// all in one snapshot; otherwise everything is counted in `task`.
+pub fn summary_counts(
+    conn: &mut PgConnection,
+    range: DateRange,
+    filter: &Filter,
+    completed: i32,
+) -> QueryResult<Vec<(Uuid, i64, i64)>> {
+    if !rollup_answers(filter) {
+        return Ok(task_counts(conn, range, filter, completed)?
+            .into_iter()
+            .filter_map(|(id, total, done)| Some((id?, total, done)))
+            .collect());
+    }
+    let split = range.split_by_month();
+    conn.build_transaction()
+        .read_only()
+        .repeatable_read()
+        .run(|c| {
+            let mut sums: HashMap<Uuid, (i64, i64)> = HashMap::new();
+            if let Some(months) = split.months {
+                for (id, total, done) in rollup_counts(c, months, filter, completed)? {
+                    let e = sums.entry(id).or_default();
+                    e.0 += total.unwrap_or(0);
+                    e.1 += done.unwrap_or(0);
+                }
+            }
+            for edge in [split.head, split.tail].into_iter().flatten() {
+                for (id, total, done) in task_counts(c, edge, filter, completed)? {
+                    let Some(id) = id else { continue };
+                    let e = sums.entry(id).or_default();
+                    e.0 += total;
+                    e.1 += done;
+                }
+            }
+            Ok(sums
+                .into_iter()
+                .filter(|(_, (total, _))| *total > 0)
+                .map(|(id, (total, done))| (id, total, done))
+                .collect())
+        })
 }
 
 /// The users a summary shows: those with counts, and the active holders

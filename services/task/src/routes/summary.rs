@@ -101,7 +101,7 @@ async fn summary(
         };
         let counts = store::summary_counts(c, range, &resolved, completed)?;
         let only = resolved.assignee.flatten();
-        let ids: Vec<Uuid> = counts.iter().filter_map(|(id, _, _)| *id).collect();
+        let ids: Vec<Uuid> = counts.iter().map(|(id, _, _)| *id).collect();
         let users = store::summary_users(c, ids, &role, only)?;
         let mut rows: HashMap<Uuid, Row> = users
             .into_iter()
@@ -116,7 +116,6 @@ async fn summary(
             })
             .collect();
         for (id, total, done) in counts {
-            let Some(id) = id else { continue };
             // An assignee the read model lost (truncated, rebuilding) still counts.
             let row = rows.entry(id).or_insert(Row {
                 user_id: id,

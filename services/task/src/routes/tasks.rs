@@ -141,7 +141,17 @@ async fn own(
         sort: TaskSort::parse(b.sort.as_deref())?.0,
         counting: b.counting,
     };
-    Ok(HttpResponse::Ok().json(list(&state, q, TaskFilter::default()).await?))
+    let Some(dir) = store::own_fast_sort(&q.sort) else {
+        return Ok(HttpResponse::Ok().json(list(&state, q, TaskFilter::default()).await?));
+    };
+    // By creation time (the default): one prepared query on `task`.
+    let cat = state.catalogue.clone();
+    let me = caller.user;
+    let (tasks, count) = with_conn(&state.pool, move |c| {
+        store::own_tasks(c, &me, &cat, q.range, q.page, dir, q.counting).map_err(ApiError::from)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(TaskList { count, tasks }))
 }
 
 /// `POST /v1/task/all` (`su_read:task`): every task, as `own` plus `query`

@@ -5,5 +5,6 @@ mod helpers;
 mod journey;
 mod platform_endpoints;
 mod read_model;
+mod summary;
 mod tokens;
 mod validation;

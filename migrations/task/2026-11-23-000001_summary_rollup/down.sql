@@ -1,0 +1,12 @@
+DROP TRIGGER users_notify_truncate ON users;
+DROP TRIGGER users_notify_row ON users;
+DROP FUNCTION users_notify();
+DROP TRIGGER task_rollup_truncate ON task;
+DROP TRIGGER task_rollup_delete ON task;
+DROP TRIGGER task_rollup_update ON task;
+DROP TRIGGER task_rollup_insert ON task;
+DROP FUNCTION task_rollup_on_truncate();
+DROP FUNCTION task_rollup_on_delete();
+DROP FUNCTION task_rollup_on_update();
+DROP FUNCTION task_rollup_on_insert();
+DROP TABLE task_rollup;
