@@ -46,6 +46,12 @@ recreate_database() {
 }
 
 ensure_postgres
+# A broker of its own (BENCH_KAFKA_PORT, default 9292), fresh each run when
+# not already running, so read models start from an empty history.
+KAFKA_PORT="${BENCH_KAFKA_PORT:-9292}"
+KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
+BROKER_NAME=tansu-bench
+port_open "$KAFKA_PORT" || rm -rf "$STATE_DIR/tansu-bench"
 ensure_broker
 recreate_database "$AUTH_DB"
 [ "$ONLY" = authenticator ] || recreate_database "$SK_DB"

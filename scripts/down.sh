@@ -7,3 +7,4 @@ for s in "${SERVICES[@]}"; do
 done
 stop_pidfile "$STATE_DIR/pids/tansu.pid" && echo "stopped tansu"
 stop_pidfile "$STATE_DIR/pids/tansu-test.pid" && echo "stopped the tests' tansu"
+stop_pidfile "$STATE_DIR/pids/tansu-bench.pid" && echo "stopped the benchmarks' tansu"
