@@ -518,6 +518,17 @@ pub fn publish_membership(
     organization: &str,
     user: &User,
 ) -> QueryResult<()> {
+    let envelope = membership_event(op, before, after, organization, user);
+    enqueue(conn, topics::MEMBERSHIP, &envelope)
+}
+
+fn membership_event(
+    op: Op,
+    before: Option<(&Membership, &User)>,
+    after: &Membership,
+    organization: &str,
+    user: &User,
+) -> Envelope {
     let view = |m: &Membership, u: &User| {
         json!({
             "id": m.id, "user_id": m.user_id, "organization_id": m.organization_id,
@@ -525,7 +536,7 @@ pub fn publish_membership(
             "role": m.role, "status": m.status, "version": m.version,
         })
     };
-    let envelope = Envelope::new(
+    Envelope::new(
         op,
         "membership",
         after.id.to_string(),
@@ -537,8 +548,33 @@ pub fn publish_membership(
         } else {
             Some(view(after, user))
         },
-    );
-    enqueue(conn, topics::MEMBERSHIP, &envelope)
+    )
+}
+
+/// Writes many membership events to the outbox in one statement: the rows
+/// `platform::events::enqueue` writes one at a time.
+fn enqueue_memberships(conn: &mut PgConnection, events: &[Envelope]) -> QueryResult<()> {
+    use platform::events::outbox;
+    if events.is_empty() {
+        return Ok(());
+    }
+    let rows = events
+        .iter()
+        .map(|e| {
+            let payload = serde_json::to_value(e)
+                .map_err(|err| diesel::result::Error::SerializationError(Box::new(err)))?;
+            Ok((
+                outbox::event_id.eq(e.event_id),
+                outbox::topic.eq(topics::MEMBERSHIP),
+                outbox::message_key.eq(&e.key),
+                outbox::payload.eq(payload),
+            ))
+        })
+        .collect::<QueryResult<Vec<_>>>()?;
+    diesel::insert_into(outbox::table)
+        .values(&rows)
+        .execute(conn)
+        .map(|_| ())
 }
 
 /// A live user with this email, regardless of case.
@@ -876,12 +912,7 @@ pub fn complete_creations(
     batch: &[Completion],
     organization_name: &str,
 ) -> QueryResult<Vec<Written>> {
-    let together = conn.transaction(|conn| {
-        batch
-            .iter()
-            .map(|c| complete_one(conn, c, organization_name))
-            .collect::<QueryResult<Vec<_>>>()
-    });
+    let together = conn.transaction(|conn| complete_together(conn, batch, organization_name));
     match together {
         Ok(done) => Ok(done.into_iter().map(Ok).collect()),
         Err(_) if batch.len() > 1 => conn.transaction(|conn| {
@@ -892,6 +923,145 @@ pub fn complete_creations(
         }),
         Err(e) => Ok(vec![Err(e)]),
     }
+}
+
+#[derive(QueryableByName)]
+struct CreationId {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
+}
+
+/// The local writes of a batch as a handful of statements, whatever its
+/// size: creations moved by compare and set, then users, memberships and
+/// their events inserted many rows at a time. Any failure fails it all.
+fn complete_together(
+    conn: &mut PgConnection,
+    batch: &[Completion],
+    organization_name: &str,
+) -> QueryResult<Vec<Option<Member>>> {
+    use diesel::sql_types::{Array, Nullable, Uuid as SqlUuid};
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    let references: Vec<&str> = batch.iter().map(|c| c.user.reference_id.as_str()).collect();
+    let mut adopted: std::collections::HashMap<String, User> = users::table
+        .filter(users::reference_id.eq_any(&references))
+        .select(User::as_select())
+        .load::<User>(conn)?
+        .into_iter()
+        .map(|u| (u.reference_id.clone(), u))
+        .collect();
+    let user_ids: Vec<Uuid> = batch
+        .iter()
+        .map(|c| {
+            adopted
+                .get(&c.user.reference_id)
+                .map_or_else(Uuid::now_v7, |u| u.id)
+        })
+        .collect();
+    let moved: std::collections::HashSet<Uuid> = diesel::sql_query(
+        "UPDATE user_creations AS c \
+         SET state = 'completed', reference_id = v.reference_id, \
+             membership_reference_id = v.membership_reference_id, user_id = v.user_id, \
+             updated_at = now() \
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[]) \
+              AS v (id, reference_id, membership_reference_id, user_id, from_state) \
+         WHERE c.id = v.id AND c.state = v.from_state \
+         RETURNING c.id",
+    )
+    .bind::<Array<SqlUuid>, _>(batch.iter().map(|c| c.creation.id).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(&references)
+    .bind::<Array<Nullable<Text>>, _>(
+        batch
+            .iter()
+            .map(|c| c.creation.membership_reference_id.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<SqlUuid>, _>(&user_ids)
+    .bind::<Array<Text>, _>(batch.iter().map(|c| c.from).collect::<Vec<_>>())
+    .load::<CreationId>(conn)?
+    .into_iter()
+    .map(|r| r.id)
+    .collect();
+    let now = Utc::now();
+    let goes_on = |c: &&Completion| moved.contains(&c.creation.id);
+    let new_users: Vec<_> = batch
+        .iter()
+        .zip(&user_ids)
+        .filter(|(c, _)| goes_on(c) && !adopted.contains_key(&c.user.reference_id))
+        .map(|(c, id)| {
+            let u = &c.user;
+            (
+                users::id.eq(*id),
+                users::email.eq(&u.email),
+                users::first_name.eq(&u.first_name),
+                users::last_name.eq(&u.last_name),
+                users::reference_id.eq(&u.reference_id),
+                users::provider_login.eq(&u.provider_login),
+                users::provider_updated_at.eq(u.provider_updated_at),
+                users::provider_version.eq(u.provider_version),
+                users::created_at.eq(now),
+                users::updated_at.eq(now),
+            )
+        })
+        .collect();
+    if !new_users.is_empty() {
+        let inserted: Vec<User> = diesel::insert_into(users::table)
+            .values(&new_users)
+            .returning(User::as_returning())
+            .get_results(conn)?;
+        adopted.extend(inserted.into_iter().map(|u| (u.reference_id.clone(), u)));
+    }
+    let new_memberships: Vec<_> = batch
+        .iter()
+        .zip(&user_ids)
+        .filter(|(c, _)| goes_on(c))
+        .map(|(c, user_id)| {
+            (
+                memberships::id.eq(Uuid::now_v7()),
+                memberships::user_id.eq(*user_id),
+                memberships::organization_id.eq(c.creation.organization_id),
+                memberships::role.eq(&c.creation.role),
+                memberships::status.eq("active"),
+                memberships::reference_id.eq(&c.creation.membership_reference_id),
+                memberships::created_at.eq(now),
+                memberships::updated_at.eq(now),
+            )
+        })
+        .collect();
+    let mut by_user: std::collections::HashMap<Uuid, Membership> = if new_memberships.is_empty() {
+        Default::default()
+    } else {
+        diesel::insert_into(memberships::table)
+            .values(&new_memberships)
+            .returning(Membership::as_returning())
+            .get_results::<Membership>(conn)?
+            .into_iter()
+            .map(|m| (m.user_id, m))
+            .collect()
+    };
+    let mut events = Vec::new();
+    let mut out = Vec::with_capacity(batch.len());
+    for (c, user_id) in batch.iter().zip(&user_ids) {
+        if !moved.contains(&c.creation.id) {
+            out.push(None);
+            continue;
+        }
+        let (Some(user), Some(m)) = (adopted.get(&c.user.reference_id), by_user.remove(user_id))
+        else {
+            return Err(diesel::result::Error::NotFound);
+        };
+        events.push(membership_event(
+            Op::Create,
+            None,
+            &m,
+            organization_name,
+            user,
+        ));
+        out.push(Some((user.clone(), m)));
+    }
+    enqueue_memberships(conn, &events)?;
+    Ok(out)
 }
 
 /// The local write, last step of a creation: the user (adopting a row a
