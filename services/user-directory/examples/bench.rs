@@ -32,6 +32,42 @@ fn sign(secret: &str, t: i64, body: &str) -> String {
     format!("t={t}, v1={}", hex::encode(tag.as_ref()))
 }
 
+/// The authenticator as production runs it (its default pool of 16
+/// connections; the test helper's 4 would be the import's bottleneck), on
+/// a free port, with the superuser `root`.
+async fn spawn_authenticator(
+    brokers: &str,
+    db: &TestDatabase,
+    sk_port: u16,
+) -> anyhow::Result<(Authenticator, platform::testkit::TempDir)> {
+    let dir = platform::testkit::TempDir::new("ud-bench-auth");
+    let mut s = authenticator::config::Settings::from_env()?;
+    s.common.port = 0;
+    s.common.database_url = db.url.clone();
+    s.common.kafka_brokers = brokers.to_owned();
+    s.common.state_dir = dir.0.clone();
+    s.issuer = "http://127.0.0.1:5000".into();
+    s.bcrypt_cost = 4;
+    s.outbox_poll = Duration::from_millis(100);
+    s.require_signing_key = false;
+    s.signing_key_pem = None;
+    s.safekeeper_issuer = "http://127.0.0.1:5001".into();
+    s.safekeeper_url = format!("http://127.0.0.1:{sk_port}");
+    s.bootstrap_admin = Some(authenticator::config::BootstrapAdmin {
+        username: authenticator::testing::ROOT_USER.into(),
+        email: "root@example.com".into(),
+        password: SecretString::from(authenticator::testing::ROOT_PASSWORD.to_owned()),
+    });
+    let app = authenticator::startup::Application::build(s).await?;
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    Ok((Authenticator { address }, dir))
+}
+
+struct Authenticator {
+    address: String,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let rows: usize = arg("--rows", "3000").parse()?;
@@ -44,9 +80,7 @@ async fn main() -> anyhow::Result<()> {
         TestDatabase::create("user_directory_bench"),
     );
     let sk_port = platform::testkit::free_port();
-    let mut ao = authenticator::testing::Options::new(brokers.clone(), &auth_db);
-    ao.safekeeper_url = Some(format!("http://127.0.0.1:{sk_port}"));
-    let auth = authenticator::testing::spawn(ao).await;
+    let (auth, _auth_dir) = spawn_authenticator(&brokers, &auth_db, sk_port).await?;
     let mut so = safekeeper::testing::Options::new(brokers.clone(), &sk_db, &auth.address);
     so.port = sk_port;
     let sk = safekeeper::testing::spawn(so).await;

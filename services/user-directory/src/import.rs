@@ -7,20 +7,22 @@
 //! `IMPORT_SYNC_ROWS` rows run as a job whose progress is kept in the
 //! database (and resumed after a restart).
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
-use futures::StreamExt;
+use actix_web::web;
+
+use futures::{stream, StreamExt};
 use platform::db::with_conn;
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::{
-    domain::UserFields,
+    domain::{NewUser, UserFields},
     error::ApiError,
-    saga::{self, Created},
+    saga,
     state::AppState,
-    store::{self, Organization, Progress},
+    store::{self, Begin, Completion, Creation, Organization, Progress},
 };
 
 const REQUIRED: [&str; 5] = ["email", "first_name", "last_name", "organization", "role"];
@@ -171,10 +173,28 @@ fn failed(row: usize, email: String, reason: impl Into<String>) -> RowOutcome {
     }
 }
 
+/// Rows recorded together before their provider calls (one transaction).
+const BEGIN_BATCH: usize = 64;
+/// Finished rows written together (one transaction, one commit).
+const WRITE_BATCH: usize = 64;
+
+/// Where a row stands in the pipeline.
+enum Step {
+    /// Its outcome is known.
+    Done(usize, RowOutcome),
+    /// Recorded, its provider calls to make.
+    Started(usize, usize, String, Box<Creation>, Box<NewUser>),
+    /// Its provider calls made: the local write is next.
+    Ready(usize, usize, String, Box<Completion>),
+}
+
 /// Runs `rows` (a slice of the file; `seen` carries the emails of earlier
-/// rows across slices) for `org`, at most `concurrency` at a time.
+/// rows across slices) for `org`. Every row goes through the creation saga
+/// (see `saga`), as a pipeline: rows are recorded in batches, their
+/// provider calls run `IMPORT_CONCURRENCY` at a time, and the local writes
+/// of finished rows are committed in batches while further calls run.
 pub async fn run_rows(
-    state: &AppState,
+    state: &web::Data<AppState>,
     org: &Organization,
     rows: &[Row],
     seen: &mut HashMap<String, usize>,
@@ -235,41 +255,129 @@ pub async fn run_rows(
         }
         return outcomes.into_iter().flatten().collect();
     };
-    let results: Vec<(usize, RowOutcome)> = futures::stream::iter(work)
-        .map(|(i, row, email, new)| {
-            let entry = &entry;
+    let concurrency = state.settings.import.concurrency.max(1);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Step>(concurrency + WRITE_BATCH);
+    let (entry, shared_org) = (Arc::new(entry), Arc::new(org.clone()));
+    // Records each batch, then makes the provider calls of its rows.
+    let (s1, s2) = (state.clone(), state.clone());
+    let mut steps = stream::iter(work)
+        .chunks(BEGIN_BATCH)
+        .then(move |batch| {
+            let (state, org) = (s1.clone(), shared_org.clone());
+            async move { begin_batch(&state, &org, batch).await }
+        })
+        .flat_map(stream::iter)
+        .map(move |step| {
+            let (state, entry) = (s2.clone(), entry.clone());
             async move {
-                let outcome = match saga::create_user(state, new, org, entry).await {
-                    Ok(Created::New(u, _)) => RowOutcome {
-                        row,
-                        email,
-                        outcome: "created".into(),
-                        id: Some(u.id),
-                        reason: None,
+                match step {
+                    Step::Started(i, row, email, creation, new) => {
+                        match saga::provider_steps(&state, *creation, *new, &entry).await {
+                            Ok(ready) => Step::Ready(i, row, email, Box::new(ready)),
+                            Err(e) => Step::Done(i, failed(row, email, reason(&e))),
+                        }
+                    }
+                    other => other,
+                }
+            }
+        })
+        .buffer_unordered(concurrency)
+        .boxed();
+    let calls = async move {
+        while let Some(step) = steps.next().await {
+            if tx.send(step).await.is_err() {
+                break;
+            }
+        }
+    };
+    // Writes what the calls finished, a batch at a time.
+    let writes = async {
+        let mut finished = Vec::with_capacity(rows.len());
+        let mut buffer = Vec::with_capacity(WRITE_BATCH);
+        while rx.recv_many(&mut buffer, WRITE_BATCH).await > 0 {
+            let mut ready = Vec::new();
+            for step in buffer.drain(..) {
+                match step {
+                    Step::Done(i, o) => finished.push((i, o)),
+                    Step::Ready(i, row, email, c) => ready.push((i, row, email, *c)),
+                    Step::Started(..) => unreachable!("the calls stage starts every row"),
+                }
+            }
+            if ready.is_empty() {
+                continue;
+            }
+            let (who, batch): (Vec<_>, Vec<_>) = ready
+                .into_iter()
+                .map(|(i, row, email, c)| ((i, row, email), c))
+                .unzip();
+            let written = saga::complete(state, org, batch).await;
+            for ((i, row, email), w) in who.into_iter().zip(written) {
+                finished.push((
+                    i,
+                    match w {
+                        Ok((u, _)) => RowOutcome {
+                            row,
+                            email,
+                            outcome: "created".into(),
+                            id: Some(u.id),
+                            reason: None,
+                        },
+                        Err(e) => failed(row, email, reason(&e)),
                     },
-                    Ok(Created::Exists(u)) => RowOutcome {
+                ));
+            }
+        }
+        finished
+    };
+    let ((), finished) = futures::join!(calls, writes);
+    for (i, o) in finished {
+        outcomes[i] = Some(o);
+    }
+    outcomes.into_iter().flatten().collect()
+}
+
+fn reason(e: &ApiError) -> String {
+    e.problem().detail.unwrap_or_else(|| e.to_string())
+}
+
+/// Records one batch of rows: each row started, or its outcome known (an
+/// existing user, a creation in flight elsewhere, the database down).
+async fn begin_batch(
+    state: &AppState,
+    org: &Organization,
+    batch: Vec<(usize, usize, String, NewUser)>,
+) -> Vec<Step> {
+    let users: Vec<&NewUser> = batch.iter().map(|(_, _, _, n)| n).collect();
+    let begun = saga::begin(state, org, &users).await;
+    match begun {
+        Ok(begun) => batch
+            .into_iter()
+            .zip(begun)
+            .map(|((i, row, email, new), b)| match b {
+                Begin::Started(c) => Step::Started(i, row, email, Box::new(c), Box::new(new)),
+                Begin::Exists(u) => Step::Done(
+                    i,
+                    RowOutcome {
                         row,
                         email,
                         outcome: "exists".into(),
                         id: Some(u.id),
                         reason: None,
                     },
-                    Err(e) => failed(
-                        row,
-                        email,
-                        e.problem().detail.unwrap_or_else(|| e.to_string()),
-                    ),
-                };
-                (i, outcome)
-            }
-        })
-        .buffer_unordered(state.settings.import.concurrency.max(1))
-        .collect()
-        .await;
-    for (i, o) in results {
-        outcomes[i] = Some(o);
+                ),
+                Begin::InFlight => {
+                    Step::Done(i, failed(row, email, reason(&ApiError::CreationInProgress)))
+                }
+            })
+            .collect(),
+        Err(e) => {
+            let why = reason(&e);
+            batch
+                .into_iter()
+                .map(|(i, row, email, _)| Step::Done(i, failed(row, email, why.clone())))
+                .collect()
+        }
     }
-    outcomes.into_iter().flatten().collect()
 }
 
 /// A summary in the shape of a job.
@@ -305,7 +413,7 @@ impl Summary {
 const CHUNK: usize = 250;
 
 /// Runs (or resumes) a job to its end, saving progress after each chunk.
-pub async fn run_job(state: &AppState, job: store::ImportJob) {
+pub async fn run_job(state: &web::Data<AppState>, job: store::ImportJob) {
     let org_id = job.organization_id;
     let org = match with_conn(&state.pool, move |c| {
         store::organization(c, org_id).map_err(ApiError::from)

@@ -26,8 +26,12 @@ use crate::{
     error::ApiError,
     provider::{Identity, NewIdentity, ProviderError},
     state::AppState,
-    store::{self, Begin, CompletedUser, Creation, Membership, Organization, User},
+    store::{
+        self, Begin, CompletedUser, Completion, Creation, CreationRequest, Membership,
+        Organization, User,
+    },
 };
+use uuid::Uuid;
 
 pub enum Created {
     New(User, Membership),
@@ -41,15 +45,14 @@ async fn db<T: Send + 'static>(
     with_conn(&state.pool, move |c| work(c).map_err(ApiError::from)).await
 }
 
-/// Ends `creation` as compensated, queueing the removal of `reference`,
-/// and wakes the reconciler to run it now.
+/// Ends creation `id` as compensated, queueing the removal of
+/// `reference`, and wakes the reconciler to run it now.
 async fn compensate(
     state: &AppState,
-    creation: &Creation,
+    id: Uuid,
     reference: Option<String>,
     why: String,
 ) -> Result<(), ApiError> {
-    let id = creation.id;
     db(state, move |c| {
         store::compensate_creation(c, id, reference.as_deref(), &why)
     })
@@ -91,29 +94,39 @@ async fn provider_account(state: &AppState, new: &NewIdentity) -> Result<Identit
     }
 }
 
-/// Creates a user in the provider and the directory (see the module
-/// comment). An existing user of that email is answered as such.
-pub async fn create_user(
+/// Records creations of `users` in `org` (one transaction for all, before
+/// any provider call): one answer per user, in order. The emails must
+/// differ regardless of case.
+pub async fn begin(
     state: &AppState,
-    new: NewUser,
     org: &Organization,
+    users: &[&NewUser],
+) -> Result<Vec<Begin>, ApiError> {
+    let requests: Vec<CreationRequest> = users
+        .iter()
+        .map(|n| CreationRequest {
+            email: n.email.as_str().to_owned(),
+            login: state.provider.login_for(&n.email),
+            role: n.role.clone(),
+        })
+        .collect();
+    let org_id = org.id;
+    db(state, move |c| store::begin_creations(c, org_id, &requests)).await
+}
+
+/// Steps one and two of a recorded creation: the account and the
+/// membership at the provider. What the local write needs, or the error
+/// that ended the creation (refused, compensated, or left open for the
+/// reconciler when the outcome is unknown).
+pub async fn provider_steps(
+    state: &AppState,
+    creation: Creation,
+    new: NewUser,
     entry: &OrganizationEntry,
-) -> Result<Created, ApiError> {
-    let login = state.provider.login_for(&new.email);
-    let (email, org_id, role) = (new.email.as_str().to_owned(), org.id, new.role.clone());
-    let l = login.clone();
-    let begin = db(state, move |c| {
-        store::begin_creation(c, &email, &l, org_id, &role)
-    })
-    .await?;
-    let creation = match begin {
-        Begin::Started(c) => c,
-        Begin::Exists(u) => return Ok(Created::Exists(u)),
-        Begin::InFlight => return Err(ApiError::CreationInProgress),
-    };
+) -> Result<Completion, ApiError> {
     let identity = NewIdentity {
         email: new.email.as_str().to_owned(),
-        login,
+        login: creation.provider_login.clone(),
         first_name: new.first_name.clone(),
         last_name: new.last_name.clone(),
         password: None,
@@ -135,93 +148,148 @@ pub async fn create_user(
         }
     };
     let reference = account.reference_id.clone();
-    // A provider without memberships (the authenticator) has no step two
-    // to wait for: record both steps in one write.
-    let next = if state.provider.keeps_memberships() {
-        "user_created"
-    } else {
-        "membership_created"
-    };
-    let (id, r) = (creation.id, reference.clone());
-    if !db(state, move |c| {
-        store::advance_creation(c, id, "pending", next, Some(&r), None)
-    })
-    .await?
-    {
-        return Err(taken_over(state, reference).await);
-    }
-    // Step two: the membership.
-    let membership_ref = if state.provider.keeps_memberships() {
-        let m = match state
-            .provider
-            .create_membership(&reference, entry, &creation.role)
-            .await
-        {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(creation.id = %creation.id, error = %e, "provider failed at step two; compensating");
-                compensate(state, &creation, Some(reference), format!("step two: {e}")).await?;
-                return Err(e.into());
-            }
-        };
-        let (id, r, m2) = (creation.id, reference.clone(), m.clone());
+    let mut creation = creation;
+    creation.reference_id = Some(reference.clone());
+    // A provider without memberships (the authenticator) has no step two:
+    // the local write moves the creation from `pending` to `completed`
+    // (should the service stop before it, the reconciler finds the account
+    // by its login and undoes it).
+    let from = if state.provider.keeps_memberships() {
+        // Record step one before step two, so a failure there (or a crash)
+        // knows which account to undo.
+        let (id, r) = (creation.id, reference.clone());
         if !db(state, move |c| {
-            store::advance_creation(
-                c,
-                id,
-                "user_created",
-                "membership_created",
-                Some(&r),
-                m2.as_deref(),
-            )
+            store::advance_creation(c, id, "pending", "user_created", Some(&r), None)
         })
         .await?
         {
             return Err(taken_over(state, reference).await);
         }
-        m
-    } else {
-        None
-    };
-    // Step three: the local write.
-    let mut creation = creation;
-    creation.membership_reference_id = membership_ref;
-    creation.reference_id = Some(reference.clone());
-    let done = CompletedUser {
-        email: new.email.as_str().to_owned(),
-        first_name: new.first_name,
-        last_name: new.last_name,
-        reference_id: reference.clone(),
-        provider_login: account.login,
-        provider_updated_at: account.updated_at,
-    };
-    let org_name = org.name.clone();
-    let c2 = creation.clone();
-    let written = with_conn(&state.pool, move |c| {
-        Ok::<_, ApiError>(store::complete_creation(c, &c2, &done, &org_name))
-    })
-    .await?;
-    match written {
-        Ok(Some((u, m))) => {
-            state.outbox.nudge();
-            Ok(Created::New(u, m))
-        }
-        Ok(None) => Err(taken_over(state, reference).await),
-        Err(e) => {
-            let email_taken = is_unique_violation(&e, store::USER_EMAIL_UNIQUE);
-            compensate(
-                state,
-                &creation,
-                Some(reference),
-                format!("local write: {e}"),
-            )
-            .await?;
-            if email_taken {
-                Err(ApiError::EmailTaken)
-            } else {
-                Err(ApiError::Database(e))
+        // Step two: the membership.
+        match state
+            .provider
+            .create_membership(&reference, entry, &creation.role)
+            .await
+        {
+            Ok(m) => creation.membership_reference_id = m,
+            Err(e) => {
+                tracing::warn!(creation.id = %creation.id, error = %e, "provider failed at step two; compensating");
+                compensate(
+                    state,
+                    creation.id,
+                    Some(reference),
+                    format!("step two: {e}"),
+                )
+                .await?;
+                return Err(e.into());
             }
         }
+        "user_created"
+    } else {
+        "pending"
+    };
+    Ok(Completion {
+        creation,
+        from,
+        user: CompletedUser {
+            email: new.email.as_str().to_owned(),
+            first_name: new.first_name,
+            last_name: new.last_name,
+            reference_id: reference,
+            provider_login: account.login,
+            provider_updated_at: account.updated_at,
+            provider_version: account.version,
+        },
+    })
+}
+
+/// Step three for a batch of creations of `org`: the local writes, in one
+/// commit. One outcome per creation, in order; a creation whose write
+/// failed is compensated.
+pub async fn complete(
+    state: &AppState,
+    org: &Organization,
+    batch: Vec<Completion>,
+) -> Vec<Result<(User, Membership), ApiError>> {
+    let undo: Vec<(Uuid, String)> = batch
+        .iter()
+        .map(|c| (c.creation.id, c.user.reference_id.clone()))
+        .collect();
+    let org_name = org.name.clone();
+    let written = with_conn(&state.pool, move |c| {
+        Ok::<_, ApiError>(store::complete_creations(c, &batch, &org_name))
+    })
+    .await;
+    let results: Vec<Result<Option<(User, Membership)>, ApiError>> = match written {
+        Ok(Ok(each)) => each
+            .into_iter()
+            .map(|r| {
+                r.map_err(|e| {
+                    if is_unique_violation(&e, store::USER_EMAIL_UNIQUE) {
+                        ApiError::EmailTaken
+                    } else {
+                        ApiError::Database(e)
+                    }
+                })
+            })
+            .collect(),
+        Ok(Err(e)) => {
+            let why = e.to_string();
+            undo.iter()
+                .map(|_| Err(ApiError::Internal(anyhow::anyhow!("local write: {why}"))))
+                .collect()
+        }
+        Err(e) => {
+            let why = e.to_string();
+            undo.iter()
+                .map(|_| Err(ApiError::Internal(anyhow::anyhow!("local write: {why}"))))
+                .collect()
+        }
+    };
+    let mut outcomes = Vec::with_capacity(results.len());
+    let mut created = false;
+    for ((id, reference), r) in undo.into_iter().zip(results) {
+        outcomes.push(match r {
+            Ok(Some(done)) => {
+                created = true;
+                Ok(done)
+            }
+            Ok(None) => Err(taken_over(state, reference).await),
+            Err(e) => {
+                match compensate(state, id, Some(reference), format!("local write: {e}")).await {
+                    Ok(()) => Err(e),
+                    Err(also) => Err(also),
+                }
+            }
+        });
+    }
+    if created {
+        state.outbox.nudge();
+    }
+    outcomes
+}
+
+/// Creates a user in the provider and the directory (see the module
+/// comment). An existing user of that email is answered as such.
+pub async fn create_user(
+    state: &AppState,
+    new: NewUser,
+    org: &Organization,
+    entry: &OrganizationEntry,
+) -> Result<Created, ApiError> {
+    let begun = begin(state, org, &[&new]).await?.pop();
+    let creation = match begun {
+        Some(Begin::Started(c)) => c,
+        Some(Begin::Exists(u)) => return Ok(Created::Exists(u)),
+        Some(Begin::InFlight) | None => return Err(ApiError::CreationInProgress),
+    };
+    let ready = provider_steps(state, creation, new, entry).await?;
+    match complete(state, org, vec![ready]).await.pop() {
+        Some(Ok((u, m))) => Ok(Created::New(u, m)),
+        Some(Err(e)) => Err(e),
+        None => Err(ApiError::Internal(anyhow::anyhow!(
+            "no outcome for the creation"
+        ))),
     }
 }
 
@@ -339,7 +407,7 @@ pub async fn reconcile(state: &AppState) -> Result<(), ApiError> {
         tracing::info!(creation.id = %creation.id, state = %creation.state, reference_id = ?reference, "compensating an unfinished creation");
         compensate(
             state,
-            &creation,
+            creation.id,
             reference,
             format!("unfinished in state {}", creation.state),
         )

@@ -29,6 +29,9 @@ use crate::{
 };
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/user-directory");
+/// Verified organization tokens remembered at most (about half a
+/// kilobyte each).
+const TOKEN_CACHE_ENTRIES: usize = 10_000;
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
 pub struct Application {
@@ -77,6 +80,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppStat
         provider,
         keys,
         org_tokens,
+        token_cache: crate::auth::TokenCache::new(TOKEN_CACHE_ENTRIES),
         config,
         outbox: OutboxSignal::default(),
         events: Notify::new(),

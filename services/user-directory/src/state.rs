@@ -18,6 +18,8 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     /// Verifies them (locally).
     pub org_tokens: Verifier,
+    /// Tokens verified already.
+    pub token_cache: crate::auth::TokenCache,
     pub config: ConfigFile,
     pub outbox: OutboxSignal,
     /// Wakes the applier of stored provider events.

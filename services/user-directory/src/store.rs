@@ -518,6 +518,17 @@ pub fn publish_membership(
     organization: &str,
     user: &User,
 ) -> QueryResult<()> {
+    let envelope = membership_event(op, before, after, organization, user);
+    enqueue(conn, topics::MEMBERSHIP, &envelope)
+}
+
+fn membership_event(
+    op: Op,
+    before: Option<(&Membership, &User)>,
+    after: &Membership,
+    organization: &str,
+    user: &User,
+) -> Envelope {
     let view = |m: &Membership, u: &User| {
         json!({
             "id": m.id, "user_id": m.user_id, "organization_id": m.organization_id,
@@ -525,7 +536,7 @@ pub fn publish_membership(
             "role": m.role, "status": m.status, "version": m.version,
         })
     };
-    let envelope = Envelope::new(
+    Envelope::new(
         op,
         "membership",
         after.id.to_string(),
@@ -537,8 +548,33 @@ pub fn publish_membership(
         } else {
             Some(view(after, user))
         },
-    );
-    enqueue(conn, topics::MEMBERSHIP, &envelope)
+    )
+}
+
+/// Writes many membership events to the outbox in one statement: the rows
+/// `platform::events::enqueue` writes one at a time.
+fn enqueue_memberships(conn: &mut PgConnection, events: &[Envelope]) -> QueryResult<()> {
+    use platform::events::outbox;
+    if events.is_empty() {
+        return Ok(());
+    }
+    let rows = events
+        .iter()
+        .map(|e| {
+            let payload = serde_json::to_value(e)
+                .map_err(|err| diesel::result::Error::SerializationError(Box::new(err)))?;
+            Ok((
+                outbox::event_id.eq(e.event_id),
+                outbox::topic.eq(topics::MEMBERSHIP),
+                outbox::message_key.eq(&e.key),
+                outbox::payload.eq(payload),
+            ))
+        })
+        .collect::<QueryResult<Vec<_>>>()?;
+    diesel::insert_into(outbox::table)
+        .values(&rows)
+        .execute(conn)
+        .map(|_| ())
 }
 
 /// A live user with this email, regardless of case.
@@ -575,6 +611,40 @@ pub fn member(
         .first(conn)
         .optional()
 }
+
+/// Organization `org` (if active) and, if it has them, user `user` with
+/// their membership there: what `GET /v1/users/{id}` needs, in one query.
+pub fn organization_and_member(
+    conn: &mut PgConnection,
+    org: Uuid,
+    user: Uuid,
+) -> QueryResult<Option<(Organization, Option<Member>)>> {
+    let row: Option<(Organization, Option<Membership>, Option<User>)> = organizations::table
+        .left_join(
+            memberships::table.on(memberships::organization_id
+                .eq(organizations::id)
+                .and(memberships::user_id.eq(user))
+                .and(memberships::status.ne("deleted"))),
+        )
+        .left_join(
+            users::table.on(users::id
+                .eq(memberships::user_id)
+                .and(users::deleted_at.is_null())),
+        )
+        .filter(organizations::id.eq(org))
+        .filter(organizations::status.eq("active"))
+        .select((
+            Organization::as_select(),
+            Option::<Membership>::as_select(),
+            Option::<User>::as_select(),
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(row.map(|(o, m, u)| (o, u.zip(m))))
+}
+
+/// A user with their membership in one organization.
+pub type Member = (User, Membership);
 
 pub struct UserFilter {
     pub email: Option<String>,
@@ -641,39 +711,77 @@ pub enum Begin {
     InFlight,
 }
 
-/// Records a creation before the first provider call, unless the email is
-/// taken or being created.
-pub fn begin_creation(
+/// One creation to record: the email, the provider login and the role.
+pub struct CreationRequest {
+    pub email: String,
+    pub login: String,
+    pub role: String,
+}
+
+/// Records creations before their first provider call (a single one, or
+/// an import's next rows) in one
+/// transaction: one answer per request, in order. The emails of one batch
+/// must differ (regardless of case); a second one would answer `InFlight`.
+pub fn begin_creations(
     conn: &mut PgConnection,
-    email: &str,
-    login: &str,
     org: Uuid,
-    role: &str,
-) -> QueryResult<Begin> {
+    requests: &[CreationRequest],
+) -> QueryResult<Vec<Begin>> {
+    if requests.is_empty() {
+        return Ok(Vec::new());
+    }
     conn.transaction(|conn| {
-        if let Some(u) = user_by_email(conn, email)? {
-            return Ok(Begin::Exists(u));
-        }
+        let lowered: Vec<String> = requests.iter().map(|r| r.email.to_lowercase()).collect();
+        let mut existing: std::collections::HashMap<String, User> = users::table
+            .filter(lower(users::email).eq_any(&lowered))
+            .filter(users::deleted_at.is_null())
+            .select((lower(users::email), User::as_select()))
+            .load::<(String, User)>(conn)?
+            .into_iter()
+            .collect();
         let now = Utc::now();
-        let inserted = diesel::insert_into(user_creations::table)
-            .values((
-                user_creations::id.eq(Uuid::now_v7()),
-                user_creations::email.eq(email),
-                user_creations::provider_login.eq(login),
-                user_creations::organization_id.eq(org),
-                user_creations::role.eq(role),
-                user_creations::state.eq("pending"),
-                user_creations::created_at.eq(now),
-                user_creations::updated_at.eq(now),
-            ))
-            .on_conflict_do_nothing()
-            .returning(Creation::as_returning())
-            .get_result(conn)
-            .optional()?;
-        Ok(match inserted {
-            Some(c) => Begin::Started(c),
-            None => Begin::InFlight,
-        })
+        let ids: Vec<Option<Uuid>> = lowered
+            .iter()
+            .map(|l| (!existing.contains_key(l)).then(Uuid::now_v7))
+            .collect();
+        let rows: Vec<_> = requests
+            .iter()
+            .zip(&ids)
+            .filter_map(|(r, id)| {
+                id.map(|id| {
+                    (
+                        user_creations::id.eq(id),
+                        user_creations::email.eq(&r.email),
+                        user_creations::provider_login.eq(&r.login),
+                        user_creations::organization_id.eq(org),
+                        user_creations::role.eq(&r.role),
+                        user_creations::state.eq("pending"),
+                        user_creations::created_at.eq(now),
+                        user_creations::updated_at.eq(now),
+                    )
+                })
+            })
+            .collect();
+        let mut started: std::collections::HashMap<Uuid, Creation> = if rows.is_empty() {
+            Default::default()
+        } else {
+            diesel::insert_into(user_creations::table)
+                .values(&rows)
+                .on_conflict_do_nothing()
+                .returning(Creation::as_returning())
+                .get_results::<Creation>(conn)?
+                .into_iter()
+                .map(|c| (c.id, c))
+                .collect()
+        };
+        Ok(lowered
+            .iter()
+            .zip(&ids)
+            .map(|(l, id)| match id {
+                None => existing.remove(l).map_or(Begin::InFlight, Begin::Exists),
+                Some(id) => started.remove(id).map_or(Begin::InFlight, Begin::Started),
+            })
+            .collect())
     })
 }
 
@@ -776,76 +884,255 @@ pub struct CompletedUser {
     pub reference_id: String,
     pub provider_login: String,
     pub provider_updated_at: Option<DateTime<Utc>>,
+    /// The authenticator's version of the account as created, so that its
+    /// own `iam.user.v1` event of the creation changes nothing.
+    pub provider_version: Option<i64>,
+}
+
+/// What the local write of one creation did: `None` if the reconciler had
+/// taken the creation over.
+pub type Written = QueryResult<Option<(User, Membership)>>;
+
+/// A creation whose provider steps are done: the local write is next.
+pub struct Completion {
+    /// With the provider's references filled in.
+    pub creation: Creation,
+    /// The state the provider steps left it in: the local write moves it
+    /// from there to `completed` (compare and set).
+    pub from: &'static str,
+    pub user: CompletedUser,
+}
+
+/// The local writes of a batch of creations, committed together. Should
+/// one of them fail (an email taken meanwhile), the batch runs again with
+/// each creation in its own savepoint, so that it fails alone: one answer
+/// per creation, in order. `Err` only if the batch could not be committed.
+pub fn complete_creations(
+    conn: &mut PgConnection,
+    batch: &[Completion],
+    organization_name: &str,
+) -> QueryResult<Vec<Written>> {
+    let together = conn.transaction(|conn| complete_together(conn, batch, organization_name));
+    match together {
+        Ok(done) => Ok(done.into_iter().map(Ok).collect()),
+        Err(_) if batch.len() > 1 => conn.transaction(|conn| {
+            Ok(batch
+                .iter()
+                .map(|c| conn.transaction(|conn| complete_one(conn, c, organization_name)))
+                .collect())
+        }),
+        Err(e) => Ok(vec![Err(e)]),
+    }
+}
+
+#[derive(QueryableByName)]
+struct CreationId {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
+}
+
+/// The local writes of a batch as a handful of statements, whatever its
+/// size: creations moved by compare and set, then users, memberships and
+/// their events inserted many rows at a time. Any failure fails it all.
+fn complete_together(
+    conn: &mut PgConnection,
+    batch: &[Completion],
+    organization_name: &str,
+) -> QueryResult<Vec<Option<Member>>> {
+    use diesel::sql_types::{Array, Nullable, Uuid as SqlUuid};
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    let references: Vec<&str> = batch.iter().map(|c| c.user.reference_id.as_str()).collect();
+    let mut adopted: std::collections::HashMap<String, User> = users::table
+        .filter(users::reference_id.eq_any(&references))
+        .select(User::as_select())
+        .load::<User>(conn)?
+        .into_iter()
+        .map(|u| (u.reference_id.clone(), u))
+        .collect();
+    let user_ids: Vec<Uuid> = batch
+        .iter()
+        .map(|c| {
+            adopted
+                .get(&c.user.reference_id)
+                .map_or_else(Uuid::now_v7, |u| u.id)
+        })
+        .collect();
+    let moved: std::collections::HashSet<Uuid> = diesel::sql_query(
+        "UPDATE user_creations AS c \
+         SET state = 'completed', reference_id = v.reference_id, \
+             membership_reference_id = v.membership_reference_id, user_id = v.user_id, \
+             updated_at = now() \
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[]) \
+              AS v (id, reference_id, membership_reference_id, user_id, from_state) \
+         WHERE c.id = v.id AND c.state = v.from_state \
+         RETURNING c.id",
+    )
+    .bind::<Array<SqlUuid>, _>(batch.iter().map(|c| c.creation.id).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(&references)
+    .bind::<Array<Nullable<Text>>, _>(
+        batch
+            .iter()
+            .map(|c| c.creation.membership_reference_id.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<SqlUuid>, _>(&user_ids)
+    .bind::<Array<Text>, _>(batch.iter().map(|c| c.from).collect::<Vec<_>>())
+    .load::<CreationId>(conn)?
+    .into_iter()
+    .map(|r| r.id)
+    .collect();
+    let now = Utc::now();
+    let goes_on = |c: &&Completion| moved.contains(&c.creation.id);
+    let new_users: Vec<_> = batch
+        .iter()
+        .zip(&user_ids)
+        .filter(|(c, _)| goes_on(c) && !adopted.contains_key(&c.user.reference_id))
+        .map(|(c, id)| {
+            let u = &c.user;
+            (
+                users::id.eq(*id),
+                users::email.eq(&u.email),
+                users::first_name.eq(&u.first_name),
+                users::last_name.eq(&u.last_name),
+                users::reference_id.eq(&u.reference_id),
+                users::provider_login.eq(&u.provider_login),
+                users::provider_updated_at.eq(u.provider_updated_at),
+                users::provider_version.eq(u.provider_version),
+                users::created_at.eq(now),
+                users::updated_at.eq(now),
+            )
+        })
+        .collect();
+    if !new_users.is_empty() {
+        let inserted: Vec<User> = diesel::insert_into(users::table)
+            .values(&new_users)
+            .returning(User::as_returning())
+            .get_results(conn)?;
+        adopted.extend(inserted.into_iter().map(|u| (u.reference_id.clone(), u)));
+    }
+    let new_memberships: Vec<_> = batch
+        .iter()
+        .zip(&user_ids)
+        .filter(|(c, _)| goes_on(c))
+        .map(|(c, user_id)| {
+            (
+                memberships::id.eq(Uuid::now_v7()),
+                memberships::user_id.eq(*user_id),
+                memberships::organization_id.eq(c.creation.organization_id),
+                memberships::role.eq(&c.creation.role),
+                memberships::status.eq("active"),
+                memberships::reference_id.eq(&c.creation.membership_reference_id),
+                memberships::created_at.eq(now),
+                memberships::updated_at.eq(now),
+            )
+        })
+        .collect();
+    let mut by_user: std::collections::HashMap<Uuid, Membership> = if new_memberships.is_empty() {
+        Default::default()
+    } else {
+        diesel::insert_into(memberships::table)
+            .values(&new_memberships)
+            .returning(Membership::as_returning())
+            .get_results::<Membership>(conn)?
+            .into_iter()
+            .map(|m| (m.user_id, m))
+            .collect()
+    };
+    let mut events = Vec::new();
+    let mut out = Vec::with_capacity(batch.len());
+    for (c, user_id) in batch.iter().zip(&user_ids) {
+        if !moved.contains(&c.creation.id) {
+            out.push(None);
+            continue;
+        }
+        let (Some(user), Some(m)) = (adopted.get(&c.user.reference_id), by_user.remove(user_id))
+        else {
+            return Err(diesel::result::Error::NotFound);
+        };
+        events.push(membership_event(
+            Op::Create,
+            None,
+            &m,
+            organization_name,
+            user,
+        ));
+        out.push(Some((user.clone(), m)));
+    }
+    enqueue_memberships(conn, &events)?;
+    Ok(out)
 }
 
 /// The local write, last step of a creation: the user (adopting a row a
 /// provider event may have made for this reference), the membership, its
-/// event, and the creation marked done, in one transaction. `None` if the
-/// creation was taken over by the reconciler meanwhile.
-pub fn complete_creation(
+/// event, and the creation marked done. `None` if the creation was taken
+/// over by the reconciler meanwhile.
+fn complete_one(
     conn: &mut PgConnection,
-    creation: &Creation,
-    new: &CompletedUser,
+    c: &Completion,
     organization_name: &str,
 ) -> QueryResult<Option<(User, Membership)>> {
-    conn.transaction(|conn| {
-        let n = diesel::update(
-            user_creations::table
-                .find(creation.id)
-                .filter(user_creations::state.eq("membership_created")),
-        )
-        .set((
-            user_creations::state.eq("completed"),
-            user_creations::updated_at.eq(Utc::now()),
-        ))
-        .execute(conn)?;
-        if n == 0 {
-            return Ok(None);
-        }
-        let now = Utc::now();
-        let user: User = match user_by_reference(conn, &new.reference_id)? {
-            Some(u) => u,
-            None => diesel::insert_into(users::table)
-                .values((
-                    users::id.eq(Uuid::now_v7()),
-                    users::email.eq(&new.email),
-                    users::first_name.eq(&new.first_name),
-                    users::last_name.eq(&new.last_name),
-                    users::reference_id.eq(&new.reference_id),
-                    users::provider_login.eq(&new.provider_login),
-                    users::provider_updated_at.eq(new.provider_updated_at),
-                    users::created_at.eq(now),
-                    users::updated_at.eq(now),
-                ))
-                .returning(User::as_returning())
-                .get_result(conn)?,
-        };
-        let membership: Membership = diesel::insert_into(memberships::table)
+    let new = &c.user;
+    let adopted = user_by_reference(conn, &new.reference_id)?;
+    let user_id = adopted.as_ref().map_or_else(Uuid::now_v7, |u| u.id);
+    let now = Utc::now();
+    let n = diesel::update(
+        user_creations::table
+            .find(c.creation.id)
+            .filter(user_creations::state.eq(c.from)),
+    )
+    .set((
+        user_creations::state.eq("completed"),
+        user_creations::reference_id.eq(&new.reference_id),
+        user_creations::membership_reference_id.eq(&c.creation.membership_reference_id),
+        user_creations::user_id.eq(user_id),
+        user_creations::updated_at.eq(now),
+    ))
+    .execute(conn)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    let user: User = match adopted {
+        Some(u) => u,
+        None => diesel::insert_into(users::table)
             .values((
-                memberships::id.eq(Uuid::now_v7()),
-                memberships::user_id.eq(user.id),
-                memberships::organization_id.eq(creation.organization_id),
-                memberships::role.eq(&creation.role),
-                memberships::status.eq("active"),
-                memberships::reference_id.eq(&creation.membership_reference_id),
-                memberships::created_at.eq(now),
-                memberships::updated_at.eq(now),
+                users::id.eq(user_id),
+                users::email.eq(&new.email),
+                users::first_name.eq(&new.first_name),
+                users::last_name.eq(&new.last_name),
+                users::reference_id.eq(&new.reference_id),
+                users::provider_login.eq(&new.provider_login),
+                users::provider_updated_at.eq(new.provider_updated_at),
+                users::provider_version.eq(new.provider_version),
+                users::created_at.eq(now),
+                users::updated_at.eq(now),
             ))
-            .returning(Membership::as_returning())
-            .get_result(conn)?;
-        diesel::update(user_creations::table.find(creation.id))
-            .set(user_creations::user_id.eq(user.id))
-            .execute(conn)?;
-        publish_membership(
-            conn,
-            Op::Create,
-            None,
-            &membership,
-            organization_name,
-            &user,
-        )?;
-        Ok(Some((user, membership)))
-    })
+            .returning(User::as_returning())
+            .get_result(conn)?,
+    };
+    let membership: Membership = diesel::insert_into(memberships::table)
+        .values((
+            memberships::id.eq(Uuid::now_v7()),
+            memberships::user_id.eq(user.id),
+            memberships::organization_id.eq(c.creation.organization_id),
+            memberships::role.eq(&c.creation.role),
+            memberships::status.eq("active"),
+            memberships::reference_id.eq(&c.creation.membership_reference_id),
+            memberships::created_at.eq(now),
+            memberships::updated_at.eq(now),
+        ))
+        .returning(Membership::as_returning())
+        .get_result(conn)?;
+    publish_membership(
+        conn,
+        Op::Create,
+        None,
+        &membership,
+        organization_name,
+        &user,
+    )?;
+    Ok(Some((user, membership)))
 }
 
 // ---------------------------------------------------------------- provider tasks

@@ -39,6 +39,8 @@ struct Account {
     firstname: String,
     lastname: String,
     updated_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default)]
+    version: Option<i64>,
 }
 
 impl From<Account> for Identity {
@@ -50,6 +52,7 @@ impl From<Account> for Identity {
             first_name: a.firstname,
             last_name: a.lastname,
             updated_at: a.updated_at,
+            version: a.version,
         }
     }
 }

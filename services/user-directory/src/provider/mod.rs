@@ -39,6 +39,9 @@ pub struct Identity {
     pub first_name: String,
     pub last_name: String,
     pub updated_at: Option<DateTime<Utc>>,
+    /// The account's version, where the provider numbers them (the
+    /// authenticator; its events carry the same numbers).
+    pub version: Option<i64>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

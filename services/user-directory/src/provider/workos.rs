@@ -52,6 +52,7 @@ impl From<User> for Identity {
             first_name: u.first_name.unwrap_or_default(),
             last_name: u.last_name.unwrap_or_default(),
             updated_at: u.updated_at,
+            version: None,
         }
     }
 }

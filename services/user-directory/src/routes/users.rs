@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::read_body;
 use crate::{
-    auth::OrgAdmin,
+    auth::{still_admin, OrgAdmin, OrgToken},
     domain::UserFields,
     error::ApiError,
     import::{self, Summary},
@@ -57,19 +57,23 @@ async fn create(
 
 /// `GET /v1/users/{id}` (an organization admin): a member of their
 /// organization, from the directory's database (the provider is not
-/// called). 404 for anyone else.
+/// called). 404 for anyone else. The organization and its admin are
+/// checked in the same query as the read.
 async fn get(
-    admin: OrgAdmin,
+    token: OrgToken,
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let (org, user) = (admin.organization.id, id.into_inner());
-    let found = with_conn(&state.pool, move |c| {
-        store::member(c, org, user).map_err(ApiError::from)
+    let (org, user) = (token.0.org, id.into_inner());
+    let (organization, found) = with_conn(&state.pool, move |c| {
+        store::organization_and_member(c, org, user).map_err(ApiError::from)
     })
     .await?
-    .ok_or_else(|| ApiError::NotFound(format!("no user {user} in your organization")))?;
-    Ok(HttpResponse::Ok().json(UserView::new(&found.0, &found.1, &admin.organization.name)))
+    .map_or((None, None), |(o, m)| (Some(o), m));
+    let organization = still_admin(&token.0, organization)?;
+    let (u, m) =
+        found.ok_or_else(|| ApiError::NotFound(format!("no user {user} in your organization")))?;
+    Ok(HttpResponse::Ok().json(UserView::new(&u, &m, &organization.name)))
 }
 
 pub const MAX_PAGE: i64 = 200;

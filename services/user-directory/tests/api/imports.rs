@@ -201,3 +201,126 @@ async fn limits_on_size_and_rows_answer_413_naming_the_limit() {
     .await;
     assert_eq!(app.count("users"), 0);
 }
+
+#[tokio::test]
+async fn concurrent_imports_of_one_file_make_each_account_once_here_and_at_the_authenticator() {
+    let app = spawn_with_authenticator(Tweaks {
+        tweak: Box::new(|o| o.import_sync_rows = 1000),
+        ..Tweaks::default()
+    })
+    .await;
+    let org = app.org().await;
+    let d = format!("{}.example", org.name);
+    let hash = bcrypt::hash("Imported-Passw0rd!", 4).unwrap();
+    // 150 people, then ten of them again in capitals: more rows than one
+    // batch, with duplicates across batches.
+    let mut csv = String::from(
+        "email,first_name,last_name,organization,role,password_hash,password_hash_type\n",
+    );
+    for i in 0..150 {
+        csv.push_str(&format!(
+            "p{i}@{d},P,{i},{o},member,{hash},bcrypt\n",
+            o = org.name
+        ));
+    }
+    for i in 0..10 {
+        csv.push_str(&format!(
+            "P{}@{},P,{i},{o},member,,\n",
+            i * 15,
+            d.to_uppercase(),
+            o = org.name
+        ));
+    }
+    // The same file twice at once.
+    let (a, b) = tokio::join!(
+        import(&app, &org, "text/csv", csv.clone()),
+        import(&app, &org, "text/csv", csv.clone())
+    );
+    let (a, b): (Value, Value) = (a.json().await.unwrap(), b.json().await.unwrap());
+    let created = |v: &Value| -> Vec<String> {
+        v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["outcome"] == "created")
+            .map(|r| r["email"].as_str().unwrap().to_lowercase())
+            .collect()
+    };
+    let mut both = created(&a);
+    both.extend(created(&b));
+    both.sort();
+    let mut distinct = both.clone();
+    distinct.dedup();
+    assert_eq!(both, distinct, "an email was created twice: {a} {b}");
+    assert_eq!(distinct.len(), 150, "{a} {b}");
+    assert_eq!(a["rows"].as_array().unwrap().len(), 160);
+    assert_eq!(b["rows"].as_array().unwrap().len(), 160);
+    // Whatever one run did not create, the other did or reports why.
+    for row in a["rows"].as_array().unwrap() {
+        if row["outcome"] == "failed" {
+            assert!(
+                row["reason"].as_str().is_some_and(|r| !r.is_empty()),
+                "{row}"
+            );
+        }
+    }
+    // Exactly one account per person in the directory ...
+    assert_eq!(app.count("users"), both.len() as i64);
+    assert_eq!(
+        app.count(
+            "user_creations WHERE state IN ('pending', 'user_created', 'membership_created')"
+        ),
+        0
+    );
+    // ... and at the authenticator (the test's accounts use its domain).
+    let root = app.root().await;
+    let accounts: Value = app
+        .http
+        .get(format!("{}/v1/users?limit=200", app.auth.as_ref().unwrap()))
+        .bearer_auth(&root)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut emails: Vec<String> = accounts["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| {
+            a["email"].as_str().unwrap().ends_with(&format!("@{d}"))
+                && !a["email"].as_str().unwrap().starts_with("admin@")
+        })
+        .map(|a| a["email"].as_str().unwrap().to_lowercase())
+        .collect();
+    emails.sort();
+    assert_eq!(emails, distinct);
+    // Once more, after both: every row is there already, nothing is made.
+    let v: Value = import(&app, &org, "text/csv", csv)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            v["created"].as_i64(),
+            v["exists"].as_i64(),
+            v["failed"].as_i64()
+        ),
+        (Some(0), Some(160), Some(0)),
+        "{v}"
+    );
+    assert_eq!(app.users(&org, "limit=1").await["total"], 150);
+    // An imported password works at the authenticator.
+    let username = user_directory::domain::Email::parse(&format!("p7@{d}"))
+        .unwrap()
+        .derived_username();
+    session(
+        &app.http,
+        app.auth.as_ref().unwrap(),
+        &username,
+        "Imported-Passw0rd!",
+    )
+    .await;
+}
