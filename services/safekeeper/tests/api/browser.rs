@@ -155,6 +155,15 @@ impl Driver {
         .await;
     }
 
+    /// Closes the browser (killing chromedriver alone would leave it running).
+    async fn quit(&self) {
+        let _ = self
+            .http
+            .delete(format!("{}/session/{}", self.base, self.session))
+            .send()
+            .await;
+    }
+
     async fn current_url(&self) -> String {
         self.call(reqwest::Method::GET, "/url", None)
             .await
@@ -211,8 +220,10 @@ async fn the_code_flow_works_in_headless_chromium() {
     }
     if !landed.starts_with(SPA_REDIRECT) {
         let page = browser.call(reqwest::Method::GET, "/source", None).await;
+        browser.quit().await;
         panic!("ended at {landed}, showing {page}");
     }
+    browser.quit().await;
     let q = query(&landed);
     assert_eq!(q["state"], "st4te-42");
     let r = exchange(&p, &q["code"], VERIFIER, SPA_REDIRECT).await;
