@@ -18,8 +18,13 @@ export KAFKA_BROKERS TEST_DATABASE_URL="$PGHOST_URL"
 # Tests that stop and restart a broker start their own tansu.
 export TANSU_BIN="${TANSU_BIN:-$(command -v tansu)}"
 
+# The whole workspace unless the arguments pick packages (`-p access-rule`).
+SCOPE=(--workspace)
+for a in "$@"; do
+  case "$a" in -p | --package | --package=* | -p?*) SCOPE=() ;; esac
+done
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast "$@"
+  cargo nextest run "${SCOPE[@]}" --locked --no-fail-fast "$@"
 else
-  cargo test --workspace --locked --no-fail-fast "$@"
+  cargo test "${SCOPE[@]}" --locked --no-fail-fast "$@"
 fi
