@@ -1,6 +1,7 @@
 //! Tasks, the catalogue and the users read model in PostgreSQL.
 //! Synchronous diesel functions, called through `platform::db::with_conn`.
-//! Every query is built with diesel's DSL from parsed domain values.
+//! Every query is built with diesel's DSL from parsed domain values, but
+//! for `/own`'s page ([`own_tasks`]): fixed SQL text, values bound.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -29,12 +30,6 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(task, users);
-
-// Two more names for `users` in one query: a task's creator and updater.
-diesel::alias! {
-    const CREATOR_USER: Alias<CreatorUser> = users as creator_user;
-    const UPDATER_USER: Alias<UpdaterUser> = users as updater_user;
-}
 
 diesel::table! {
     task_status (id) {
@@ -469,7 +464,7 @@ pub fn list_tasks(
 }
 
 /// A row of `task` as stored.
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = task)]
 pub struct TaskRow {
     pub id: Uuid,
@@ -533,6 +528,78 @@ pub fn own_fast_sort(sort: &[(TaskSortField, Direction)]) -> Option<Direction> {
     }
 }
 
+/// The page of one assignee's tasks, by creation time, with the names of
+/// their creators and last updaters. PostgreSQL plans a prepared statement
+/// generically after a few runs, blind to how many tasks the assignee has;
+/// with the names joined in, that plan read, joined and sorted all of the
+/// assignee's tasks for every page (1.7 ms at 1,000 tasks). With the names
+/// as per-row lookups, `task` is the only relation, and every plan is a
+/// walk of `task_assignee_created_idx` that stops after the page (0.1 ms).
+struct OwnPage {
+    dir: Direction,
+    assignee: Uuid,
+    lo: DateTime<Utc>,
+    hi: DateTime<Utc>,
+    page: Page,
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for OwnPage {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{BigInt, Timestamptz, Uuid as SqlUuid};
+        let dir = match self.dir {
+            Direction::Desc => "DESC",
+            Direction::Asc => "ASC",
+        };
+        out.push_sql(
+            "SELECT t.*, \
+               (SELECT username FROM users WHERE id = t.creator) AS creator_name, \
+               (SELECT username FROM users WHERE id = t.updated_by) AS updater_name \
+             FROM task t WHERE t.assignee = ",
+        );
+        out.push_bind_param::<SqlUuid, _>(&self.assignee)?;
+        out.push_sql(" AND t.created_at BETWEEN ");
+        out.push_bind_param::<Timestamptz, _>(&self.lo)?;
+        out.push_sql(" AND ");
+        out.push_bind_param::<Timestamptz, _>(&self.hi)?;
+        out.push_sql(" ORDER BY t.created_at ");
+        out.push_sql(dir);
+        out.push_sql(", t.id ");
+        out.push_sql(dir);
+        out.push_sql(" LIMIT ");
+        out.push_bind_param::<BigInt, _>(&self.page.size)?;
+        out.push_sql(" OFFSET ");
+        out.push_bind_param::<BigInt, _>(&self.page.from)?;
+        Ok(())
+    }
+}
+
+impl diesel::query_builder::QueryId for OwnPage {
+    type QueryId = ();
+    // Not static: diesel then keys its statement cache by the SQL text
+    // (one per direction) and prepares each once per connection; its
+    // `sql_query` is never prepared.
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl diesel::query_builder::Query for OwnPage {
+    type SqlType = diesel::sql_types::Untyped;
+}
+
+impl RunQueryDsl<PgConnection> for OwnPage {}
+
+#[derive(QueryableByName)]
+struct OwnRow {
+    #[diesel(embed)]
+    task: TaskRow,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    creator_name: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    updater_name: Option<String>,
+}
+
 /// `me`'s tasks created in `range`, by creation time: the same answer as
 /// [`list_tasks`] filtered on the assignee, from queries of one fixed
 /// shape (prepared once per connection and planned once by PostgreSQL)
@@ -548,31 +615,20 @@ pub fn own_tasks(
     counting: bool,
 ) -> QueryResult<(Vec<TaskView>, Option<i64>)> {
     let (lo, hi) = range.bounds();
-    let query = task::table
-        .left_join(CREATOR_USER.on(CREATOR_USER.field(users::id).eq(task::creator)))
-        .left_join(UPDATER_USER.on(task::updated_by.eq(UPDATER_USER.field(users::id).nullable())))
-        .filter(task::assignee.eq(me.id))
-        .filter(task::created_at.between(lo, hi))
-        .select((
-            TaskRow::as_select(),
-            CREATOR_USER.field(users::username).nullable(),
-            UPDATER_USER.field(users::username).nullable(),
-        ));
-    let rows: Vec<(TaskRow, Option<String>, Option<String>)> = match dir {
-        Direction::Desc => query
-            .order((task::created_at.desc(), task::id.desc()))
-            .limit(page.size)
-            .offset(page.from)
-            .load(conn)?,
-        Direction::Asc => query
-            .order((task::created_at.asc(), task::id.asc()))
-            .limit(page.size)
-            .offset(page.from)
-            .load(conn)?,
-    };
+    let rows: Vec<OwnRow> = OwnPage {
+        dir,
+        assignee: me.id,
+        lo,
+        hi,
+        page,
+    }
+    .load(conn)?;
     let tasks = rows
         .into_iter()
-        .map(|(t, creator, updated_by)| t.into_view(cat, creator, me.username.clone(), updated_by))
+        .map(|r| {
+            r.task
+                .into_view(cat, r.creator_name, me.username.clone(), r.updater_name)
+        })
         .collect();
     let count = if counting {
         Some(
