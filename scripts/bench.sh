@@ -194,5 +194,6 @@ if [ "${#OUTS[@]}" -gt 0 ]; then
 fi
 
 if [ "$ONLY" = all ] || [ "$ONLY" = user-directory ]; then
-  bash "$ROOT/services/user-directory/bench.sh"
+  KAFKA_PORT="$KAFKA_PORT" KAFKA_BROKERS="$KAFKA_BROKERS" BROKER_NAME="$BROKER_NAME" \
+    bash "$ROOT/services/user-directory/bench.sh"
 fi

@@ -5,6 +5,11 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STATE_DIR="${STATE_DIR:-$ROOT/.state}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 PGHOST_URL="${PGHOST_URL:-postgres://postgres@127.0.0.1:5432}"
+# The local PostgreSQL is on loopback: no TLS (libpq would otherwise
+# negotiate it, since Debian's server has ssl on, and encrypt every query:
+# ~5 % of the CPU under `make bench`). A deployment sets sslmode in its
+# DATABASE_URL (verify-full across a network).
+export PGSSLMODE="${PGSSLMODE:-disable}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}"
 TOPICS=(iam.user.v1 iam.user-role.v1 directory.membership.v1 directory.organization.v1 access.restriction.v1)

@@ -6,6 +6,8 @@
 source "$(dirname "$0")/../../scripts/lib.sh"
 ensure_postgres
 ensure_broker
+# The services in the bench process find the broker here.
+export KAFKA_BROKERS
 say "measuring the user directory (release build)"
 cd "$ROOT"
 cargo run --release --locked -q -p user-directory --example bench -- \

@@ -168,6 +168,7 @@ async fn main() -> anyhow::Result<()> {
         .to_owned();
 
     // 1. Bulk import with pre-hashed passwords.
+    eprintln!("importing {rows} users with pre-hashed passwords");
     let hash = bcrypt::hash("Imported-Passw0rd!", 10)?;
     let body: Vec<Value> = (0..rows)
         .map(|i| json!({"email": format!("user{i}@bench.example"), "first_name": "Bench", "last_name": format!("{i}"),
@@ -187,6 +188,7 @@ async fn main() -> anyhow::Result<()> {
     let import_rate = created as f64 / import_secs;
 
     // 2. Webhook verify-and-acknowledge latency.
+    eprintln!("2,000 signed webhooks, one after the other");
     let mut hist = hdrhistogram::Histogram::<u64>::new(3)?;
     for i in 0..2000 {
         let body = json!({"id": format!("event_bench_{i}"), "event": "user.updated",
@@ -216,6 +218,7 @@ async fn main() -> anyhow::Result<()> {
         })
         .unwrap_or_default();
     anyhow::ensure!(!ids.is_empty(), "no users to read");
+    eprintln!("GET /v1/users/{{id}}: 32 workers for {seconds} s");
     let ids = Arc::new(ids);
     let count = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
