@@ -152,13 +152,16 @@ pub fn client_config(brokers: &str) -> ClientConfig {
 }
 
 /// An idempotent producer (`acks=all`, no reordering on retry) that keeps
-/// retrying while the broker is away instead of dropping messages.
+/// retrying while the broker is away instead of dropping messages. The
+/// relay hands it a whole round of rows at once, so a linger of 5 ms costs
+/// a round at most 5 ms; at 1 ms its I/O thread woke so often that it took
+/// a tenth of both cores while events streamed.
 pub fn producer(brokers: &str) -> anyhow::Result<FutureProducer> {
     Ok(client_config(brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("message.timeout.ms", "0")
-        .set("linger.ms", "1")
+        .set("linger.ms", "5")
         .set("partitioner", "murmur2_random")
         .create()?)
 }

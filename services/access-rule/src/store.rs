@@ -642,14 +642,20 @@ pub enum BatchError {
 /// [`EventResult::Reused`]) and changes nothing. The tripwire's population
 /// grows by the batch's new users at the end, one statement.
 ///
-/// Savepoints are not released (one round trip less per event); keep
-/// batches at 64 events or fewer so that PostgreSQL's per-transaction cache
-/// of subtransactions does not overflow.
+/// [`BatchMode::Optimistic`] takes no savepoints and stores the batch's
+/// users and events with one statement each at the end; any failure rolls
+/// the whole batch back (`BatchError::RolledBack`), and the caller applies it
+/// again with [`BatchMode::Savepoints`]. There savepoints are not released
+/// (one round trip less per event); keep batches at 64 events or fewer so
+/// that PostgreSQL's per-transaction cache of subtransactions does not
+/// overflow.
 pub fn apply_batch(
     conn: &mut PgConnection,
     batch: &[Event],
     cfg: &RulesConfig,
+    mode: BatchMode,
 ) -> Result<Vec<BatchOutcome>, BatchError> {
+    let optimistic = mode == BatchMode::Optimistic;
     let mut order: Vec<usize> = (0..batch.len()).collect();
     order.sort_by(|&a, &b| batch[a].user_id.as_str().cmp(batch[b].user_id.as_str()));
     let mut reached_commit = false;
@@ -696,6 +702,10 @@ pub fn apply_batch(
             .map(|u| (u.user_id.clone(), u))
             .collect();
         let mut new_users = [0_i64; POPULATION_SHARDS as usize];
+        // Optimistic mode: the events to store, and each changed user with
+        // the time of its last event.
+        let mut deferred: Vec<(usize, Value, DateTime<Utc>)> = Vec::new();
+        let mut dirty: std::collections::BTreeMap<&str, DateTime<Utc>> = Default::default();
         for &i in &order {
             let event = &batch[i];
             let id = event.event_id.as_ref().map(|e| e.as_str());
@@ -703,8 +713,33 @@ pub fn apply_batch(
                 out[i] = Some(BatchOutcome::Done(compare(prev.clone(), event)));
                 continue;
             }
-            diesel::sql_query("SAVEPOINT batch_event").execute(c)?;
             let before = locked.get(event.user_id.as_str()).cloned();
+            if optimistic {
+                let now = Utc::now();
+                let e = apply_deferred(c, event, before, cfg, now)?;
+                deferred.push((i, e.outcome.clone(), now));
+                dirty.insert(event.user_id.as_str(), now);
+                if e.new_user {
+                    new_users[population_shard(event.user_id.as_str()) as usize] += 1;
+                }
+                if let Some(id) = id {
+                    let stored = StoredEvent {
+                        name: event.kind.name().to_owned(),
+                        properties: event.canonical_properties(),
+                        outcome: e.outcome.clone(),
+                    };
+                    seen.insert(id.to_owned(), stored);
+                }
+                let changed = !e.changes.is_empty();
+                locked.insert(event.user_id.as_str().to_owned(), e.after);
+                out[i] = Some(BatchOutcome::Done(EventResult::Applied {
+                    outcome: e.outcome,
+                    restricted: e.restricted,
+                    changed,
+                }));
+                continue;
+            }
+            diesel::sql_query("SAVEPOINT batch_event").execute(c)?;
             match apply_in_savepoint(c, event, before, cfg) {
                 Ok(e) => {
                     if e.new_user {
@@ -744,6 +779,9 @@ pub fn apply_batch(
                     out[i] = Some(BatchOutcome::Retry);
                 }
             }
+        }
+        if optimistic {
+            save_users_and_events(c, batch, &locked, &dirty, &deferred)?;
         }
         let (shards, counts): (Vec<i16>, Vec<i64>) = new_users
             .iter()
@@ -796,6 +834,127 @@ fn apply_in_savepoint(
     }
     save_user_and_event(conn, &e.after, event, &e.outcome, now)?;
     Ok(e)
+}
+
+/// How [`apply_batch`] isolates the events of a batch from each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchMode {
+    /// No savepoints; users and events stored by one statement each. One
+    /// failing event rolls the whole batch back.
+    Optimistic,
+    /// A savepoint per event: a failing event is rolled back alone.
+    Savepoints,
+}
+
+/// One event of an optimistic batch: judged and its side effects written
+/// (a card, restriction log, outbox), its user's row and the event itself
+/// left to [`save_users_and_events`].
+fn apply_deferred(
+    conn: &mut PgConnection,
+    event: &Event,
+    before: Option<UserRow>,
+    cfg: &RulesConfig,
+    now: DateTime<Utc>,
+) -> QueryResult<Evaluated> {
+    let before = match before {
+        Some(u) => u,
+        None => lock_user(conn, event.user_id.as_str())?,
+    };
+    let e = evaluate(conn, event, &before, cfg, now)?;
+    if !e.changes.is_empty() {
+        record_changes(conn, &before, &e.after, &e.changes, cfg, now)?;
+    }
+    Ok(e)
+}
+
+/// The end of an optimistic batch: every changed user's final row, one
+/// statement, and every event in batch order, another. A user row that is
+/// gone, or an event_id committed meanwhile by another batch, fails the
+/// batch (it is then applied again with savepoints).
+fn save_users_and_events(
+    conn: &mut PgConnection,
+    batch: &[Event],
+    locked: &std::collections::HashMap<String, UserRow>,
+    dirty: &std::collections::BTreeMap<&str, DateTime<Utc>>,
+    deferred: &[(usize, Value, DateTime<Utc>)],
+) -> QueryResult<()> {
+    use diesel::sql_types::{Array, BigInt, Jsonb, Nullable, Text, Timestamptz};
+    if deferred.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<(&UserRow, DateTime<Utc>)> = dirty
+        .iter()
+        .map(|(id, at)| locked.get(*id).map(|u| (u, *at)))
+        .collect::<Option<_>>()
+        .ok_or(diesel::result::Error::NotFound)?;
+    let col = |f: fn(&UserRow) -> i64| rows.iter().map(|(u, _)| f(u)).collect::<Vec<i64>>();
+    let at = |f: fn(&UserRow) -> Option<DateTime<Utc>>| {
+        rows.iter().map(|(u, _)| f(u)).collect::<Vec<_>>()
+    };
+    let updated = diesel::sql_query(
+        "UPDATE users SET scam_flags = n.scam_flags, card_count = n.card_count, \
+           zip_count = n.zip_count, total_spend_cents = n.total_spend_cents, \
+           chargeback_cents = n.chargeback_cents, scam_restricted_at = n.scam_restricted_at, \
+           zip_restricted_at = n.zip_restricted_at, \
+           chargeback_restricted_at = n.chargeback_restricted_at, version = n.version, \
+           first_event_at = n.first_event_at, updated_at = n.updated_at \
+         FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], \
+                     $7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $10::int8[], \
+                     $11::timestamptz[], $12::timestamptz[]) \
+           AS n(user_id, scam_flags, card_count, zip_count, total_spend_cents, \
+                chargeback_cents, scam_restricted_at, zip_restricted_at, \
+                chargeback_restricted_at, version, first_event_at, updated_at) \
+         WHERE users.user_id = n.user_id",
+    )
+    .bind::<Array<Text>, _>(
+        rows.iter()
+            .map(|(u, _)| u.user_id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<BigInt>, _>(col(|u| u.scam_flags))
+    .bind::<Array<BigInt>, _>(col(|u| u.card_count))
+    .bind::<Array<BigInt>, _>(col(|u| u.zip_count))
+    .bind::<Array<BigInt>, _>(col(|u| u.total_spend_cents))
+    .bind::<Array<BigInt>, _>(col(|u| u.chargeback_cents))
+    .bind::<Array<Nullable<Timestamptz>>, _>(at(|u| u.scam_restricted_at))
+    .bind::<Array<Nullable<Timestamptz>>, _>(at(|u| u.zip_restricted_at))
+    .bind::<Array<Nullable<Timestamptz>>, _>(at(|u| u.chargeback_restricted_at))
+    .bind::<Array<BigInt>, _>(col(|u| u.version))
+    .bind::<Array<Nullable<Timestamptz>>, _>(at(|u| u.first_event_at))
+    .bind::<Array<Timestamptz>, _>(rows.iter().map(|(_, at)| *at).collect::<Vec<_>>())
+    .execute(conn)?;
+    if updated != rows.len() {
+        return Err(diesel::result::Error::NotFound);
+    }
+    let events: Vec<&Event> = deferred.iter().map(|(i, _, _)| &batch[*i]).collect();
+    diesel::sql_query(
+        "INSERT INTO events (event_id, user_id, name, properties, outcome, received_at) \
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], \
+                              $6::timestamptz[])",
+    )
+    .bind::<Array<Nullable<Text>>, _>(
+        events
+            .iter()
+            .map(|e| e.event_id.as_ref().map(|i| i.as_str()))
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Text>, _>(
+        events
+            .iter()
+            .map(|e| e.user_id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Text>, _>(events.iter().map(|e| e.kind.name()).collect::<Vec<_>>())
+    .bind::<Array<Jsonb>, _>(
+        events
+            .iter()
+            .map(|e| e.canonical_properties())
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Jsonb>, _>(deferred.iter().map(|(_, o, _)| o).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(deferred.iter().map(|(_, _, at)| *at).collect::<Vec<_>>())
+    .execute(conn)?;
+    Ok(())
 }
 
 /// Saves what an event changed of its (locked) user and stores the event,

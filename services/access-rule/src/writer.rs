@@ -1,15 +1,18 @@
 //! Group commit of `POST /event`: requests hand their event to a writer
 //! thread, which applies whatever has queued (up to `EVENT_BATCH_MAX`,
-//! waiting up to `EVENT_BATCH_LINGER_US` for more) in one transaction, one
-//! savepoint per event ([`store::apply_batch`]), and answers each request
-//! only after the commit: `200` still means durable, but one WAL flush
-//! covers many events.
+//! waiting up to `EVENT_BATCH_LINGER_US` for more) in one transaction
+//! ([`store::apply_batch`]), and answers each request only after the
+//! commit: `200` still means durable, but one WAL flush covers many events.
+//! A batch is first tried optimistically (no savepoints, its users and
+//! events stored by one statement each); if anything in it fails, it is
+//! rolled back and applied again with one savepoint per event.
 //!
 //! Each writer owns a database connection and the users whose hash falls to
-//! it, so one user's events are applied in arrival order by one writer. An
-//! event that failed inside its savepoint, and every event of a batch that
-//! was rolled back, is applied again alone in a transaction of its own
-//! ([`store::apply_event`]), so that one bad event never sinks the others.
+//! it, so one user's events are applied in arrival order by one writer. In
+//! the second try, an event that failed inside its savepoint, and every
+//! event of a batch that was rolled back, is applied again alone in a
+//! transaction of its own ([`store::apply_event`]), so that one bad event
+//! never sinks the others.
 //! When a commit fails without an answer (the connection was lost), the
 //! batch's outcome is unknown: its requests get `503`, and a client resends
 //! with the same `event_id`.
@@ -25,7 +28,7 @@ use tokio::sync::oneshot;
 use crate::{
     domain::{Event, RulesConfig},
     error::ApiError,
-    store::{self, BatchError, BatchOutcome, EventResult},
+    store::{self, BatchError, BatchMode, BatchOutcome, EventResult},
 };
 
 /// How events are committed together.
@@ -179,7 +182,15 @@ impl Writer {
             jobs.into_iter().map(|j| (j.event, j.reply)).unzip();
         let rules = self.rules;
         let outcomes = match self.connection() {
-            Ok(c) => store::apply_batch(c, &events, &rules),
+            Ok(c) => match store::apply_batch(c, &events, &rules, BatchMode::Optimistic) {
+                // One event failed and took the batch with it: again, with
+                // a savepoint per event, so that it fails alone.
+                Err(BatchError::RolledBack(e)) => {
+                    tracing::debug!(error = %e, "an optimistic batch rolled back; again with savepoints");
+                    store::apply_batch(c, &events, &rules, BatchMode::Savepoints)
+                }
+                other => other,
+            },
             Err(e) => {
                 for r in replies {
                     let _ = r.send(Err(ApiError::Unavailable(e.to_string())));
