@@ -18,7 +18,7 @@ use rdkafka::{
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
     client::DefaultClientContext,
     config::ClientConfig,
-    consumer::{CommitMode, Consumer, StreamConsumer},
+    consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer},
     error::RDKafkaErrorCode,
     message::{Header, OwnedHeaders},
     producer::{FutureProducer, FutureRecord},
@@ -466,7 +466,41 @@ pub fn fetch_wait_ms() -> anyhow::Result<u32> {
     crate::config::parse_or("KAFKA_FETCH_WAIT_MS", 50)
 }
 
-pub fn stream_consumer(brokers: &str, group_id: &str) -> anyhow::Result<StreamConsumer> {
+/// The context of the platform's consumers: partitions are taken and given
+/// back incrementally (`cooperative-sticky`), without asking librdkafka
+/// which protocol is in force. Its default rebalance handler asks, and when
+/// a consumer was dropped during a rebalance (a service stopped mid-way,
+/// as tests stop theirs) the question waited on librdkafka's main thread,
+/// itself waiting for the handler: the process hung for good.
+pub struct CooperativeContext;
+
+impl rdkafka::ClientContext for CooperativeContext {}
+
+impl ConsumerContext for CooperativeContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: rdkafka::types::RDKafkaRespErr,
+        partitions: &mut rdkafka::TopicPartitionList,
+    ) {
+        use rdkafka::types::RDKafkaRespErr::*;
+        let result = match err {
+            RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => consumer.incremental_assign(partitions),
+            RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => consumer.incremental_unassign(partitions),
+            other => {
+                tracing::warn!(error = ?other, "rebalance failed; giving the partitions back");
+                consumer.incremental_unassign(partitions)
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "applying a rebalance failed");
+        }
+    }
+}
+
+pub type PlatformConsumer = StreamConsumer<CooperativeContext>;
+
+pub fn stream_consumer(brokers: &str, group_id: &str) -> anyhow::Result<PlatformConsumer> {
     Ok(client_config(brokers)
         .set("fetch.wait.max.ms", fetch_wait_ms()?.to_string())
         .set("group.id", group_id)
@@ -476,7 +510,7 @@ pub fn stream_consumer(brokers: &str, group_id: &str) -> anyhow::Result<StreamCo
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("partition.assignment.strategy", "cooperative-sticky")
-        .create()?)
+        .create_with_context(CooperativeContext)?)
 }
 
 /// Consumes `cfg.topics` into the service's database until shutdown: apply,
@@ -560,7 +594,7 @@ pub async fn run_consumer(
     commit_and_stop(&consumer)
 }
 
-fn commit_and_stop(consumer: &StreamConsumer) -> anyhow::Result<()> {
+fn commit_and_stop(consumer: &PlatformConsumer) -> anyhow::Result<()> {
     match consumer.commit_consumer_state(CommitMode::Sync) {
         Ok(()) | Err(rdkafka::error::KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
         Err(e) => tracing::warn!(error = %e, "final offset commit failed"),

@@ -714,34 +714,20 @@ pub fn apply_batch(
                 continue;
             }
             let before = locked.get(event.user_id.as_str()).cloned();
-            if optimistic {
-                let now = Utc::now();
-                let e = apply_deferred(c, event, before, cfg, now)?;
-                deferred.push((i, e.outcome.clone(), now));
-                dirty.insert(event.user_id.as_str(), now);
-                if e.new_user {
-                    new_users[population_shard(event.user_id.as_str()) as usize] += 1;
-                }
-                if let Some(id) = id {
-                    let stored = StoredEvent {
-                        name: event.kind.name().to_owned(),
-                        properties: event.canonical_properties(),
-                        outcome: e.outcome.clone(),
-                    };
-                    seen.insert(id.to_owned(), stored);
-                }
-                let changed = !e.changes.is_empty();
-                locked.insert(event.user_id.as_str().to_owned(), e.after);
-                out[i] = Some(BatchOutcome::Done(EventResult::Applied {
-                    outcome: e.outcome,
-                    restricted: e.restricted,
-                    changed,
-                }));
-                continue;
-            }
-            diesel::sql_query("SAVEPOINT batch_event").execute(c)?;
-            match apply_in_savepoint(c, event, before, cfg) {
+            let now = Utc::now();
+            let applied = if optimistic {
+                // A failure here rolls the whole batch back.
+                Ok(apply_deferred(c, event, before, cfg, now)?)
+            } else {
+                diesel::sql_query("SAVEPOINT batch_event").execute(c)?;
+                apply_in_savepoint(c, event, before, cfg, now)
+            };
+            match applied {
                 Ok(e) => {
+                    if optimistic {
+                        deferred.push((i, e.outcome.clone(), now));
+                        dirty.insert(event.user_id.as_str(), now);
+                    }
                     if e.new_user {
                         new_users[population_shard(event.user_id.as_str()) as usize] += 1;
                     }
@@ -822,16 +808,9 @@ fn apply_in_savepoint(
     event: &Event,
     before: Option<UserRow>,
     cfg: &RulesConfig,
+    now: DateTime<Utc>,
 ) -> QueryResult<Evaluated> {
-    let before = match before {
-        Some(u) => u,
-        None => lock_user(conn, event.user_id.as_str())?,
-    };
-    let now = Utc::now();
-    let e = evaluate(conn, event, &before, cfg, now)?;
-    if !e.changes.is_empty() {
-        record_changes(conn, &before, &e.after, &e.changes, cfg, now)?;
-    }
+    let e = apply_deferred(conn, event, before, cfg, now)?;
     save_user_and_event(conn, &e.after, event, &e.outcome, now)?;
     Ok(e)
 }

@@ -19,6 +19,9 @@ pub struct Options {
     /// Where the authenticator's JWKS is served (`AUTHENTICATOR_URL`).
     pub authenticator_url: String,
     pub operator_usernames: Vec<String>,
+    /// How often suspensions are reloaded and the safety-net tripwire
+    /// checks run (`RULES_REFRESH_MS`); 500 ms here.
+    pub rules_refresh: Duration,
 }
 
 impl Options {
@@ -29,6 +32,7 @@ impl Options {
             rules: RulesConfig::default(),
             authenticator_url: "http://127.0.0.1:9".into(),
             operator_usernames: vec!["admin".into()],
+            rules_refresh: Duration::from_millis(500),
         }
     }
 }
@@ -63,7 +67,7 @@ pub async fn spawn(o: Options) -> Running {
     s.consumer_group = format!("access-rule-test-{}", uuid::Uuid::new_v4().simple());
     s.http_workers = 2;
     s.outbox_poll = Duration::from_millis(100);
-    s.rules_refresh = Duration::from_millis(500);
+    s.rules_refresh = o.rules_refresh;
     let app = Application::build(s).await.expect("access-rule builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();

@@ -208,6 +208,35 @@ async fn main() -> anyhow::Result<()> {
     }
     let p99_ms = hist.value_at_quantile(0.99) as f64 / 1000.0;
 
+    // The directory applies the acknowledged webhooks in the background;
+    // let it finish, or the reads below would be measured beside it.
+    let backlog_since = Instant::now();
+    let mut c = <diesel::PgConnection as diesel::Connection>::establish(&ud_db.url)?;
+    loop {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Backlog {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let b: Backlog =
+            diesel::sql_query("SELECT count(*) AS n FROM provider_events WHERE applied_at IS NULL")
+                .get_result(&mut c)?;
+        if b.n == 0 {
+            break;
+        }
+        anyhow::ensure!(
+            backlog_since.elapsed() < Duration::from_secs(120),
+            "{} webhook events still unapplied after 120 s",
+            b.n
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "the webhooks' background work finished {:.1} s after the last acknowledgement",
+        backlog_since.elapsed().as_secs_f64()
+    );
+
     // 3. GET /v1/users/{id}.
     let ids: Vec<String> = r["rows"]
         .as_array()

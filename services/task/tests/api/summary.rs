@@ -376,6 +376,6 @@ fn the_own_queries_are_prepared_once_per_connection() {
             .unwrap()
             .n
     };
-    assert_eq!(prepared("%creator_user%", &mut c), 1);
+    assert_eq!(prepared("%creator_name%", &mut c), 1);
     assert_eq!(prepared("SELECT COUNT(*) FROM \"task\"%", &mut c), 1);
 }
