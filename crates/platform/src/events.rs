@@ -121,15 +121,33 @@ struct OutboxRow {
 /// Writes `envelope` to the outbox. Call it inside the transaction that
 /// makes the change it describes.
 pub fn enqueue(conn: &mut PgConnection, topic: &str, envelope: &Envelope) -> QueryResult<()> {
-    let payload = serde_json::to_value(envelope)
-        .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+    enqueue_many(conn, topic, std::slice::from_ref(envelope))
+}
+
+/// [`enqueue`] for many events of one topic, in one statement (in order).
+pub fn enqueue_many(
+    conn: &mut PgConnection,
+    topic: &str,
+    envelopes: &[Envelope],
+) -> QueryResult<()> {
+    if envelopes.is_empty() {
+        return Ok(());
+    }
+    let rows = envelopes
+        .iter()
+        .map(|e| {
+            let payload = serde_json::to_value(e)
+                .map_err(|err| diesel::result::Error::SerializationError(Box::new(err)))?;
+            Ok((
+                outbox::event_id.eq(e.event_id),
+                outbox::topic.eq(topic),
+                outbox::message_key.eq(&e.key),
+                outbox::payload.eq(payload),
+            ))
+        })
+        .collect::<QueryResult<Vec<_>>>()?;
     diesel::insert_into(outbox::table)
-        .values((
-            outbox::event_id.eq(envelope.event_id),
-            outbox::topic.eq(topic),
-            outbox::message_key.eq(&envelope.key),
-            outbox::payload.eq(payload),
-        ))
+        .values(&rows)
         .execute(conn)?;
     Ok(())
 }

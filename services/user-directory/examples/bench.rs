@@ -211,27 +211,33 @@ async fn main() -> anyhow::Result<()> {
     // The directory applies the acknowledged webhooks in the background;
     // let it finish, or the reads below would be measured beside it.
     let backlog_since = Instant::now();
-    let mut c = <diesel::PgConnection as diesel::Connection>::establish(&ud_db.url)?;
-    loop {
+    let url = ud_db.url.clone();
+    // Polled on the blocking pool: the services share this runtime.
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         use diesel::RunQueryDsl;
         #[derive(diesel::QueryableByName)]
         struct Backlog {
             #[diesel(sql_type = diesel::sql_types::BigInt)]
             n: i64,
         }
-        let b: Backlog =
-            diesel::sql_query("SELECT count(*) AS n FROM provider_events WHERE applied_at IS NULL")
-                .get_result(&mut c)?;
-        if b.n == 0 {
-            break;
+        let mut c = <diesel::PgConnection as diesel::Connection>::establish(&url)?;
+        loop {
+            let b: Backlog = diesel::sql_query(
+                "SELECT count(*) AS n FROM provider_events WHERE applied_at IS NULL",
+            )
+            .get_result(&mut c)?;
+            if b.n == 0 {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                backlog_since.elapsed() < Duration::from_secs(120),
+                "{} webhook events still unapplied after 120 s",
+                b.n
+            );
+            std::thread::sleep(Duration::from_millis(200));
         }
-        anyhow::ensure!(
-            backlog_since.elapsed() < Duration::from_secs(120),
-            "{} webhook events still unapplied after 120 s",
-            b.n
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await??;
     eprintln!(
         "the webhooks' background work finished {:.1} s after the last acknowledgement",
         backlog_since.elapsed().as_secs_f64()

@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::{pg::PgConnection, prelude::*, sql_types::Text};
-use platform::events::{enqueue, topics, Envelope, Op, Source};
+use platform::events::{enqueue, enqueue_many, topics, Envelope, Op, Source};
 use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -551,32 +551,6 @@ fn membership_event(
     )
 }
 
-/// Writes many membership events to the outbox in one statement: the rows
-/// `platform::events::enqueue` writes one at a time.
-fn enqueue_memberships(conn: &mut PgConnection, events: &[Envelope]) -> QueryResult<()> {
-    use platform::events::outbox;
-    if events.is_empty() {
-        return Ok(());
-    }
-    let rows = events
-        .iter()
-        .map(|e| {
-            let payload = serde_json::to_value(e)
-                .map_err(|err| diesel::result::Error::SerializationError(Box::new(err)))?;
-            Ok((
-                outbox::event_id.eq(e.event_id),
-                outbox::topic.eq(topics::MEMBERSHIP),
-                outbox::message_key.eq(&e.key),
-                outbox::payload.eq(payload),
-            ))
-        })
-        .collect::<QueryResult<Vec<_>>>()?;
-    diesel::insert_into(outbox::table)
-        .values(&rows)
-        .execute(conn)
-        .map(|_| ())
-}
-
 /// A live user with this email, regardless of case.
 pub fn user_by_email(conn: &mut PgConnection, email: &str) -> QueryResult<Option<User>> {
     users::table
@@ -1060,7 +1034,7 @@ fn complete_together(
         ));
         out.push(Some((user.clone(), m)));
     }
-    enqueue_memberships(conn, &events)?;
+    enqueue_many(conn, topics::MEMBERSHIP, &events)?;
     Ok(out)
 }
 
