@@ -1,6 +1,7 @@
 //! The platform's shared crate: everything a service needs that is not its
 //! own business. No service logic lives here.
 
+pub mod coherent;
 pub mod config;
 pub mod credentials;
 pub mod db;

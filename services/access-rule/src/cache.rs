@@ -21,12 +21,13 @@ use std::{
     collections::HashMap,
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc, RwLock,
+        Arc, Mutex, RwLock,
     },
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use diesel::{pg::PgConnection, sql_query, Connection, RunQueryDsl};
+use platform::coherent::{self, Subscriber};
 use tokio::sync::watch;
 
 use crate::domain::Restrictions;
@@ -224,90 +225,77 @@ pub fn notify_change(conn: &mut PgConnection, user_id: &str) -> diesel::QueryRes
     Ok(())
 }
 
-const POLL: Duration = Duration::from_millis(5);
 /// Users read by one query of the warm-up.
 const WARM_UP_PAGE: i64 = 20_000;
 pub const WARM_GAUGE: &str = "access_rule_check_cache_warm";
 pub const ENTRIES_GAUGE: &str = "access_rule_check_cache_users";
-const PING: Duration = Duration::from_secs(1);
 
-/// Listens for invalidations on a connection of its own until shutdown;
-/// the cache is live only while it is connected.
+/// Listens for invalidations on a connection and thread of its own
+/// ([`platform::coherent::spawn_listener`]) until shutdown; the cache is
+/// live only while it is connected, and warmed up each time it connects.
 pub async fn run_listener(
     cache: Arc<CheckCache>,
     database_url: String,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     if !cache.enabled() {
         return;
     }
-    loop {
-        let url = database_url.clone();
-        let connected = platform::db::blocking(move || -> anyhow::Result<PgConnection> {
-            let mut c = PgConnection::establish(&url)?;
-            sql_query(format!("LISTEN {CHANNEL}")).execute(&mut c)?;
-            Ok(c)
-        })
-        .await;
-        let mut conn = match connected {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => {
-                tracing::warn!(
-                    error = format!("{e:#}"),
-                    "check cache listener cannot connect; checks read the database"
-                );
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    _ = shutdown.changed() => return,
-                }
-            }
-            Err(_) => return,
-        };
-        cache.set_live(true);
-        let warm = tokio::spawn(warm_up(cache.clone(), database_url.clone()));
-        let mut last_ping = Instant::now();
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(POLL) => {}
-                _ = shutdown.changed() => {
-                    warm.abort();
-                    cache.set_live(false);
-                    return;
-                }
-            }
-            let ping = last_ping.elapsed() >= PING;
-            if ping {
-                last_ping = Instant::now();
-            }
-            let polled = platform::db::blocking(move || {
-                let r = (|| -> diesel::QueryResult<Vec<String>> {
-                    if ping {
-                        sql_query("SELECT 1").execute(&mut conn)?;
-                    }
-                    conn.notifications_iter()
-                        .map(|n| n.map(|n| n.payload))
-                        .collect()
-                })();
-                (conn, r)
-            })
-            .await;
-            match polled {
-                Ok((c, Ok(users))) => {
-                    conn = c;
-                    for u in users {
-                        cache.invalidate(&u);
-                    }
-                }
-                Ok((_, Err(e))) => {
-                    tracing::warn!(error = %e, "check cache listener lost its connection; checks read the database");
-                    break;
-                }
-                Err(_) => break,
-            }
+    let listening = Arc::new(Listening {
+        cache,
+        database_url: database_url.clone(),
+        runtime: tokio::runtime::Handle::current(),
+        warm: Mutex::new(None),
+    });
+    let mut stop = shutdown.clone();
+    match coherent::spawn_listener(
+        "access-rule-checks",
+        database_url,
+        vec![CHANNEL.to_owned()],
+        listening,
+        shutdown,
+    ) {
+        // The thread ends by itself on shutdown.
+        Ok(_thread) => while !*stop.borrow() && stop.changed().await.is_ok() {},
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the check cache listener; checks read the database")
         }
+    }
+}
+
+struct Listening {
+    cache: Arc<CheckCache>,
+    database_url: String,
+    runtime: tokio::runtime::Handle,
+    warm: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Listening {
+    fn stop_warming(&self) {
+        if let Some(w) = self.warm.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            w.abort();
+        }
+    }
+}
+
+impl Subscriber for Listening {
+    fn connected(&self) {
+        self.stop_warming();
+        self.cache.set_live(true);
+        let warm = self
+            .runtime
+            .spawn(warm_up(self.cache.clone(), self.database_url.clone()));
+        *self.warm.lock().unwrap_or_else(|p| p.into_inner()) = Some(warm);
+    }
+
+    fn notified(&self, _channel: &str, user_id: &str) {
+        self.cache.invalidate(user_id);
+    }
+
+    fn disconnected(&self) {
         // Notifications may have been missed: empty and bypass the cache.
-        warm.abort();
-        cache.set_live(false);
+        self.stop_warming();
+        self.cache.set_live(false);
         platform::metrics::global().gauge(WARM_GAUGE, WARM_HELP, 0.0);
     }
 }

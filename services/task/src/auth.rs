@@ -14,12 +14,13 @@ use std::{future::Future, marker::PhantomData, pin::Pin};
 
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use platform::{
+    coherent::Lookup,
     db::with_conn,
     jwt::{AccessClaims, TokenError},
 };
 use uuid::Uuid;
 
-use crate::{cache::Lookup, error::ApiError, state::AppState, store};
+use crate::{error::ApiError, state::AppState, store};
 
 pub const READ: &str = "read:task";
 pub const SU_READ: &str = "su_read:task";
@@ -123,7 +124,7 @@ async fn authenticate(req: HttpRequest) -> Result<Authenticated, ApiError> {
             "the access token's subject is neither an account nor its client".into(),
         ));
     };
-    let user = match state.users.lookup(id) {
+    let user = match state.users.lookup(&id, &()) {
         Lookup::Hit(u) => Some(u),
         miss => {
             let u = with_conn(&state.pool, move |c| {
@@ -131,7 +132,7 @@ async fn authenticate(req: HttpRequest) -> Result<Authenticated, ApiError> {
             })
             .await?;
             if let (Lookup::Miss(generation), Some(u)) = (miss, &u) {
-                state.users.fill(u, generation);
+                state.users.fill(id, (), u.clone(), generation);
             }
             u
         }

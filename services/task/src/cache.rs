@@ -5,40 +5,38 @@
 //!   `typ` were verified, with their claims, until they expire. Only the
 //!   very same token string is found.
 //! - [`UserCache`]: rows of the users read model. Every change of the
-//!   table sends `NOTIFY task_users, '<id>'` (a trigger; delivered at
-//!   commit to every replica's listener, which drops the entry), and the
-//!   consumer of this replica marks a user as changing before its
-//!   transaction commits, so that from then until the listener hears of
-//!   the commit, that user is read from the database. A fill is dropped
-//!   when anything was invalidated while it read. While the listener is
-//!   not connected (start-up, database restart), the cache is empty and
-//!   bypassed, so a lost notification cannot leave a stale entry. Another
-//!   replica's change reaches this one within [`POLL`] of its commit.
+//!   table sends `NOTIFY task_users, '<id>'` (a trigger), and the consumer
+//!   of this replica marks a user as changing before its transaction
+//!   commits.
+//! - [`PageCache`]: `/v1/task/own` response bodies. Every change of `task`
+//!   sends `NOTIFY task_pages, '<assignee>'` (a statement trigger), and a
+//!   handler of this replica that changed tasks drops their assignees'
+//!   pages once it has committed, before it answers.
+//!
+//! Both follow [`platform::coherent`]: a read that raced a change is never
+//! kept, nothing is kept while the listener is disconnected, and another
+//! replica's change is seen here within a few milliseconds of its commit.
 
 use std::{
     collections::HashMap,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc, RwLock,
-    },
-    time::{Duration, Instant},
+    sync::{Arc, RwLock},
 };
 
-use diesel::{pg::PgConnection, sql_query, Connection, RunQueryDsl};
-use platform::jwt::AccessClaims;
+use actix_web::web::Bytes;
+use platform::{
+    coherent::{self, Coherent, Subscriber},
+    jwt::AccessClaims,
+};
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::store::User;
 
 /// The channel of the `users_notify` trigger (migrations/task).
-pub const CHANNEL: &str = "task_users";
-/// How often the listener reads what arrived.
-pub const POLL: Duration = Duration::from_millis(5);
-const PING: Duration = Duration::from_secs(1);
-/// A change marked by the consumer whose commit was never heard of (it
-/// rolled back, so nothing changed) stops bypassing after this.
-const PENDING_MAX: Duration = Duration::from_secs(30);
+pub const USERS_CHANNEL: &str = "task_users";
+/// The channel of the `task_pages_notify` trigger: an assignee's tasks
+/// changed.
+pub const PAGES_CHANNEL: &str = "task_pages";
 
 /// Verified access tokens and their claims.
 pub struct TokenCache {
@@ -78,208 +76,91 @@ impl TokenCache {
     }
 }
 
-struct Users {
-    /// Bumped by every invalidation: a fill that read before it is dropped.
-    generation: u64,
-    rows: HashMap<Uuid, User>,
-    /// Users whose change this replica is committing.
-    changing: HashMap<Uuid, Instant>,
+/// Rows of the users read model by id (see [`platform::coherent`]).
+pub type UserCache = Coherent<Uuid, (), User>;
+
+/// The response bodies of `/v1/task/own` by assignee and request: a page
+/// holds the names of its tasks' creators and updaters too, so any change
+/// of the users read model drops them all.
+pub type PageCache = Coherent<Uuid, PageKey, Bytes>;
+
+/// A larger page (big `_size`, long descriptions) is not kept.
+pub const PAGE_MAX_BYTES: usize = 32 * 1024;
+
+/// What an `/own` page depends on besides the assignee's tasks.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct PageKey {
+    /// Bounds in microseconds since the epoch.
+    pub start: i64,
+    pub end: i64,
+    pub from: i64,
+    pub size: i64,
+    pub newest_first: bool,
+    pub counting: bool,
 }
 
-impl Users {
-    fn is_changing(&self, id: &Uuid) -> bool {
-        self.changing
-            .get(id)
-            .is_some_and(|t| t.elapsed() < PENDING_MAX)
-    }
+/// Both caches, as the listener tells them what changed.
+pub struct Caches {
+    pub users: Arc<UserCache>,
+    pub pages: Arc<PageCache>,
 }
 
-/// What [`UserCache::lookup`] found.
-#[derive(Debug)]
-pub enum Lookup {
-    Hit(User),
-    /// Read the database, then [`UserCache::fill`] with this generation.
-    Miss(u64),
-    /// Read the database and keep nothing.
-    Bypass,
-}
+impl Subscriber for Caches {
+    fn connected(&self) {
+        self.users.reset(true);
+        self.pages.reset(true);
+    }
 
-/// Rows of the users read model, coherent through the database's
-/// notifications.
-pub struct UserCache {
-    capacity: usize,
-    live: AtomicBool,
-    inner: RwLock<Users>,
-}
-
-impl UserCache {
-    /// About `capacity` users (0: disabled).
-    pub fn new(capacity: usize) -> Self {
-        Self {
-            capacity,
-            live: AtomicBool::new(false),
-            inner: RwLock::new(Users {
-                generation: 0,
-                rows: HashMap::new(),
-                changing: HashMap::new(),
-            }),
+    fn notified(&self, channel: &str, payload: &str) {
+        match (channel, payload.parse::<Uuid>()) {
+            (USERS_CHANNEL, Ok(id)) => {
+                self.users.changed(&id);
+                self.pages.reset(true);
+            }
+            (PAGES_CHANNEL, Ok(id)) => self.pages.changed(&id),
+            // `*` (a table was emptied), or anything unexpected.
+            _ => self.connected(),
         }
     }
 
-    pub fn enabled(&self) -> bool {
-        self.capacity > 0
-    }
-
-    pub fn lookup(&self, id: Uuid) -> Lookup {
-        if !self.enabled() || !self.live.load(Ordering::Acquire) {
-            return Lookup::Bypass;
-        }
-        let Ok(u) = self.inner.read() else {
-            return Lookup::Bypass;
-        };
-        if u.is_changing(&id) {
-            return Lookup::Bypass;
-        }
-        match u.rows.get(&id) {
-            Some(row) => Lookup::Hit(row.clone()),
-            None => Lookup::Miss(u.generation),
-        }
-    }
-
-    /// Keeps `row`, read after [`lookup`](Self::lookup) answered
-    /// `Miss(generation)`, unless anything was invalidated since.
-    pub fn fill(&self, row: &User, generation: u64) {
-        if !self.live.load(Ordering::Acquire) {
-            return;
-        }
-        let Ok(mut u) = self.inner.write() else {
-            return;
-        };
-        if u.generation != generation || u.is_changing(&row.id) {
-            return;
-        }
-        if u.rows.len() >= self.capacity {
-            u.rows.clear();
-        }
-        u.rows.insert(row.id, row.clone());
-    }
-
-    /// The consumer is changing `id` in a transaction not yet committed.
-    pub fn changing(&self, id: Uuid) {
-        if let Ok(mut u) = self.inner.write() {
-            u.generation += 1;
-            u.rows.remove(&id);
-            u.changing.retain(|_, t| t.elapsed() < PENDING_MAX);
-            u.changing.insert(id, Instant::now());
-        }
-    }
-
-    /// A change of `id` was committed (heard by the listener).
-    pub fn changed(&self, id: Uuid) {
-        if let Ok(mut u) = self.inner.write() {
-            u.generation += 1;
-            u.rows.remove(&id);
-            u.changing.remove(&id);
-        }
-    }
-
-    /// Forgets everything; the cache is used only while `live`.
-    pub fn reset(&self, live: bool) {
-        if let Ok(mut u) = self.inner.write() {
-            u.generation += 1;
-            u.rows.clear();
-            u.changing.clear();
-            self.live.store(live, Ordering::Release);
-        }
-    }
-
-    fn notified(&self, payload: &str) {
-        match payload.parse::<Uuid>() {
-            Ok(id) => self.changed(id),
-            // `*` (the table was emptied), or anything unexpected.
-            Err(_) => self.reset(true),
-        }
+    fn disconnected(&self) {
+        self.users.reset(false);
+        self.pages.reset(false);
     }
 }
 
-/// Listens on a connection of its own, on a thread of its own, until
-/// shutdown; the user cache is live only while it is connected.
+/// Listens on its own connection and thread until shutdown; the caches are
+/// live only while it is connected.
 pub fn spawn_listener(
-    cache: Arc<UserCache>,
+    caches: Caches,
     database_url: String,
     shutdown: watch::Receiver<bool>,
 ) -> Option<std::thread::JoinHandle<()>> {
-    if !cache.enabled() {
+    if !caches.users.enabled() && !caches.pages.enabled() {
         return None;
     }
-    let stopped = move || *shutdown.borrow();
-    let thread = std::thread::Builder::new()
-        .name("task-users-listener".into())
-        .spawn(move || {
-            while !stopped() {
-                let connected = PgConnection::establish(&database_url)
-                    .map_err(anyhow::Error::from)
-                    .and_then(|mut c| {
-                        sql_query(format!("LISTEN {CHANNEL}")).execute(&mut c)?;
-                        Ok(c)
-                    });
-                let mut conn = match connected {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(
-                            error = format!("{e:#}"),
-                            "users cache listener cannot connect; callers are read from the database"
-                        );
-                        std::thread::sleep(Duration::from_secs(1));
-                        continue;
-                    }
-                };
-                cache.reset(true);
-                let mut last_ping = Instant::now();
-                let lost = loop {
-                    std::thread::sleep(POLL);
-                    if stopped() {
-                        break None;
-                    }
-                    if last_ping.elapsed() >= PING {
-                        last_ping = Instant::now();
-                        if let Err(e) = sql_query("SELECT 1").execute(&mut conn) {
-                            break Some(e);
-                        }
-                    }
-                    let heard: Result<Vec<String>, _> = conn
-                        .notifications_iter()
-                        .map(|n| n.map(|n| n.payload))
-                        .collect();
-                    match heard {
-                        Ok(payloads) => {
-                            for p in payloads {
-                                cache.notified(&p);
-                            }
-                        }
-                        Err(e) => break Some(e),
-                    }
-                };
-                // Notifications may have been missed: forget and bypass.
-                cache.reset(false);
-                if let Some(e) = lost {
-                    tracing::warn!(error = %e, "users cache listener lost its connection; callers are read from the database");
-                }
-            }
-        })
-        .ok()?;
-    Some(thread)
+    coherent::spawn_listener(
+        "task-cache",
+        database_url,
+        vec![USERS_CHANNEL.to_owned(), PAGES_CHANNEL.to_owned()],
+        Arc::new(caches),
+        shutdown,
+    )
+    .map_err(|e| tracing::error!(error = %e, "cannot start the cache listener; caches stay off"))
+    .ok()
 }
 
 #[cfg(test)]
 mod tests {
+    use platform::coherent::Lookup;
+
     use super::*;
 
-    fn user(active: bool) -> User {
+    fn user(n: u128) -> User {
         User {
-            id: Uuid::from_u128(7),
+            id: Uuid::from_u128(n),
             username: Some("ann".into()),
-            is_active: active,
+            is_active: true,
             roles: vec![],
             scopes: None,
             user_version: 1,
@@ -288,62 +169,84 @@ mod tests {
         }
     }
 
-    fn hit(c: &UserCache) -> Option<bool> {
-        match c.lookup(Uuid::from_u128(7)) {
-            Lookup::Hit(u) => Some(u.is_active),
-            _ => None,
+    fn key(from: i64) -> PageKey {
+        PageKey {
+            start: 0,
+            end: 1,
+            from,
+            size: 20,
+            newest_first: true,
+            counting: false,
         }
     }
 
-    fn miss(c: &UserCache) -> u64 {
-        match c.lookup(Uuid::from_u128(7)) {
-            Lookup::Miss(g) => g,
-            other => panic!("{other:?}"),
+    fn filled() -> Caches {
+        let c = Caches {
+            users: Arc::new(UserCache::new(10)),
+            pages: Arc::new(PageCache::new(10)),
+        };
+        c.connected();
+        for n in [1, 2] {
+            let id = Uuid::from_u128(n);
+            let Lookup::Miss(g) = c.users.lookup(&id, &()) else {
+                panic!()
+            };
+            c.users.fill(id, (), user(n), g);
+            for from in [0, 20] {
+                let Lookup::Miss(g) = c.pages.lookup(&id, &key(from)) else {
+                    panic!()
+                };
+                c.pages.fill(id, key(from), Bytes::from_static(b"[]"), g);
+            }
         }
+        c
     }
 
     #[test]
-    fn nothing_is_kept_before_the_listener_is_connected() {
-        let c = UserCache::new(10);
-        assert!(matches!(c.lookup(Uuid::from_u128(7)), Lookup::Bypass));
-        c.fill(&user(true), 0);
-        c.reset(true);
-        assert_eq!(hit(&c), None);
-        let g = miss(&c);
-        c.fill(&user(true), g);
-        assert_eq!(hit(&c), Some(true));
-        // Losing the listener forgets and bypasses.
-        c.reset(false);
-        assert!(matches!(c.lookup(Uuid::from_u128(7)), Lookup::Bypass));
+    fn an_assignees_task_change_drops_their_pages_only() {
+        let c = filled();
+        c.notified(PAGES_CHANNEL, &Uuid::from_u128(1).to_string());
+        assert!(matches!(
+            c.pages.lookup(&Uuid::from_u128(1), &key(0)),
+            Lookup::Miss(_)
+        ));
+        assert!(matches!(
+            c.pages.lookup(&Uuid::from_u128(1), &key(20)),
+            Lookup::Miss(_)
+        ));
+        assert!(matches!(
+            c.pages.lookup(&Uuid::from_u128(2), &key(0)),
+            Lookup::Hit(_)
+        ));
+        assert!(matches!(
+            c.users.lookup(&Uuid::from_u128(1), &()),
+            Lookup::Hit(_)
+        ));
     }
 
     #[test]
-    fn a_fill_that_raced_a_change_is_dropped() {
-        let c = UserCache::new(10);
-        c.reset(true);
-        let g = miss(&c);
-        // The row was read, then a change was heard before the fill.
-        c.changed(Uuid::from_u128(99));
-        c.fill(&user(true), g);
-        assert_eq!(hit(&c), None);
-    }
-
-    #[test]
-    fn a_user_being_changed_is_read_from_the_database_until_the_commit_is_heard() {
-        let c = UserCache::new(10);
-        c.reset(true);
-        let g = miss(&c);
-        c.fill(&user(true), g);
-        assert_eq!(hit(&c), Some(true));
-        c.changing(Uuid::from_u128(7));
-        assert!(matches!(c.lookup(Uuid::from_u128(7)), Lookup::Bypass));
-        c.changed(Uuid::from_u128(7));
-        let g = miss(&c);
-        c.fill(&user(false), g);
-        assert_eq!(hit(&c), Some(false));
-        // `*`: the table was emptied.
-        c.notified("*");
-        assert_eq!(hit(&c), None);
+    fn a_user_change_drops_that_user_and_every_page() {
+        // Pages carry creators' and updaters' names.
+        let c = filled();
+        c.notified(USERS_CHANNEL, &Uuid::from_u128(1).to_string());
+        assert!(matches!(
+            c.users.lookup(&Uuid::from_u128(1), &()),
+            Lookup::Miss(_)
+        ));
+        assert!(matches!(
+            c.users.lookup(&Uuid::from_u128(2), &()),
+            Lookup::Hit(_)
+        ));
+        assert!(c.pages.is_empty());
+        // A truncated table, or losing the listener, forgets everything.
+        let c = filled();
+        c.notified(PAGES_CHANNEL, "*");
+        assert!(c.users.is_empty() && c.pages.is_empty());
+        c.disconnected();
+        assert!(matches!(
+            c.users.lookup(&Uuid::from_u128(1), &()),
+            Lookup::Bypass
+        ));
     }
 
     #[test]

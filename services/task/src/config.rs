@@ -23,6 +23,9 @@ pub struct Settings {
     /// Verified access tokens and read-model users each replica keeps in
     /// memory (0: none; every request verifies and reads the database).
     pub caller_cache_entries: usize,
+    /// `/v1/task/own` pages each replica keeps in memory (0: none); each
+    /// at most [`crate::cache::PAGE_MAX_BYTES`].
+    pub page_cache_entries: usize,
 }
 
 impl Settings {
@@ -42,6 +45,7 @@ impl Settings {
             consumer_group: var_or("CONSUMER_GROUP", "task"),
             summary_role: var_or("SUMMARY_ROLE", "Employee"),
             caller_cache_entries: parse_or("CALLER_CACHE_ENTRIES", 100_000)?,
+            page_cache_entries: parse_or("PAGE_CACHE_ENTRIES", 2_048)?,
             common,
         })
     }

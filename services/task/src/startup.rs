@@ -19,7 +19,7 @@ use platform::{
 use tokio::{sync::watch, task::JoinHandle};
 
 use crate::{
-    cache::{self, TokenCache, UserCache},
+    cache::{self, Caches, PageCache, TokenCache, UserCache},
     config::Settings,
     consumer, routes,
     state::AppState,
@@ -64,6 +64,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppStat
         access,
         tokens: TokenCache::new(settings.caller_cache_entries),
         users: Arc::new(UserCache::new(settings.caller_cache_entries)),
+        pages: Arc::new(PageCache::new(settings.page_cache_entries)),
         settings,
     }))
 }
@@ -104,7 +105,10 @@ impl Application {
         .run();
         let (shutdown, rx) = watch::channel(false);
         let listener = cache::spawn_listener(
-            state.users.clone(),
+            Caches {
+                users: state.users.clone(),
+                pages: state.pages.clone(),
+            },
             s.common.database_url.clone(),
             rx.clone(),
         );

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use platform::{db::PgPool, jwt::Verifier};
 
 use crate::{
-    cache::{TokenCache, UserCache},
+    cache::{PageCache, TokenCache, UserCache},
     catalogue::Catalogue,
     config::Settings,
 };
@@ -20,4 +20,6 @@ pub struct AppState {
     pub tokens: TokenCache,
     /// Callers' rows of the users read model (see `cache`).
     pub users: Arc<UserCache>,
+    /// `/v1/task/own` response bodies (see `cache`).
+    pub pages: Arc<PageCache>,
 }

@@ -745,15 +745,27 @@ pub fn set_status(conn: &mut PgConnection, t: &Lockable, to: i32, by: Uuid) -> Q
 }
 
 /// Sets the assignee and nothing else. `false` when the task does not exist.
-pub fn assign(conn: &mut PgConnection, id: Uuid, assignee: Uuid, by: Uuid) -> QueryResult<bool> {
-    let n = diesel::update(task::table.find(id))
-        .set((
-            task::assignee.eq(Some(assignee)),
-            task::updated_at.eq(Utc::now()),
-            task::updated_by.eq(Some(by)),
-        ))
-        .execute(conn)?;
-    Ok(n > 0)
+/// Sets the assignee of task `id`; `None` when there is no such task,
+/// else who was assigned before.
+pub fn assign(
+    conn: &mut PgConnection,
+    id: Uuid,
+    assignee: Uuid,
+    by: Uuid,
+) -> QueryResult<Option<Option<Uuid>>> {
+    conn.transaction(|c| {
+        let Some(t) = lock_task(c, id)? else {
+            return Ok(None);
+        };
+        diesel::update(task::table.find(id))
+            .set((
+                task::assignee.eq(Some(assignee)),
+                task::updated_at.eq(Utc::now()),
+                task::updated_by.eq(Some(by)),
+            ))
+            .execute(c)?;
+        Ok(Some(t.assignee))
+    })
 }
 
 /// One line of the status history.

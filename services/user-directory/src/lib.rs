@@ -9,6 +9,7 @@ pub mod directory_config;
 pub mod domain;
 pub mod error;
 pub mod import;
+pub mod members;
 pub mod provider;
 pub mod routes;
 pub mod saga;

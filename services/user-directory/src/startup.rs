@@ -24,8 +24,15 @@ use tokio::{
 };
 
 use crate::{
-    auth::ORG_TYP, background, config::Settings, directory_config::ConfigFile, provider::Provider,
-    routes, state::AppState, sync,
+    auth::ORG_TYP,
+    background,
+    config::Settings,
+    directory_config::ConfigFile,
+    members::{self, MemberCache},
+    provider::Provider,
+    routes,
+    state::AppState,
+    sync,
 };
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/user-directory");
@@ -81,6 +88,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppStat
         keys,
         org_tokens,
         token_cache: crate::auth::TokenCache::new(TOKEN_CACHE_ENTRIES),
+        members: Arc::new(MemberCache::new(members::ENTRIES)),
         config,
         outbox: OutboxSignal::default(),
         events: Notify::new(),
@@ -113,6 +121,12 @@ impl Application {
         .listen(listener)?
         .run();
         let (shutdown, rx) = watch::channel(false);
+        // Stops by itself on shutdown.
+        members::spawn_listener(
+            state.members.clone(),
+            s.common.database_url.clone(),
+            rx.clone(),
+        );
         let mut background = vec![
             tokio::spawn(events::run_relay(
                 RelayConfig {

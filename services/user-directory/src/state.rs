@@ -7,7 +7,9 @@ use platform::{
 };
 use tokio::sync::Notify;
 
-use crate::{config::Settings, directory_config::ConfigFile, provider::Provider};
+use crate::{
+    config::Settings, directory_config::ConfigFile, members::MemberCache, provider::Provider,
+};
 
 /// Everything a handler or a background task may need, shared by all.
 pub struct AppState {
@@ -20,6 +22,8 @@ pub struct AppState {
     pub org_tokens: Verifier,
     /// Tokens verified already.
     pub token_cache: crate::auth::TokenCache,
+    /// `GET /v1/users/{id}` answers (see `members`).
+    pub members: Arc<MemberCache>,
     pub config: ConfigFile,
     pub outbox: OutboxSignal,
     /// Wakes the applier of stored provider events.

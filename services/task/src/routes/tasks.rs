@@ -1,9 +1,13 @@
 //! The seed's task endpoints: list one's own or all tasks, create, move
 //! along the workflow, assign. Each needs an access token with its scope.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{
+    http::header::ContentType,
+    web::{self, Bytes},
+    HttpResponse,
+};
 use diesel::{pg::PgConnection, Connection, QueryResult};
-use platform::db::with_conn;
+use platform::{coherent::Lookup, db::with_conn};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -13,9 +17,11 @@ use crate::{
         Authenticated, CreateTask, EditTask, ReadTask, Reader, SuEditTask, SuReadTask, UserCaller,
         READ, SU_READ,
     },
+    cache::{PageKey, PAGE_MAX_BYTES},
     catalogue::MoveRefusal,
     domain::{
-        parse_description, parse_timestamp, DateRange, Page, TaskFilter, TaskSort, Title, UserRef,
+        parse_description, parse_timestamp, DateRange, Direction, Page, TaskFilter, TaskSort,
+        Title, UserRef,
     },
     error::ApiError,
     state::AppState,
@@ -144,14 +150,42 @@ async fn own(
     let Some(dir) = store::own_fast_sort(&q.sort) else {
         return Ok(HttpResponse::Ok().json(list(&state, q, TaskFilter::default()).await?));
     };
-    // By creation time (the default): one prepared query on `task`.
-    let cat = state.catalogue.clone();
+    // By creation time (the default): one prepared query on `task`, its
+    // answer kept until the caller's tasks change (see `cache`).
     let me = caller.user;
+    let (start, end) = q.range.bounds();
+    let key = PageKey {
+        start: start.timestamp_micros(),
+        end: end.timestamp_micros(),
+        from: q.page.from,
+        size: q.page.size,
+        newest_first: dir == Direction::Desc,
+        counting: q.counting,
+    };
+    let generation = match state.pages.lookup(&me.id, &key) {
+        Lookup::Hit(body) => return Ok(json_body(body)),
+        Lookup::Miss(g) => Some(g),
+        Lookup::Bypass => None,
+    };
+    let cat = state.catalogue.clone();
+    let id = me.id;
     let (tasks, count) = with_conn(&state.pool, move |c| {
         store::own_tasks(c, &me, &cat, q.range, q.page, dir, q.counting).map_err(ApiError::from)
     })
     .await?;
-    Ok(HttpResponse::Ok().json(TaskList { count, tasks }))
+    let body = Bytes::from(
+        serde_json::to_vec(&TaskList { count, tasks }).map_err(|e| ApiError::Internal(e.into()))?,
+    );
+    if let Some(g) = generation.filter(|_| body.len() <= PAGE_MAX_BYTES) {
+        state.pages.fill(id, key, body.clone(), g);
+    }
+    Ok(json_body(body))
+}
+
+fn json_body(body: Bytes) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(body)
 }
 
 /// `POST /v1/task/all` (`su_read:task`): every task, as `own` plus `query`
@@ -286,6 +320,9 @@ async fn create(
         Ok(store::insert_task(c, new)?)
     })
     .await?;
+    if let Some(a) = assignee {
+        state.pages.changed(&a);
+    }
     let view = load_view(&state, id).await?;
     Ok(HttpResponse::Created()
         .insert_header((actix_web::http::header::LOCATION, format!("/v1/tasks/{id}")))
@@ -311,6 +348,7 @@ async fn move_status(
     let (id, to) = (id.into_inner(), body.into_inner().status_id);
     let cat = state.catalogue.clone();
     let user = caller.user;
+    let me = user.id;
     with_conn(&state.pool, move |c| {
         c.transaction::<_, ApiError, _>(|c| {
             let t = store::lock_task(c, id)?
@@ -342,6 +380,7 @@ async fn move_status(
         })
     })
     .await?;
+    state.pages.changed(&me);
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -362,12 +401,15 @@ async fn assign(
     let b = body.into_inner();
     let assignee = assignable(&state, &b.assignee).await?;
     let (task_id, by) = (b.task_id, caller.user.id);
-    let found = with_conn(&state.pool, move |c| {
+    let before = with_conn(&state.pool, move |c| {
         store::assign(c, task_id, assignee, by).map_err(ApiError::from)
     })
     .await?;
-    if !found {
+    let Some(before) = before else {
         return Err(ApiError::NotFound(format!("no task {task_id}")));
+    };
+    for a in before.iter().chain([&assignee]) {
+        state.pages.changed(a);
     }
     Ok(HttpResponse::Ok().json(load_view(&state, task_id).await?))
 }

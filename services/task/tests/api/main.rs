@@ -5,6 +5,7 @@ mod helpers;
 mod journey;
 mod platform_endpoints;
 mod read_model;
+mod replicas;
 mod summary;
 mod tokens;
 mod validation;

@@ -111,18 +111,22 @@ async fn out_of_order_and_duplicate_deliveries_apply_only_what_is_newer() {
         (app.count("provider_events WHERE applied_at IS NOT NULL") == 2).then_some(())
     })
     .await;
-    let v: Value = app
-        .call(
+    // Applied: the directory answers with it (each replica's copy follows
+    // within milliseconds of the commit).
+    let user_now = || async {
+        app.call(
             Method::GET,
             &format!("/v1/users/{id}"),
             Some(&org.token),
             None,
         )
         .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(v["first_name"], "Newer");
+    };
+    eventually(5, "the newer name in the directory", || async {
+        let v: Value = user_now().await.json().await.ok()?;
+        (v["first_name"] == "Newer").then_some(())
+    })
+    .await;
     assert_eq!(
         app.count("provider_events WHERE outcome LIKE 'ignored: older%'"),
         1
@@ -146,18 +150,11 @@ async fn out_of_order_and_duplicate_deliveries_apply_only_what_is_newer() {
         (app.count("provider_events WHERE applied_at IS NOT NULL") == 4).then_some(())
     })
     .await;
-    let v: Value = app
-        .call(
-            Method::GET,
-            &format!("/v1/users/{id}"),
-            Some(&org.token),
-            None,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(v["role"], "admin");
+    eventually(5, "the newer role in the directory", || async {
+        let v: Value = user_now().await.json().await.ok()?;
+        (v["role"] == "admin").then_some(())
+    })
+    .await;
     let events = app.events_for("directory.membership.v1", &[m], 2).await;
     assert_eq!(
         events.last().unwrap().after.as_ref().unwrap()["role"],
@@ -188,17 +185,11 @@ async fn out_of_order_and_duplicate_deliveries_apply_only_what_is_newer() {
         (app.count("provider_events WHERE applied_at IS NOT NULL") == 6).then_some(())
     })
     .await;
-    assert_problem(
-        app.call(
-            Method::GET,
-            &format!("/v1/users/{id}"),
-            Some(&org.token),
-            None,
-        )
-        .await,
-        StatusCode::NOT_FOUND,
-    )
+    eventually(5, "the deletion in the directory", || async {
+        (user_now().await.status() == StatusCode::NOT_FOUND).then_some(())
+    })
     .await;
+    assert_problem(user_now().await, StatusCode::NOT_FOUND).await;
 }
 
 #[tokio::test]
