@@ -182,17 +182,22 @@ where
         }
     }
 
+    /// Forgets every entry (a change that touches them all: rare).
+    pub fn clear(&self) {
+        if let Ok(mut inner) = self.inner.write() {
+            inner.generation += 1;
+            inner.groups.clear();
+            inner.entries = 0;
+        }
+    }
+
     /// Forgets every entry; the cache is used only while `live`. Groups
     /// this replica is changing stay marked until their commit is heard.
     pub fn reset(&self, live: bool) {
         if !live {
             self.live.store(false, Ordering::Release);
         }
-        if let Ok(mut inner) = self.inner.write() {
-            inner.generation += 1;
-            inner.groups.clear();
-            inner.entries = 0;
-        }
+        self.clear();
         if live {
             self.live.store(true, Ordering::Release);
         }

@@ -215,12 +215,15 @@ impl CheckCache {
     }
 }
 
-/// Sends the invalidation for `user_id`; call inside the transaction that
-/// changes what a check reads (delivered when it commits).
-pub fn notify_change(conn: &mut PgConnection, user_id: &str) -> diesel::QueryResult<()> {
-    sql_query("SELECT pg_notify($1, $2)")
+/// Sends the invalidations for `user_ids`, one statement; call inside the
+/// transaction that changes what a check reads (delivered when it commits).
+pub fn notify_changes(conn: &mut PgConnection, user_ids: &[String]) -> diesel::QueryResult<()> {
+    if user_ids.is_empty() {
+        return Ok(());
+    }
+    sql_query("SELECT pg_notify($1, u) FROM unnest($2::text[]) AS u")
         .bind::<diesel::sql_types::Text, _>(CHANNEL)
-        .bind::<diesel::sql_types::Text, _>(user_id)
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(user_ids)
         .execute(conn)?;
     Ok(())
 }

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use diesel::{dsl::count, pg::PgConnection, prelude::*};
 use platform::{
     db::is_unique_violation,
-    events::{enqueue, topics, Envelope, Op, Source},
+    events::{enqueue, enqueue_many, topics, Envelope, Op, Source},
 };
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -288,51 +288,95 @@ fn record_changes(
     cfg: &RulesConfig,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    let rows: Vec<_> = changes
-        .iter()
-        .map(|c| {
-            (
-                restriction_log::user_id.eq(&after.user_id),
-                restriction_log::rule.eq(&c.rule),
-                restriction_log::action.eq(c.action.as_str()),
-                restriction_log::cause.eq(c.cause),
-                restriction_log::actor.eq(c.actor.as_deref()),
-                restriction_log::reason.eq(&c.reason),
-                restriction_log::at.eq(now),
-            )
-        })
-        .collect();
-    diesel::insert_into(restriction_log::table)
-        .values(rows)
-        .execute(conn)?;
-    for c in changes {
-        tracing::info!(
-            user.id = %after.user_id,
-            rule = %c.rule,
-            action = c.action.as_str(),
-            cause = c.cause,
-            actor = c.actor.as_deref().unwrap_or(""),
-            reason = %c.reason,
-            "restriction changed"
+    let mut records = ChangeRecords::default();
+    records.add(before, after, changes, cfg, now);
+    records.write(conn)?;
+    records.announce();
+    Ok(())
+}
+
+/// What changes of users' restrictions write besides the users' rows: the
+/// restriction log, the check caches' invalidations and the outbox events,
+/// gathered so that a batch writes each with one statement.
+#[derive(Default)]
+struct ChangeRecords {
+    logs: Vec<(String, RestrictionChange, DateTime<Utc>)>,
+    users: Vec<String>,
+    outbox: Vec<Envelope>,
+}
+
+impl ChangeRecords {
+    fn add(
+        &mut self,
+        before: &UserRow,
+        after: &UserRow,
+        changes: &[RestrictionChange],
+        cfg: &RulesConfig,
+        now: DateTime<Utc>,
+    ) {
+        self.logs.extend(
+            changes
+                .iter()
+                .map(|c| (after.user_id.clone(), c.clone(), now)),
         );
+        self.users.push(after.user_id.clone());
+        let mut after_view = after.access_view(cfg);
+        after_view["changes"] = json!(changes);
+        self.outbox.push(Envelope::new(
+            if before.version == 0 {
+                Op::Create
+            } else {
+                Op::Update
+            },
+            "user_access",
+            after.user_id.clone(),
+            after.version,
+            source("users"),
+            (before.version > 0).then(|| before.access_view(cfg)),
+            Some(after_view),
+        ));
     }
-    crate::cache::notify_change(conn, &after.user_id)?;
-    let mut after_view = after.access_view(cfg);
-    after_view["changes"] = json!(changes);
-    let envelope = Envelope::new(
-        if before.version == 0 {
-            Op::Create
-        } else {
-            Op::Update
-        },
-        "user_access",
-        after.user_id.clone(),
-        after.version,
-        source("users"),
-        (before.version > 0).then(|| before.access_view(cfg)),
-        Some(after_view),
-    );
-    enqueue(conn, topics::RESTRICTION, &envelope)
+
+    fn write(&self, conn: &mut PgConnection) -> QueryResult<()> {
+        if self.logs.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<_> = self
+            .logs
+            .iter()
+            .map(|(user_id, c, at)| {
+                (
+                    restriction_log::user_id.eq(user_id),
+                    restriction_log::rule.eq(&c.rule),
+                    restriction_log::action.eq(c.action.as_str()),
+                    restriction_log::cause.eq(c.cause),
+                    restriction_log::actor.eq(c.actor.as_deref()),
+                    restriction_log::reason.eq(&c.reason),
+                    restriction_log::at.eq(*at),
+                )
+            })
+            .collect();
+        diesel::insert_into(restriction_log::table)
+            .values(rows)
+            .execute(conn)?;
+        crate::cache::notify_changes(conn, &self.users)?;
+        enqueue_many(conn, topics::RESTRICTION, &self.outbox)
+    }
+
+    /// The log lines of the changes; once they are committed.
+    fn announce(&self) {
+        for (user_id, c, _) in &self.logs {
+            tracing::info!(
+                user.id = %user_id,
+                rule = %c.rule,
+                action = c.action.as_str(),
+                cause = c.cause,
+                actor = c.actor.as_deref().unwrap_or(""),
+                reason = %c.reason,
+                "restriction changed"
+            );
+        }
+    }
 }
 
 /// What `POST /event` answers, stored with the event for replays.
@@ -659,6 +703,8 @@ pub fn apply_batch(
     let mut order: Vec<usize> = (0..batch.len()).collect();
     order.sort_by(|&a, &b| batch[a].user_id.as_str().cmp(batch[b].user_id.as_str()));
     let mut reached_commit = false;
+    // Optimistic mode: what the batch's restriction changes write, at its end.
+    let mut records = ChangeRecords::default();
     let applied = conn.transaction(|c| -> QueryResult<Vec<BatchOutcome>> {
         let mut out: Vec<Option<BatchOutcome>> = batch.iter().map(|_| None).collect();
         let ids: Vec<&str> = batch
@@ -717,7 +763,14 @@ pub fn apply_batch(
             let now = Utc::now();
             let applied = if optimistic {
                 // A failure here rolls the whole batch back.
-                Ok(apply_deferred(c, event, before, cfg, now)?)
+                Ok(apply_deferred(
+                    c,
+                    event,
+                    before,
+                    cfg,
+                    now,
+                    Some(&mut records),
+                )?)
             } else {
                 diesel::sql_query("SAVEPOINT batch_event").execute(c)?;
                 apply_in_savepoint(c, event, before, cfg, now)
@@ -767,6 +820,7 @@ pub fn apply_batch(
             }
         }
         if optimistic {
+            records.write(c)?;
             save_users_and_events(c, batch, &locked, &dirty, &deferred)?;
         }
         let (shards, counts): (Vec<i16>, Vec<i64>) = new_users
@@ -791,6 +845,9 @@ pub fn apply_batch(
             .map(|o| o.unwrap_or(BatchOutcome::Retry))
             .collect())
     });
+    if applied.is_ok() {
+        records.announce();
+    }
     applied.map_err(|e| {
         if reached_commit {
             BatchError::Commit(e)
@@ -810,7 +867,7 @@ fn apply_in_savepoint(
     cfg: &RulesConfig,
     now: DateTime<Utc>,
 ) -> QueryResult<Evaluated> {
-    let e = apply_deferred(conn, event, before, cfg, now)?;
+    let e = apply_deferred(conn, event, before, cfg, now, None)?;
     save_user_and_event(conn, &e.after, event, &e.outcome, now)?;
     Ok(e)
 }
@@ -834,6 +891,7 @@ fn apply_deferred(
     before: Option<UserRow>,
     cfg: &RulesConfig,
     now: DateTime<Utc>,
+    records: Option<&mut ChangeRecords>,
 ) -> QueryResult<Evaluated> {
     let before = match before {
         Some(u) => u,
@@ -841,7 +899,10 @@ fn apply_deferred(
     };
     let e = evaluate(conn, event, &before, cfg, now)?;
     if !e.changes.is_empty() {
-        record_changes(conn, &before, &e.after, &e.changes, cfg, now)?;
+        match records {
+            Some(r) => r.add(&before, &e.after, &e.changes, cfg, now),
+            None => record_changes(conn, &before, &e.after, &e.changes, cfg, now)?,
+        }
     }
     Ok(e)
 }

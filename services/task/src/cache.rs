@@ -115,11 +115,14 @@ impl Subscriber for Caches {
         match (channel, payload.parse::<Uuid>()) {
             (USERS_CHANNEL, Ok(id)) => {
                 self.users.changed(&id);
-                self.pages.reset(true);
+                self.pages.clear();
             }
             (PAGES_CHANNEL, Ok(id)) => self.pages.changed(&id),
             // `*` (a table was emptied), or anything unexpected.
-            _ => self.connected(),
+            _ => {
+                self.users.clear();
+                self.pages.clear();
+            }
         }
     }
 

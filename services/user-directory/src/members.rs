@@ -45,7 +45,7 @@ impl Subscriber for Listening {
         match payload.parse::<Uuid>() {
             Ok(user) => self.0.changed(&user),
             // `*`: an organization changed, or a table was emptied.
-            Err(_) => self.0.reset(true),
+            Err(_) => self.0.clear(),
         }
     }
 

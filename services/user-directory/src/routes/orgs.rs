@@ -242,6 +242,8 @@ async fn update(
         }
     }
     .ok_or_else(|| ApiError::NotFound("the organization no longer exists".into()))?;
+    // Its members' answers carry its name: none is served from before.
+    state.members.clear();
     state.outbox.nudge();
     tracing::info!(organization.id = %updated.id, "organization updated");
     Ok(HttpResponse::Ok().json(OrganizationView::from(&updated)))
@@ -262,6 +264,7 @@ async fn delete(
     })
     .await?
     .ok_or_else(|| ApiError::NotFound("the organization no longer exists".into()))?;
+    state.members.clear();
     state.outbox.nudge();
     state.reconcile.notify_one();
     tracing::info!(organization.id = %org.id, name = %org.name, "organization deleted");
