@@ -1113,11 +1113,22 @@ fn rule_event(
 /// through their commits. Nothing is missed: every restriction is followed
 /// by a check that starts after its commit, so the last check sees them all.
 /// The guarded update trips the rule once however many checks race.
+/// What one tripwire check found.
+#[derive(Debug, Default)]
+pub struct TripwireCount {
+    /// The rule, when this check tripped it.
+    pub tripped: Option<RuleRow>,
+    /// The users the rule newly restricted in its window and the
+    /// population, when the check counted them (the rule was not
+    /// suspended and the population above its minimum).
+    pub counted: Option<(i64, i64)>,
+}
+
 pub fn check_tripwire(
     conn: &mut PgConnection,
     rule: Rule,
     cfg: &RulesConfig,
-) -> QueryResult<Option<RuleRow>> {
+) -> QueryResult<TripwireCount> {
     let t = &cfg.tripwire;
     let now = Utc::now();
     let state: RuleRow = rules::table
@@ -1125,16 +1136,20 @@ pub fn check_tripwire(
         .select(RuleRow::as_select())
         .first(conn)?;
     if suspended(state.suspended_until, now) {
-        return Ok(None);
+        return Ok(TripwireCount::default());
     }
     let pop = population_size(conn)?;
     if pop <= t.min_population {
-        return Ok(None);
+        return Ok(TripwireCount::default());
     }
     let since = window_start(now, t.window, state.counted_since());
     let newly = newly_restricted(conn, rule, since)?;
+    let counted = Some((newly, pop));
     if !trips(newly, pop, t) {
-        return Ok(None);
+        return Ok(TripwireCount {
+            tripped: None,
+            counted,
+        });
     }
     let until = now + chrono::Duration::from_std(t.suspend).unwrap_or(chrono::TimeDelta::MAX);
     conn.transaction(|c| {
@@ -1170,7 +1185,7 @@ pub fn check_tripwire(
                        "window_seconds": t.window.as_secs()}),
             )?;
         }
-        Ok(tripped)
+        Ok(TripwireCount { tripped, counted })
     })
 }
 

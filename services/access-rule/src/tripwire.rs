@@ -1,19 +1,48 @@
 //! Runs the tripwire checks after restricting events commit, coalesced per
 //! rule: at most one check of a rule runs at a time in a replica, checks of
-//! a rule start at least `TRIPWIRE_CHECK_INTERVAL_MS` apart, and a caller
-//! returns once a check that started after its commit has finished, its own
-//! or another's. Under a burst of restrictions, one count covers many
-//! events instead of one count each; a trip comes at most an interval late.
+//! a rule start at least `TRIPWIRE_CHECK_INTERVAL_MS` apart, and a check
+//! that started after a commit covers it. Under a burst of restrictions,
+//! one count covers many events instead of one count each; a trip comes at
+//! most an interval late.
+//!
+//! A restricting request waits for the check that covers it (and answers
+//! `tripped` with its rule when that check tripped it, so every event the
+//! tripping count took in says so) only when a trip is
+//! possible: when the last count of this replica, plus every restriction
+//! of the rule here since that count began, could exceed the threshold
+//! (the count within a window only grows by new restrictions, and the
+//! threshold only grows with the population). Far from the threshold,
+//! the check runs in the background and the request answers at once. A
+//! restriction made on another replica is that replica's to count, so
+//! the one event that trips a rule may, with many replicas, answer
+//! `tripped: []` while the trip is logged and published all the same.
 
 use std::{
-    sync::atomic::{AtomicU64, Ordering::SeqCst},
+    sync::{
+        atomic::{AtomicU64, Ordering::SeqCst},
+        Mutex as SyncMutex,
+    },
     time::Instant,
 };
 
+use actix_web::web;
 use platform::db::with_conn;
 use tokio::sync::Mutex;
 
-use crate::{domain::Rule, error::ApiError, state::AppState, store};
+use crate::{
+    domain::{trips, Rule, TripwireConfig},
+    error::ApiError,
+    state::AppState,
+    store,
+};
+
+/// The last count of a rule here, and the restrictions it covered.
+#[derive(Clone, Copy)]
+struct Counted {
+    newly: i64,
+    population: i64,
+    covers: u64,
+}
 
 #[derive(Default)]
 struct Slot {
@@ -21,6 +50,25 @@ struct Slot {
     completed: AtomicU64,
     /// When the last check started; held while a check runs.
     running: Mutex<Option<Instant>>,
+    /// `None` until a check counted, and after a check that did not
+    /// (the rule suspended, the population at its minimum): then every
+    /// restricting request waits.
+    last: SyncMutex<Option<Counted>>,
+    /// The restrictions (numbers, both ends included) covered by the last
+    /// check that tripped the rule.
+    tripped: SyncMutex<Option<(u64, u64)>>,
+}
+
+impl Slot {
+    /// Whether the restriction numbered `mine` cannot have tripped the rule.
+    fn cannot_trip(&self, mine: u64, t: &TripwireConfig) -> bool {
+        let last = *self.last.lock().unwrap_or_else(|p| p.into_inner());
+        last.is_some_and(|c| {
+            let since = i64::try_from(mine.saturating_sub(c.covers)).unwrap_or(i64::MAX);
+            c.population > t.min_population
+                && !trips(c.newly.saturating_add(since), c.population, t)
+        })
+    }
 }
 
 #[derive(Default)]
@@ -38,13 +86,36 @@ fn slot(rule: Rule) -> usize {
 
 impl TripwireChecks {
     /// Call after a restriction by `rule` committed. True when the check
-    /// this call ran tripped the rule.
-    pub async fn after_restriction(&self, state: &AppState, rule: Rule) -> Result<bool, ApiError> {
+    /// covering it tripped the rule (see the module's documentation for
+    /// when it answers at once, with the check left to run meanwhile).
+    pub async fn after_restriction(
+        &self,
+        state: &web::Data<AppState>,
+        rule: Rule,
+    ) -> Result<bool, ApiError> {
         let s = &self.slots[slot(rule)];
         let mine = s.requested.fetch_add(1, SeqCst) + 1;
+        if s.cannot_trip(mine, &state.settings.rules.tripwire) {
+            let state = state.clone();
+            tokio::spawn(async move {
+                if let Err(e) = state.tripwire.covered(&state, rule, mine).await {
+                    tracing::warn!(rule = %rule, error = %e, "tripwire check failed");
+                }
+            });
+            return Ok(false);
+        }
+        self.covered(state, rule, mine).await
+    }
+
+    /// Returns once a check that started after restriction `mine` has run,
+    /// this call's or another's; true when that check tripped the rule.
+    async fn covered(&self, state: &AppState, rule: Rule, mine: u64) -> Result<bool, ApiError> {
+        let s = &self.slots[slot(rule)];
         let mut last_start = s.running.lock().await;
         if s.completed.load(SeqCst) >= mine {
-            return Ok(false); // a check that started after our commit has run
+            // A check that started after our commit has run.
+            let tripped = *s.tripped.lock().unwrap_or_else(|p| p.into_inner());
+            return Ok(tripped.is_some_and(|(from, to)| (from..=to).contains(&mine)));
         }
         let interval = state.settings.tripwire_check_interval;
         if let Some(wait) = last_start.and_then(|t| interval.checked_sub(t.elapsed())) {
@@ -53,22 +124,38 @@ impl TripwireChecks {
         *last_start = Some(Instant::now());
         // Read after the pause: this check covers every commit until now.
         let covers = s.requested.load(SeqCst);
-        let tripped = check(state, rule).await?;
+        let count = count(state, rule).await?;
+        if count.tripped.is_some() {
+            let from = s.completed.load(SeqCst) + 1;
+            *s.tripped.lock().unwrap_or_else(|p| p.into_inner()) = Some((from, covers));
+        }
+        *s.last.lock().unwrap_or_else(|p| p.into_inner()) = match count.counted {
+            Some((newly, population)) if count.tripped.is_none() => Some(Counted {
+                newly,
+                population,
+                covers,
+            }),
+            _ => None,
+        };
         s.completed.store(covers, SeqCst);
-        Ok(tripped)
+        Ok(count.tripped.is_some())
     }
 }
 
 /// One check of `rule`; applies a trip to this replica at once.
 pub async fn check(state: &AppState, rule: Rule) -> Result<bool, ApiError> {
+    Ok(count(state, rule).await?.tripped.is_some())
+}
+
+async fn count(state: &AppState, rule: Rule) -> Result<store::TripwireCount, ApiError> {
     let cfg = state.settings.rules;
-    let tripped = with_conn(&state.pool, move |c| {
+    let count = with_conn(&state.pool, move |c| {
         store::check_tripwire(c, rule, &cfg).map_err(ApiError::from)
     })
     .await?;
-    if let Some(row) = &tripped {
+    if let Some(row) = &count.tripped {
         state.suspensions.update(row);
         state.outbox.nudge();
     }
-    Ok(tripped.is_some())
+    Ok(count)
 }
