@@ -4,12 +4,14 @@
 
 use std::{net::TcpListener, time::Duration};
 
-use actix_web::{http::StatusCode, web, HttpResponse};
+use actix_web::{
+    dev::Server, http::StatusCode, middleware::from_fn, web, App, HttpResponse, HttpServer,
+};
 use diesel::{sql_query, RunQueryDsl};
 use rdkafka::producer::{FutureProducer, Producer};
 use serde_json::json;
 
-use crate::{db::PgPool, problem::extractors};
+use crate::{config::CommonConfig, db::PgPool, problem::extractors};
 
 /// What `/readyz` checks.
 #[derive(Clone)]
@@ -106,4 +108,37 @@ pub fn bind(host: &str, port: u16) -> anyhow::Result<(TcpListener, u16)> {
         .map_err(|e| anyhow::anyhow!("binding {host}:{port}: {e}"))?;
     let port = listener.local_addr()?.port();
     Ok((listener, port))
+}
+
+/// Binds `common`'s host and port and starts a service's HTTP server on
+/// `workers` threads: its `routes` with `state`, beside the common routes
+/// ([`configure`]; `/readyz` checks `pool` and the broker), each request in
+/// a span ([`crate::telemetry::request_span`]); in-flight requests get 10 s
+/// to finish at shutdown. Returns the server (to await) and its port.
+pub fn start<S: Send + Sync + 'static>(
+    common: &CommonConfig,
+    workers: usize,
+    state: web::Data<S>,
+    pool: PgPool,
+    openapi: &'static str,
+    routes: fn(&mut web::ServiceConfig),
+) -> anyhow::Result<(Server, u16)> {
+    let probe = Probe {
+        pool,
+        producer: crate::events::producer(&common.kafka_brokers)?,
+    };
+    let (listener, port) = bind(&common.http_host, common.port)?;
+    let max_body = common.max_body_bytes;
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(from_fn(crate::telemetry::request_span))
+            .app_data(state.clone())
+            .configure(configure(probe.clone(), openapi, max_body))
+            .configure(routes)
+    })
+    .workers(workers)
+    .shutdown_timeout(10)
+    .listen(listener)?
+    .run();
+    Ok((server, port))
 }

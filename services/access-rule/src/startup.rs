@@ -6,16 +6,14 @@ use std::sync::Arc;
 
 use actix_web::{
     dev::{Server, ServerHandle},
-    middleware::from_fn,
-    web, App, HttpServer,
+    web,
 };
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 use platform::{
     db,
     events::{self, topics, ConsumerConfig, OutboxSignal, RelayConfig},
     jwt::{KeySource, RemoteJwks, Verifier, SESSION_TYP},
-    server::{self, Probe},
-    telemetry,
+    server,
 };
 use tokio::{sync::watch, task::JoinHandle};
 
@@ -136,24 +134,14 @@ impl Application {
         platform::metrics::global().set_service("access-rule");
         let state = build_state(settings).await?;
         let s = &state.settings;
-        let probe = Probe {
-            pool: state.pool.clone(),
-            producer: events::producer(&s.common.kafka_brokers)?,
-        };
-        let (listener, port) = server::bind(&s.common.http_host, s.common.port)?;
-        let max_body = s.common.max_body_bytes;
-        let app_state = state.clone();
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap(from_fn(telemetry::request_span))
-                .app_data(app_state.clone())
-                .configure(server::configure(probe.clone(), OPENAPI, max_body))
-                .configure(routes::configure)
-        })
-        .workers(s.http_workers)
-        .shutdown_timeout(10)
-        .listen(listener)?
-        .run();
+        let (server, port) = server::start(
+            &s.common,
+            s.http_workers,
+            state.clone(),
+            state.pool.clone(),
+            OPENAPI,
+            routes::configure,
+        )?;
         let (shutdown, rx) = watch::channel(false);
         let relay = tokio::spawn(events::run_relay(
             RelayConfig {

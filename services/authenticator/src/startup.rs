@@ -3,14 +3,13 @@
 
 use std::sync::Arc;
 
-use actix_web::{dev::Server, middleware::from_fn, web, App, HttpServer};
+use actix_web::{dev::Server, web};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 use platform::{
     db,
     events::{self, topics, OutboxSignal, RelayConfig},
     jwt::{KeyRing, KeySource, RemoteJwks, Verifier, ACCESS_TYP, SESSION_TYP},
-    server::{self, Probe},
-    telemetry,
+    server,
 };
 use secrecy::ExposeSecret;
 use tokio::{sync::watch, task::JoinHandle};
@@ -145,25 +144,14 @@ impl Application {
             )
             .await?;
         }
-        let producer = events::producer(&s.common.kafka_brokers)?;
-        let probe = Probe {
-            pool: state.pool.clone(),
-            producer,
-        };
-        let (listener, port) = server::bind(&s.common.http_host, s.common.port)?;
-        let max_body = s.common.max_body_bytes;
-        let app_state = state.clone();
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap(from_fn(telemetry::request_span))
-                .app_data(app_state.clone())
-                .configure(server::configure(probe.clone(), OPENAPI, max_body))
-                .configure(routes::configure)
-        })
-        .workers(s.http_workers)
-        .shutdown_timeout(10)
-        .listen(listener)?
-        .run();
+        let (server, port) = server::start(
+            &s.common,
+            s.http_workers,
+            state.clone(),
+            state.pool.clone(),
+            OPENAPI,
+            routes::configure,
+        )?;
         let (shutdown, rx) = watch::channel(false);
         let relay = tokio::spawn(events::run_relay(
             RelayConfig {

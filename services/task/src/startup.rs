@@ -5,16 +5,14 @@ use std::sync::Arc;
 
 use actix_web::{
     dev::{Server, ServerHandle},
-    middleware::from_fn,
-    web, App, HttpServer,
+    web,
 };
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 use platform::{
     db,
     events::{self, topics, ConsumerConfig},
     jwt::{KeySource, RemoteJwks, Verifier, ACCESS_TYP},
-    server::{self, Probe},
-    telemetry,
+    server,
 };
 use tokio::{sync::watch, task::JoinHandle};
 
@@ -85,24 +83,14 @@ impl Application {
         platform::metrics::global().set_service("task");
         let state = build_state(settings).await?;
         let s = &state.settings;
-        let probe = Probe {
-            pool: state.pool.clone(),
-            producer: events::producer(&s.common.kafka_brokers)?,
-        };
-        let (listener, port) = server::bind(&s.common.http_host, s.common.port)?;
-        let max_body = s.common.max_body_bytes;
-        let app_state = state.clone();
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap(from_fn(telemetry::request_span))
-                .app_data(app_state.clone())
-                .configure(server::configure(probe.clone(), OPENAPI, max_body))
-                .configure(routes::configure)
-        })
-        .workers(s.http_workers)
-        .shutdown_timeout(10)
-        .listen(listener)?
-        .run();
+        let (server, port) = server::start(
+            &s.common,
+            s.http_workers,
+            state.clone(),
+            state.pool.clone(),
+            OPENAPI,
+            routes::configure,
+        )?;
         let (shutdown, rx) = watch::channel(false);
         let listener = cache::spawn_listener(
             Caches {
