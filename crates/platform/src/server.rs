@@ -101,6 +101,13 @@ pub fn configure(
     }
 }
 
+/// 200 with a JSON body serialised before (a cached answer, say).
+pub fn json_bytes(body: web::Bytes) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(actix_web::http::header::ContentType::json())
+        .body(body)
+}
+
 /// Binds `host:port` (port 0 picks a free one) and returns the listener
 /// with the port it got.
 pub fn bind(host: &str, port: u16) -> anyhow::Result<(TcpListener, u16)> {

@@ -2,12 +2,11 @@
 //! along the workflow, assign. Each needs an access token with its scope.
 
 use actix_web::{
-    http::header::ContentType,
     web::{self, Bytes},
     HttpResponse,
 };
 use diesel::{pg::PgConnection, Connection, QueryResult};
-use platform::{coherent::Lookup, db::with_conn};
+use platform::{coherent::Lookup, db::with_conn, server::json_bytes};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -163,7 +162,7 @@ async fn own(
         counting: q.counting,
     };
     let generation = match state.pages.lookup(&me.id, &key) {
-        Lookup::Hit(body) => return Ok(json_body(body)),
+        Lookup::Hit(body) => return Ok(json_bytes(body)),
         Lookup::Miss(g) => Some(g),
         Lookup::Bypass => None,
     };
@@ -179,13 +178,7 @@ async fn own(
     if let Some(g) = generation.filter(|_| body.len() <= PAGE_MAX_BYTES) {
         state.pages.fill(id, key, body.clone(), g);
     }
-    Ok(json_body(body))
-}
-
-fn json_body(body: Bytes) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(ContentType::json())
-        .body(body)
+    Ok(json_bytes(body))
 }
 
 /// `POST /v1/task/all` (`su_read:task`): every task, as `own` plus `query`

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use actix_web::{
-    http::header::{self, ContentType},
+    http::header,
     web::{self, Bytes},
     HttpRequest, HttpResponse,
 };
-use platform::{coherent::Lookup, db::with_conn};
+use platform::{coherent::Lookup, db::with_conn, server::json_bytes};
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -75,7 +75,7 @@ async fn get(
     let generation = match state.members.lookup(&user, &org) {
         Lookup::Hit(m) => {
             still_admin(&token.0, Some(m.organization.clone()))?;
-            return Ok(json_body(m.body.clone()));
+            return Ok(json_bytes(m.body.clone()));
         }
         Lookup::Miss(g) => Some(g),
         Lookup::Bypass => None,
@@ -99,13 +99,7 @@ async fn get(
         };
         state.members.fill(user, org, Arc::new(entry), g);
     }
-    Ok(json_body(body))
-}
-
-fn json_body(body: Bytes) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(ContentType::json())
-        .body(body)
+    Ok(json_bytes(body))
 }
 
 pub const MAX_PAGE: i64 = 200;
