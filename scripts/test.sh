@@ -6,14 +6,21 @@ source "$(dirname "$0")/lib.sh"
 ensure_postgres
 ensure_tansu
 # The tests get a broker of their own (port TEST_KAFKA_PORT, default 9192),
-# started with an empty history each run when not already running: the
-# platform of `make up` never sees test events, and consumers that read from
-# the earliest offset do not wade through earlier runs' events.
+# started with an empty history each run: the platform of `make up` never
+# sees test events, and consumers that read from the earliest offset do not
+# wade through earlier runs' events. One an earlier run left is
+# stopped first (its history of events and consumer groups grew with every
+# run until metadata requests timed out); a broker on that port that this
+# script did not start is used as it is.
 KAFKA_PORT="${TEST_KAFKA_PORT:-9192}"
 KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
 BROKER_NAME=tansu-test
+stop_pidfile "$STATE_DIR/pids/tansu-test.pid"
+for _ in $(seq 1 50); do port_open "$KAFKA_PORT" || break; sleep 0.1; done
 port_open "$KAFKA_PORT" || rm -rf "$STATE_DIR/tansu-test"
 ensure_broker
+# Stopped at the end too: an idle tansu still takes CPU from what runs next.
+trap 'stop_pidfile "$STATE_DIR/pids/tansu-test.pid"' EXIT
 export KAFKA_BROKERS TEST_DATABASE_URL="$PGHOST_URL"
 # Tests that stop and restart a broker start their own tansu.
 export TANSU_BIN="${TANSU_BIN:-$(command -v tansu)}"

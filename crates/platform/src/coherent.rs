@@ -53,6 +53,17 @@ pub enum Lookup<V> {
     Bypass,
 }
 
+impl<V> Lookup<V> {
+    /// The same answer with a hit's value changed by `f`.
+    pub fn map_hit<W>(self, f: impl FnOnce(V) -> W) -> Lookup<W> {
+        match self {
+            Lookup::Hit(v) => Lookup::Hit(f(v)),
+            Lookup::Miss(g) => Lookup::Miss(g),
+            Lookup::Bypass => Lookup::Bypass,
+        }
+    }
+}
+
 struct Inner<G, K, V> {
     /// Bumped by every invalidation: a fill that read before it is dropped.
     generation: u64,

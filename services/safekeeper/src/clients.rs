@@ -1,88 +1,111 @@
 //! This replica's cache of clients and the scopes each may obtain, so that
 //! the token endpoint authenticates a client without a database round trip.
 //!
-//! Coherence: an entry lives at most `ttl` (`CLIENT_CACHE_TTL_MS`, 0 turns
-//! the cache off). Any successful administrative change made through this
-//! replica empties the cache at once; a change made through another
-//! replica is seen here within `ttl`. A fill notes the cache's generation
-//! before it reads the database and is dropped if the cache was emptied
-//! meanwhile, so a read that raced a change never caches the old state.
-//! Unknown client ids are never cached, and the cache holds at most
-//! `MAX_ENTRIES` clients, so requests with made-up ids cannot grow it.
+//! Coherence follows [`platform::coherent`]: every change of the tables a
+//! client's authentication reads (`client`, `client_scope` and the RBAC
+//! catalogue) sends `NOTIFY safekeeper_clients` (statement triggers,
+//! delivered at commit to every replica's listener), which empties the
+//! cache; an administrative change made through this replica empties it at
+//! once, before the answer. A read that raced a change is never kept, and
+//! nothing is kept while the listener is disconnected. An entry also lives
+//! at most `ttl` (`CLIENT_CACHE_TTL_MS`, 0 turns the cache off), a
+//! backstop. Unknown client ids are never cached, and the cache holds at
+//! most `MAX_ENTRIES` clients, so requests with made-up ids cannot grow it.
 
 use std::{
-    collections::{BTreeSet, HashMap},
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc, RwLock,
-    },
+    collections::BTreeSet,
+    sync::Arc,
     time::{Duration, Instant},
 };
+
+use platform::coherent::{self, Coherent, Lookup, Subscriber};
+use tokio::sync::watch;
 
 use crate::grants::Client;
 
 const MAX_ENTRIES: usize = 10_000;
+pub const CHANNEL: &str = "safekeeper_clients";
 
 /// A client and the scopes it may obtain.
 pub type Known = Arc<(Client, BTreeSet<String>)>;
 
 pub struct ClientCache {
     ttl: Duration,
-    generation: AtomicU64,
-    entries: RwLock<HashMap<String, (Instant, Known)>>,
+    inner: Coherent<String, (), (Instant, Known)>,
 }
 
 impl ClientCache {
     pub fn new(ttl: Duration) -> Self {
+        let capacity = if ttl.is_zero() { 0 } else { MAX_ENTRIES };
         Self {
             ttl,
-            generation: AtomicU64::new(0),
-            entries: RwLock::new(HashMap::new()),
+            inner: Coherent::new(capacity),
         }
     }
 
-    /// The cached client, if fresh.
-    pub fn get(&self, id: &str) -> Option<Known> {
-        if self.ttl.is_zero() {
-            return None;
-        }
-        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
-        entries
-            .get(id)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, known)| known.clone())
-    }
-
-    /// To pass to `fill` along with what a database read returned.
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
-    }
-
-    /// Caches what was read at `generation`, unless the cache was emptied
-    /// since.
-    pub fn fill(&self, generation: u64, known: Known) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        if self.generation.load(Ordering::Acquire) != generation {
-            return;
-        }
-        if entries.len() >= MAX_ENTRIES {
-            entries.retain(|_, (at, _)| at.elapsed() < self.ttl);
-            if entries.len() >= MAX_ENTRIES {
-                return;
+    /// The cached client; on a miss, the generation to [`fill`](Self::fill)
+    /// with what the database returns.
+    pub fn lookup(&self, id: &str) -> Lookup<Known> {
+        let id = id.to_owned();
+        match self.inner.lookup(&id, &()) {
+            Lookup::Hit((at, known)) if at.elapsed() < self.ttl => Lookup::Hit(known),
+            Lookup::Hit(_) => {
+                self.inner.changed(&id);
+                self.inner.lookup(&id, &()).map_hit(|(_, k)| k)
             }
+            other => other.map_hit(|(_, k)| k),
         }
-        entries.insert(known.0.id.clone(), (Instant::now(), known));
+    }
+
+    /// Caches what was read after `lookup` answered `Miss(generation)`,
+    /// unless the cache was emptied since.
+    pub fn fill(&self, generation: u64, known: Known) {
+        let id = known.0.id.clone();
+        self.inner.fill(id, (), (Instant::now(), known), generation);
     }
 
     /// Forgets everything: called after every administrative change.
     pub fn clear(&self) {
-        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        entries.clear();
+        self.inner.clear();
     }
+}
+
+struct Listening(Arc<ClientCache>);
+
+impl Subscriber for Listening {
+    fn connected(&self) {
+        self.0.inner.reset(true);
+    }
+
+    fn notified(&self, _channel: &str, _payload: &str) {
+        self.0.inner.clear();
+    }
+
+    fn disconnected(&self) {
+        self.0.inner.reset(false);
+    }
+}
+
+/// Listens on its own connection and thread until shutdown.
+pub fn spawn_listener(
+    cache: Arc<ClientCache>,
+    database_url: String,
+    shutdown: watch::Receiver<bool>,
+) -> Option<std::thread::JoinHandle<()>> {
+    if !cache.inner.enabled() {
+        return None;
+    }
+    coherent::spawn_listener(
+        "safekeeper-clients",
+        database_url,
+        vec![CHANNEL.to_owned()],
+        Arc::new(Listening(cache)),
+        shutdown,
+    )
+    .map_err(
+        |e| tracing::error!(error = %e, "cannot start the client cache listener; it stays off"),
+    )
+    .ok()
 }
 
 #[cfg(test)]
@@ -107,28 +130,55 @@ mod tests {
         ))
     }
 
+    fn miss(cache: &ClientCache) -> u64 {
+        match cache.lookup("a") {
+            Lookup::Miss(g) => g,
+            other => panic!("{:?}", other.map_hit(|_| ())),
+        }
+    }
+
+    fn live(ttl: Duration) -> ClientCache {
+        let cache = ClientCache::new(ttl);
+        cache.inner.reset(true);
+        cache
+    }
+
     #[test]
     fn a_fill_that_raced_a_clear_is_dropped() {
-        let cache = ClientCache::new(Duration::from_secs(60));
-        let before = cache.generation();
+        let cache = live(Duration::from_secs(60));
+        let before = miss(&cache);
         cache.clear();
         cache.fill(before, known("a"));
-        assert!(cache.get("a").is_none());
-        cache.fill(cache.generation(), known("a"));
-        assert!(cache.get("a").is_some());
+        let now = miss(&cache);
+        cache.fill(now, known("a"));
+        assert!(matches!(cache.lookup("a"), Lookup::Hit(_)));
         cache.clear();
-        assert!(cache.get("a").is_none());
+        assert!(matches!(cache.lookup("a"), Lookup::Miss(_)));
     }
 
     #[test]
     fn entries_expire_and_a_zero_ttl_disables_the_cache() {
-        let cache = ClientCache::new(Duration::from_millis(20));
-        cache.fill(cache.generation(), known("a"));
-        assert!(cache.get("a").is_some());
+        let cache = live(Duration::from_millis(20));
+        let g = miss(&cache);
+        cache.fill(g, known("a"));
+        assert!(matches!(cache.lookup("a"), Lookup::Hit(_)));
         std::thread::sleep(Duration::from_millis(30));
-        assert!(cache.get("a").is_none());
-        let off = ClientCache::new(Duration::ZERO);
-        off.fill(off.generation(), known("a"));
-        assert!(off.get("a").is_none());
+        assert!(matches!(cache.lookup("a"), Lookup::Miss(_)));
+        let off = live(Duration::ZERO);
+        assert!(matches!(off.lookup("a"), Lookup::Bypass));
+    }
+
+    #[test]
+    fn nothing_is_kept_while_the_listener_is_away() {
+        let cache = Arc::new(ClientCache::new(Duration::from_secs(60)));
+        assert!(matches!(cache.lookup("a"), Lookup::Bypass));
+        let l = Listening(cache.clone());
+        l.connected();
+        let g = miss(&cache);
+        cache.fill(g, known("a"));
+        l.notified(CHANNEL, "");
+        assert!(matches!(cache.lookup("a"), Lookup::Miss(_)));
+        l.disconnected();
+        assert!(matches!(cache.lookup("a"), Lookup::Bypass));
     }
 }

@@ -60,7 +60,7 @@ impl Settings {
             ),
             http_workers: parse_or("HTTP_WORKERS", default_workers)?,
             outbox_poll: Duration::from_millis(parse_or("OUTBOX_POLL_MS", 500)?),
-            client_cache_ttl: Duration::from_millis(parse_or("CLIENT_CACHE_TTL_MS", 1000)?),
+            client_cache_ttl: Duration::from_millis(parse_or("CLIENT_CACHE_TTL_MS", 60_000)?),
             consumer_group: var_or("CONSUMER_GROUP", "safekeeper"),
             common,
         })

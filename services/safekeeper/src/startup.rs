@@ -14,7 +14,12 @@ use platform::{
 use secrecy::ExposeSecret;
 use tokio::{sync::watch, task::JoinHandle};
 
-use crate::{clients::ClientCache, config::Settings, consumer, grants, routes, state::AppState};
+use crate::{
+    clients::{self, ClientCache},
+    config::Settings,
+    consumer, grants, routes,
+    state::AppState,
+};
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/safekeeper");
 pub const OPENAPI: &str = include_str!("../openapi.json");
@@ -70,7 +75,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppStat
         access,
         http,
         outbox: OutboxSignal::default(),
-        clients: ClientCache::new(settings.client_cache_ttl),
+        clients: Arc::new(ClientCache::new(settings.client_cache_ttl)),
         settings,
     }))
 }
@@ -128,6 +133,12 @@ impl Application {
         .listen(listener)?
         .run();
         let (shutdown, rx) = watch::channel(false);
+        // Stops by itself on shutdown.
+        clients::spawn_listener(
+            state.clients.clone(),
+            s.common.database_url.clone(),
+            rx.clone(),
+        );
         let relay = tokio::spawn(events::run_relay(
             RelayConfig {
                 brokers: s.common.kafka_brokers.clone(),

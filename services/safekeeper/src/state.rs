@@ -20,6 +20,6 @@ pub struct AppState {
     pub access: Verifier,
     pub http: reqwest::Client,
     pub outbox: OutboxSignal,
-    /// Clients and their scopes, for the token endpoint.
-    pub clients: ClientCache,
+    /// Clients and their scopes, for the token endpoint (see `clients`).
+    pub clients: Arc<ClientCache>,
 }

@@ -15,7 +15,7 @@ use actix_web::{
 };
 use base64::{engine::general_purpose::STANDARD, Engine};
 use chrono::{Duration as ChronoDuration, Utc};
-use platform::{db::with_conn, jwt::AccessClaims};
+use platform::{coherent::Lookup, db::with_conn, jwt::AccessClaims};
 use reqwest::Url;
 use serde_json::json;
 use uuid::Uuid;
@@ -635,10 +635,9 @@ async fn authenticate_client(
             false,
         ),
     };
-    let found = match state.clients.get(&id) {
-        Some(known) => known,
-        None => {
-            let generation = state.clients.generation();
+    let found = match state.clients.lookup(&id) {
+        Lookup::Hit(known) => known,
+        miss => {
             let cid = id.clone();
             // One trip to the database: the client and what it may obtain.
             let known = with_conn(&state.pool, move |c| -> Result<_, ApiError> {
@@ -654,7 +653,9 @@ async fn authenticate_client(
             .ok_or_else(|| {
                 OAuthError::invalid_client("unknown client or wrong secret", via_basic)
             })?;
-            state.clients.fill(generation, known.clone());
+            if let Lookup::Miss(generation) = miss {
+                state.clients.fill(generation, known.clone());
+            }
             known
         }
     };

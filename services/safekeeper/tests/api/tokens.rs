@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{assert_oauth_error, spawn, SERVICE, SERVICE_SECRET, SPA};
+use crate::helpers::{assert_oauth_error, eventually, spawn, SERVICE, SERVICE_SECRET, SPA};
 
 #[tokio::test]
 async fn a_confidential_client_gets_a_token_by_client_credentials_with_basic_or_post_auth() {
@@ -315,4 +315,62 @@ async fn client_changes_take_effect_on_the_next_token_request() {
         .await;
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
     assert_oauth_error(token(new).await, StatusCode::UNAUTHORIZED, "invalid_client").await;
+}
+
+/// Two replicas on one database: a client changed through one is refused
+/// by the other within moments of the change, not after a cache lifetime.
+#[tokio::test]
+async fn a_client_changed_through_one_replica_is_seen_by_the_others_at_once() {
+    let p = spawn().await;
+    let other = safekeeper::testing::spawn(safekeeper::testing::Options {
+        brokers: p.brokers.clone(),
+        database_url: p.sk_database_url(),
+        authenticator_url: p.auth.clone(),
+        code_ttl: std::time::Duration::from_secs(60),
+        port: 0,
+    })
+    .await;
+    let body = serde_json::json!({"client_id": "shared-app", "name": "Shared", "client_secret": "shared-secret-0123456789abcdef",
+                                  "grant_types": ["client_credentials"], "scopes": ["read:task"]});
+    let created = p
+        .admin_call(reqwest::Method::POST, "/v1/admin/clients", Some(body))
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let token = |secret: &str| {
+        let (http, url) = (p.http.clone(), format!("{}/oauth2/token", other.address));
+        let secret = secret.to_owned();
+        async move {
+            http.post(url)
+                .basic_auth("shared-app", Some(secret))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    // The other replica authenticates it, twice: from its cache the second time.
+    let old = "shared-secret-0123456789abcdef";
+    for _ in 0..2 {
+        assert_eq!(token(old).await, StatusCode::OK);
+    }
+    // Rotated through the first replica: the other refuses the old secret
+    // within moments (its cache lives far longer than that).
+    let rotated = p
+        .admin_call(
+            reqwest::Method::PATCH,
+            "/v1/admin/clients/shared-app",
+            Some(serde_json::json!({"rotate_secret": true})),
+        )
+        .await;
+    assert_eq!(rotated.status(), StatusCode::OK);
+    let new = rotated.json::<Value>().await.unwrap()["client_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    eventually(5, "the old secret refused by the other replica", || async {
+        (token(old).await == StatusCode::UNAUTHORIZED).then_some(())
+    })
+    .await;
+    assert_eq!(token(&new).await, StatusCode::OK);
 }
