@@ -23,6 +23,7 @@
 //! holds entries by key (one per query shape, say).
 
 use std::{
+    borrow::Borrow,
     collections::HashMap,
     hash::Hash,
     sync::{
@@ -74,7 +75,11 @@ struct Inner<G, K, V> {
 }
 
 impl<G: Eq + Hash, K, V> Inner<G, K, V> {
-    fn is_changing(&self, group: &G) -> bool {
+    fn is_changing<Q>(&self, group: &Q) -> bool
+    where
+        G: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         self.changing
             .get(group)
             .is_some_and(|t| t.elapsed() < PENDING_MAX)
@@ -129,7 +134,13 @@ where
         self.len() == 0
     }
 
-    pub fn lookup(&self, group: &G, key: &K) -> Lookup<V> {
+    /// The entry of `group` (anything `G` borrows as: a `&str` for
+    /// `String` groups, without an allocation) and `key`.
+    pub fn lookup<Q>(&self, group: &Q, key: &K) -> Lookup<V>
+    where
+        G: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         if !self.enabled() || !self.live.load(Ordering::Acquire) {
             return Lookup::Bypass;
         }
@@ -228,19 +239,23 @@ pub trait Subscriber: Send + Sync + 'static {
 
 /// Listens on `channels` on a connection of its own, on a thread of its
 /// own, until `shutdown` says so or its sender is dropped; reconnects
-/// (every second) after losing the connection.
+/// (every second) after losing the connection. `None` (logged) when the
+/// thread cannot start: the subscriber is then never connected, so its
+/// caches stay bypassed.
 pub fn spawn_listener(
     name: &str,
     database_url: String,
-    channels: Vec<String>,
+    channels: &[&str],
     subscriber: Arc<dyn Subscriber>,
     shutdown: watch::Receiver<bool>,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
+) -> Option<std::thread::JoinHandle<()>> {
+    let channels: Vec<String> = channels.iter().map(|c| c.to_string()).collect();
     // Told to stop, or its sender is gone (the service was dropped).
     let stopped = move || *shutdown.borrow() || shutdown.has_changed().is_err();
     let name = name.to_owned();
+    let thread_name = format!("{name}-listener");
     std::thread::Builder::new()
-        .name(format!("{name}-listener"))
+        .name(thread_name.clone())
         .spawn(move || {
             while !stopped() {
                 let connected = PgConnection::establish(&database_url)
@@ -297,6 +312,8 @@ pub fn spawn_listener(
                 }
             }
         })
+        .map_err(|e| tracing::error!(listener = %thread_name, error = %e, "cannot start a cache listener; its caches stay off"))
+        .ok()
 }
 
 #[cfg(test)]

@@ -1,5 +1,2 @@
-DROP TRIGGER task_pages_truncate ON task;
-DROP TRIGGER task_pages_delete ON task;
-DROP TRIGGER task_pages_update ON task;
-DROP TRIGGER task_pages_insert ON task;
-DROP FUNCTION task_pages_notify();
+-- The triggers depend on the function and go with it.
+DROP FUNCTION task_pages_notify() CASCADE;

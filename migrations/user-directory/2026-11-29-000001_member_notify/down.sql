@@ -1,10 +1,2 @@
-DROP TRIGGER organizations_members_change ON organizations;
-DROP TRIGGER memberships_members_truncate ON memberships;
-DROP TRIGGER memberships_members_delete ON memberships;
-DROP TRIGGER memberships_members_update ON memberships;
-DROP TRIGGER memberships_members_insert ON memberships;
-DROP TRIGGER users_members_truncate ON users;
-DROP TRIGGER users_members_delete ON users;
-DROP TRIGGER users_members_update ON users;
-DROP TRIGGER users_members_insert ON users;
-DROP FUNCTION directory_members_notify();
+-- The triggers depend on the function and go with it.
+DROP FUNCTION directory_members_notify() CASCADE;

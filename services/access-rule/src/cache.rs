@@ -251,18 +251,16 @@ pub async fn run_listener(
         warm: Mutex::new(None),
     });
     let mut stop = shutdown.clone();
-    match coherent::spawn_listener(
+    let thread = coherent::spawn_listener(
         "access-rule-checks",
         database_url,
-        vec![CHANNEL.to_owned()],
+        &[CHANNEL],
         listening,
         shutdown,
-    ) {
-        // The thread ends by itself on shutdown.
-        Ok(_thread) => while !*stop.borrow() && stop.changed().await.is_ok() {},
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the check cache listener; checks read the database")
-        }
+    );
+    // The thread ends by itself on shutdown.
+    if thread.is_some() {
+        while !*stop.borrow() && stop.changed().await.is_ok() {}
     }
 }
 

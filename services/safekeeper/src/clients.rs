@@ -46,12 +46,11 @@ impl ClientCache {
     /// The cached client; on a miss, the generation to [`fill`](Self::fill)
     /// with what the database returns.
     pub fn lookup(&self, id: &str) -> Lookup<Known> {
-        let id = id.to_owned();
-        match self.inner.lookup(&id, &()) {
+        match self.inner.lookup(id, &()) {
             Lookup::Hit((at, known)) if at.elapsed() < self.ttl => Lookup::Hit(known),
             Lookup::Hit(_) => {
-                self.inner.changed(&id);
-                self.inner.lookup(&id, &()).map_hit(|(_, k)| k)
+                self.inner.changed(&id.to_owned());
+                self.inner.lookup(id, &()).map_hit(|(_, k)| k)
             }
             other => other.map_hit(|(_, k)| k),
         }
@@ -98,14 +97,10 @@ pub fn spawn_listener(
     coherent::spawn_listener(
         "safekeeper-clients",
         database_url,
-        vec![CHANNEL.to_owned()],
+        &[CHANNEL],
         Arc::new(Listening(cache)),
         shutdown,
     )
-    .map_err(
-        |e| tracing::error!(error = %e, "cannot start the client cache listener; it stays off"),
-    )
-    .ok()
 }
 
 #[cfg(test)]

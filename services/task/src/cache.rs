@@ -145,12 +145,10 @@ pub fn spawn_listener(
     coherent::spawn_listener(
         "task-cache",
         database_url,
-        vec![USERS_CHANNEL.to_owned(), PAGES_CHANNEL.to_owned()],
+        &[USERS_CHANNEL, PAGES_CHANNEL],
         Arc::new(caches),
         shutdown,
     )
-    .map_err(|e| tracing::error!(error = %e, "cannot start the cache listener; caches stay off"))
-    .ok()
 }
 
 #[cfg(test)]

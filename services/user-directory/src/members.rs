@@ -66,12 +66,8 @@ pub fn spawn_listener(
     coherent::spawn_listener(
         "directory-members",
         database_url,
-        vec![CHANNEL.to_owned()],
+        &[CHANNEL],
         Arc::new(Listening(cache)),
         shutdown,
     )
-    .map_err(
-        |e| tracing::error!(error = %e, "cannot start the member cache listener; it stays off"),
-    )
-    .ok()
 }
