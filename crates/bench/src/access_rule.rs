@@ -18,13 +18,12 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 
 use crate::{
-    load::{drive, expect, Scenario},
+    load::Scenario,
     report::{cores, print_table, row, scenario_rows, with_goal, write_json},
-    Load,
+    wire, Load,
 };
 
 const CHECKS_GOAL: f64 = 20_000.0;
@@ -45,7 +44,6 @@ fn mix(salt: u64, worker: usize, iteration: u64) -> u64 {
 }
 
 struct Target {
-    client: Client,
     url: String,
     users: u64,
     /// Distinguishes this run's event ids from earlier runs'.
@@ -57,53 +55,50 @@ impl Target {
         format!("u{}", r % self.users + 1)
     }
 
-    async fn check(&self, r: u64, purchase: bool) -> Result<(), String> {
+    fn check(&self, r: u64, purchase: bool) -> Vec<u8> {
         let route = if purchase {
             "canpurchase"
         } else {
             "canmessage"
         };
-        let req = self
-            .client
-            .get(format!("{}/{route}", self.url))
-            .query(&[("user_id", self.user(r))]);
-        expect(req, StatusCode::OK).await
+        let path = format!("/{route}?user_id={}", self.user(r));
+        wire::request("GET", &self.url, &path, &[], b"")
     }
 
-    async fn event(
-        &self,
-        name: &str,
-        mut props: Value,
-        r: u64,
-        id: (usize, u64),
-    ) -> Result<(), String> {
+    fn event(&self, name: &str, mut props: Value, r: u64, id: (usize, u64)) -> Vec<u8> {
         props["user_id"] = json!(self.user(r));
         let body = json!({
             "name": name,
             "event_id": format!("bench-{}-{}-{}-{}", self.run, name, id.0, id.1),
             "event_properties": props,
         });
-        let req = self.client.post(format!("{}/event", self.url)).json(&body);
-        expect(req, StatusCode::OK).await
+        let json = [("Content-Type", "application/json")];
+        wire::request(
+            "POST",
+            &self.url,
+            "/event",
+            &json,
+            body.to_string().as_bytes(),
+        )
     }
 
     /// One request of the mixed run, chosen by `r`.
-    async fn mixed(&self, r: u64, id: (usize, u64)) -> Result<(), String> {
+    fn mixed(&self, r: u64, id: (usize, u64)) -> Vec<u8> {
         let spend = (r >> 20) % 100_000;
         match (r >> 40) % 10 {
-            0..=6 => self.check(r, (r >> 40) % 2 == 1).await,
-            7 => self.event("flag_scam_message", json!({}), r, id).await,
+            0..=6 => self.check(r, (r >> 40) % 2 == 1),
+            7 => self.event("flag_scam_message", json!({}), r, id),
             8 => {
                 let card = json!({
                     "zip_code": format!("{:05}", (r >> 24) % 100_000),
                     "last_four_digits": format!("{:04}", (r >> 8) % 10_000),
                     "total_spend": spend as f64 / 100.0,
                 });
-                self.event("add_credit_card", card, r, id).await
+                self.event("add_credit_card", card, r, id)
             }
             _ => {
                 let amount = json!({"chargebacks": (spend % 5_000) as f64 / 100.0});
-                self.event("chargeback", amount, r, id).await
+                self.event("chargeback", amount, r, id)
             }
         }
     }
@@ -118,17 +113,21 @@ fn salt() -> u128 {
 async fn checks(t: &Arc<Target>, c: usize, duration: Duration) -> Scenario {
     let s = salt() as u64;
     let t = Arc::clone(t);
-    drive(c, duration, move |w, i| {
-        let t = Arc::clone(&t);
-        Some(async move { t.check(mix(s, w, i), i % 2 == 1).await })
-    })
+    let url = t.url.clone();
+    let ok = wire::status_is(200);
+    wire::drive(
+        &url,
+        c,
+        duration,
+        move |w, i| Some(t.check(mix(s, w, i), i % 2 == 1)),
+        ok,
+    )
     .await
 }
 
-pub async fn run(client: &Client, url: &str, users: u64, load: &Load) -> anyhow::Result<()> {
+pub async fn run(url: &str, users: u64, load: &Load) -> anyhow::Result<()> {
     anyhow::ensure!(users > 0, "--users must be at least 1");
     let t = Arc::new(Target {
-        client: client.clone(),
         url: url.to_owned(),
         users,
         run: salt(),
@@ -142,16 +141,6 @@ pub async fn run(client: &Client, url: &str, users: u64, load: &Load) -> anyhow:
     };
     anyhow::ensure!(ce > 0, "BENCH_EVENT_CONCURRENCY must be at least 1");
     let d = load.duration();
-    // The events' own client, keeping a connection for each of their workers.
-    let te = Arc::new(Target {
-        client: Client::builder()
-            .pool_max_idle_per_host(ce + 1)
-            .timeout(Duration::from_secs(30))
-            .build()?,
-        url: url.to_owned(),
-        users,
-        run: t.run,
-    });
 
     eprintln!("warming up the checks for {}s", WARM_UP.as_secs());
     let warm = checks(&t, c, WARM_UP).await;
@@ -163,24 +152,27 @@ pub async fn run(client: &Client, url: &str, users: u64, load: &Load) -> anyhow:
 
     eprintln!("durable events: {}s, {ce} workers", load.seconds);
     let s = salt() as u64;
-    let tev = Arc::clone(&te);
-    let events = drive(ce, d, move |w, i| {
-        let t = Arc::clone(&tev);
-        Some(async move {
-            t.event("flag_scam_message", json!({}), mix(s, w, i), (w, i))
-                .await
-        })
-    })
+    let te = Arc::clone(&t);
+    let events = wire::drive(
+        url,
+        ce,
+        d,
+        move |w, i| Some(te.event("flag_scam_message", json!({}), mix(s, w, i), (w, i))),
+        wire::status_is(200),
+    )
     .await;
     events.report_first_error("events");
 
     eprintln!("mixed run: {}s, {ce} workers", load.seconds);
     let s = salt() as u64;
-    let tm = Arc::clone(&te);
-    let mixed = drive(ce, d, move |w, i| {
-        let t = Arc::clone(&tm);
-        Some(async move { t.mixed(mix(s, w, i), (w, 1_000_000_000 + i)).await })
-    })
+    let tm = Arc::clone(&t);
+    let mixed = wire::drive(
+        url,
+        ce,
+        d,
+        move |w, i| Some(tm.mixed(mix(s, w, i), (w, 1_000_000_000 + i))),
+        wire::status_is(200),
+    )
     .await;
     mixed.report_first_error("mixed");
 

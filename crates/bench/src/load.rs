@@ -114,29 +114,38 @@ where
     F: Fn(usize, u64) -> Option<Fut> + Clone + Send + 'static,
     Fut: Future<Output = Result<(), String>> + Send,
 {
+    let deadline = Instant::now() + duration;
+    workers(concurrency, move |worker| {
+        let request = request.clone();
+        async move {
+            let mut mine = Scenario::new();
+            let mut iteration = 0;
+            while Instant::now() < deadline {
+                let Some(work) = request(worker, iteration) else {
+                    break;
+                };
+                let sent = Instant::now();
+                let outcome = work.await;
+                mine.record(outcome, sent.elapsed());
+                iteration += 1;
+            }
+            mine
+        }
+    })
+    .await
+}
+
+/// Runs `worker(i)` for `i` in `0..concurrency` as tasks and adds up what
+/// they measured, over the time they took together.
+pub async fn workers<F, Fut>(concurrency: usize, worker: F) -> Scenario
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = Scenario> + Send + 'static,
+{
     let start = Instant::now();
-    let deadline = start + duration;
-    let workers: Vec<_> = (0..concurrency)
-        .map(|worker| {
-            let request = request.clone();
-            tokio::spawn(async move {
-                let mut mine = Scenario::new();
-                let mut iteration = 0;
-                while Instant::now() < deadline {
-                    let Some(work) = request(worker, iteration) else {
-                        break;
-                    };
-                    let sent = Instant::now();
-                    let outcome = work.await;
-                    mine.record(outcome, sent.elapsed());
-                    iteration += 1;
-                }
-                mine
-            })
-        })
-        .collect();
+    let running: Vec<_> = (0..concurrency).map(|w| tokio::spawn(worker(w))).collect();
     let mut total = Scenario::new();
-    for worker in workers {
+    for worker in running {
         match worker.await {
             Ok(mine) => total.merge(mine),
             Err(e) => total.record(Err(format!("worker failed: {e}")), Duration::ZERO),

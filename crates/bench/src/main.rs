@@ -15,6 +15,7 @@ mod load;
 mod report;
 mod safekeeper;
 mod task;
+mod wire;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -190,9 +191,7 @@ async fn main() -> anyhow::Result<()> {
             sk_url,
             load,
         } => safekeeper::run(&http(load.concurrency)?, &auth_url, &sk_url, &load).await,
-        Command::AccessRule { url, users, load } => {
-            access_rule::run(&http(load.concurrency)?, &url, users, &load).await
-        }
+        Command::AccessRule { url, users, load } => access_rule::run(&url, users, &load).await,
         Command::Task { urls, load } => task::run(&http(load.concurrency)?, &urls, &load).await,
         Command::Table(files) => {
             if files.is_empty() {

@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use crate::{
     load::{drive, expect, fetch, Scenario},
     report::{cores, print_table, row, scenario_rows, with_goal, write_json},
-    Load,
+    wire, Load,
 };
 
 pub(crate) const ADMIN_USER: &str = "admin";
@@ -40,6 +40,7 @@ const TASK_SCOPES: [&str; 6] = [
     "su_edit:task",
 ];
 const SERVICE_SCOPE: &str = "su_read:task";
+const FORM: &str = "application/x-www-form-urlencoded";
 /// What the Employer asks `/v1/authorize` (and the code flow) for.
 const USER_SCOPES: &str = "read:task,su_read:task";
 /// RFC 7636's example verifier and its S256 challenge; every code is bound
@@ -64,6 +65,17 @@ struct Setup {
     spa_id: String,
     username: String,
     session: String,
+}
+
+impl Setup {
+    /// A form `POST` to the safekeeper with the confidential client's
+    /// Basic credentials, as bytes to send again and again.
+    fn service_form(&self, path: &str, form: &[(&str, &str)]) -> Arc<[u8]> {
+        let auth = wire::basic(&self.service_id, &self.service_secret);
+        let headers = [("Authorization", auth.as_str()), ("Content-Type", FORM)];
+        let body = wire::form(form);
+        wire::request("POST", &self.sk, path, &headers, body.as_bytes()).into()
+    }
 }
 
 /// `fetch`, failing with the status and body, answering the JSON body.
@@ -256,54 +268,50 @@ async fn measure_signing(issuer: String, client_id: String) -> anyhow::Result<f6
 }
 
 /// `POST /oauth2/token` with `client_credentials` (Basic auth).
-async fn client_credentials(client: &Client, s: &Arc<Setup>, load: &Load) -> Scenario {
-    let (client, s) = (client.clone(), s.clone());
-    drive(load.concurrency, load.duration(), move |_, _| {
-        let request = client
-            .post(format!("{}/oauth2/token", s.sk))
-            .basic_auth(&s.service_id, Some(&s.service_secret))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("scope", SERVICE_SCOPE),
-            ]);
-        Some(expect(request, StatusCode::OK))
-    })
-    .await
+async fn client_credentials(s: &Arc<Setup>, load: &Load) -> Scenario {
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("scope", SERVICE_SCOPE),
+    ];
+    let request = s.service_form("/oauth2/token", &form);
+    repeat(s, load, request, wire::status_is(200)).await
 }
 
 /// `POST /v1/authorize` with the Employer's session token.
-async fn session_exchanges(client: &Client, s: &Arc<Setup>, load: &Load) -> Scenario {
-    let (client, s) = (client.clone(), s.clone());
-    drive(load.concurrency, load.duration(), move |_, _| {
-        let request = client
-            .post(format!("{}/v1/authorize", s.sk))
-            .bearer_auth(&s.session)
-            .json(&json!({ "scopes": USER_SCOPES }));
-        Some(expect(request, StatusCode::OK))
-    })
-    .await
+async fn session_exchanges(s: &Arc<Setup>, load: &Load) -> Scenario {
+    let auth = format!("Bearer {}", s.session);
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let body = json!({ "scopes": USER_SCOPES }).to_string();
+    let request = wire::request("POST", &s.sk, "/v1/authorize", &headers, body.as_bytes());
+    repeat(s, load, request.into(), wire::status_is(200)).await
 }
 
 /// `POST /oauth2/introspect` of one live access token (Basic auth of the
 /// confidential client); an answer saying inactive counts as an error.
-async fn introspections(client: &Client, s: &Arc<Setup>, load: &Load, token: String) -> Scenario {
-    let (client, s, token) = (client.clone(), s.clone(), Arc::new(token));
-    drive(load.concurrency, load.duration(), move |_, _| {
-        let request = client
-            .post(format!("{}/oauth2/introspect", s.sk))
-            .basic_auth(&s.service_id, Some(&s.service_secret))
-            .form(&[("token", token.as_str())]);
-        Some(async move {
-            let (_, body) = fetch(request, StatusCode::OK).await?;
-            let v: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
-            if v["active"] == true {
-                Ok(())
-            } else {
-                Err(format!("the token is inactive: {v}"))
-            }
-        })
-    })
-    .await
+async fn introspections(s: &Arc<Setup>, load: &Load, token: String) -> Scenario {
+    let request = s.service_form("/oauth2/introspect", &[("token", &token)]);
+    let check = |status, body: &[u8]| {
+        wire::status_is(200)(status, body)?;
+        let v: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        if v["active"] == true {
+            Ok(())
+        } else {
+            Err(format!("the token is inactive: {v}"))
+        }
+    };
+    repeat(s, load, request, check).await
+}
+
+/// Sends one request again and again with `load`'s workers.
+async fn repeat<C>(s: &Setup, load: &Load, request: Arc<[u8]>, check: C) -> Scenario
+where
+    C: Fn(u16, &[u8]) -> Result<(), String> + Clone + Send + 'static,
+{
+    let again = move |_, _| Some(request.clone());
+    wire::drive(&s.sk, load.concurrency, load.duration(), again, check).await
 }
 
 /// The authorization request of the code flow, as a URL.
@@ -448,18 +456,18 @@ pub async fn run(client: &Client, auth: &str, sk: &str, load: &Load) -> anyhow::
     let (c, n) = (load.concurrency, load.seconds);
 
     eprintln!("client credentials: {c} workers for {n} s");
-    let cc = client_credentials(client, &s, load).await;
+    let cc = client_credentials(&s, load).await;
     cc.report_first_error("client_credentials");
 
     eprintln!("/v1/authorize: {c} workers for {n} s");
-    let authorized = session_exchanges(client, &s, load).await;
+    let authorized = session_exchanges(&s, load).await;
     authorized.report_first_error("authorize");
 
     eprintln!("introspections: {c} workers for {n} s");
     let token = authorize(client, sk, &s.session, USER_SCOPES)
         .await
         .map_err(|e| anyhow!("a token to introspect: {e}"))?;
-    let introspected = introspections(client, &s, load, token).await;
+    let introspected = introspections(&s, load, token).await;
     introspected.report_first_error("introspections");
 
     eprintln!("code exchanges: batches of {CODE_BATCH} codes, {c} workers, {n} s of exchanges");
