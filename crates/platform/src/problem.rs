@@ -101,6 +101,18 @@ impl Problem {
         Self::new(StatusCode::NOT_FOUND, "not-found", "Not found").with_detail(detail)
     }
 
+    /// 413 naming the limit that was passed (`limit_name`: `limit_bytes`,
+    /// say).
+    pub fn too_large(detail: impl Into<String>, limit_name: &str, limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            "Payload too large",
+        )
+        .with_detail(detail)
+        .with(limit_name, limit)
+    }
+
     pub fn conflict(slug: &str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, slug, "Conflict").with_detail(detail)
     }
@@ -188,13 +200,13 @@ pub mod extractors {
                     )
                     .with_detail("send the body as application/json"),
                     error::JsonPayloadError::Overflow { limit }
-                    | error::JsonPayloadError::OverflowKnownLength { limit, .. } => Problem::new(
-                        actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-                        "payload-too-large",
-                        "Payload too large",
-                    )
-                    .with_detail(format!("the body may hold at most {limit} bytes"))
-                    .with("limit_bytes", limit),
+                    | error::JsonPayloadError::OverflowKnownLength { limit, .. } => {
+                        Problem::too_large(
+                            format!("the body may hold at most {limit} bytes"),
+                            "limit_bytes",
+                            *limit,
+                        )
+                    }
                     error::JsonPayloadError::Deserialize(e) => {
                         Problem::bad_request(format!("invalid JSON body: {e}"))
                     }

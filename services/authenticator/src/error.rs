@@ -28,6 +28,13 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// A request above a limit: 413 naming the limit (`limit_name`).
+    #[error("{detail}")]
+    TooLarge {
+        detail: String,
+        limit_name: &'static str,
+        limit: usize,
+    },
     /// A service we depend on (the safekeeper's JWKS) is unreachable.
     #[error("{0}")]
     Unavailable(String),
@@ -91,6 +98,11 @@ impl ApiError {
             ApiError::Unauthenticated(d) => Problem::unauthorized(d.clone()),
             ApiError::Forbidden(d) => Problem::forbidden(d.clone()),
             ApiError::NotFound(d) => Problem::not_found(d.clone()),
+            ApiError::TooLarge {
+                detail,
+                limit_name,
+                limit,
+            } => Problem::too_large(detail.clone(), limit_name, *limit),
             ApiError::Unavailable(d) => Problem::unavailable(d.clone()),
             ApiError::Store(e) => Problem::from(e),
             ApiError::Database(e) => Problem::internal(e),
@@ -109,6 +121,7 @@ impl ResponseError for ApiError {
             ApiError::AccountInactive | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(StoreError::Pool(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(_) | ApiError::Database(_) | ApiError::Internal(_) => {

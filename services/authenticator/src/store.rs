@@ -2,9 +2,11 @@
 //! `platform::db::with_conn`. Every change bumps the account's version and
 //! writes its `iam.user.v1` event to the outbox in the same transaction.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use diesel::{pg::PgConnection, prelude::*};
-use platform::events::{enqueue, topics, Envelope, Op, Source};
+use platform::events::{enqueue, enqueue_many, topics, Envelope, Op, Source};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -85,14 +87,9 @@ impl From<&Account> for AccountView {
 pub const USERNAME_UNIQUE: &str = "accounts_username_key";
 pub const EMAIL_UNIQUE: &str = "accounts_email_key";
 
-fn publish(
-    conn: &mut PgConnection,
-    op: Op,
-    before: Option<&Account>,
-    after: &Account,
-) -> QueryResult<()> {
+fn envelope(op: Op, before: Option<&Account>, after: &Account) -> Envelope {
     let view = |a: &Account| serde_json::to_value(AccountView::from(a)).ok();
-    let envelope = Envelope::new(
+    Envelope::new(
         op,
         "user",
         after.id.to_string(),
@@ -103,8 +100,16 @@ fn publish(
         },
         before.and_then(view),
         view(after),
-    );
-    enqueue(conn, topics::USER, &envelope)
+    )
+}
+
+fn publish(
+    conn: &mut PgConnection,
+    op: Op,
+    before: Option<&Account>,
+    after: &Account,
+) -> QueryResult<()> {
+    enqueue(conn, topics::USER, &envelope(op, before, after))
 }
 
 pub struct NewAccount {
@@ -117,27 +122,109 @@ pub struct NewAccount {
     pub is_superuser: bool,
 }
 
-pub fn insert(conn: &mut PgConnection, new: NewAccount) -> QueryResult<Account> {
+/// The unique field a new account collided with (an existing account's,
+/// or an earlier one's of the same batch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    Username,
+    Email,
+}
+
+/// Stores new accounts and their `iam.user.v1` events in one transaction
+/// (one statement each): one answer per account, in order, as if they had
+/// been inserted one after the other. An account whose username or email
+/// (regardless of case) is taken, by an account stored before or by an
+/// earlier one of `new`, is not stored; the username is named when both
+/// are taken.
+pub fn insert_many(
+    conn: &mut PgConnection,
+    new: &[NewAccount],
+) -> QueryResult<Vec<Result<Account, Taken>>> {
+    if new.is_empty() {
+        return Ok(Vec::new());
+    }
     conn.transaction(|conn| {
         let now = Utc::now();
-        let account: Account = diesel::insert_into(accounts::table)
-            .values((
-                accounts::id.eq(Uuid::now_v7()),
-                accounts::username.eq(&new.username),
-                accounts::email.eq(&new.email),
-                accounts::password_hash.eq(&new.password_hash),
-                accounts::firstname.eq(&new.firstname),
-                accounts::lastname.eq(&new.lastname),
-                accounts::phone.eq(&new.phone),
-                accounts::is_superuser.eq(new.is_superuser),
-                accounts::created_at.eq(now),
-                accounts::updated_at.eq(now),
-                accounts::password_changed_at.eq(new.password_hash.as_ref().map(|_| now)),
-            ))
+        let rows: Vec<_> = new
+            .iter()
+            .map(|n| {
+                (
+                    accounts::id.eq(Uuid::now_v7()),
+                    accounts::username.eq(&n.username),
+                    accounts::email.eq(&n.email),
+                    accounts::password_hash.eq(&n.password_hash),
+                    accounts::firstname.eq(&n.firstname),
+                    accounts::lastname.eq(&n.lastname),
+                    accounts::phone.eq(&n.phone),
+                    accounts::is_superuser.eq(n.is_superuser),
+                    accounts::created_at.eq(now),
+                    accounts::updated_at.eq(now),
+                    accounts::password_changed_at.eq(n.password_hash.as_ref().map(|_| now)),
+                )
+            })
+            .collect();
+        // Rows are inserted in order; one that collides with a stored
+        // account or an earlier row is skipped (a concurrent insert of the
+        // same name is waited for, then collides).
+        let inserted: Vec<Account> = diesel::insert_into(accounts::table)
+            .values(&rows)
+            .on_conflict_do_nothing()
             .returning(Account::as_returning())
-            .get_result(conn)?;
-        publish(conn, Op::Create, None, &account)?;
-        Ok(account)
+            .get_results(conn)?;
+        let ours: HashSet<Uuid> = inserted.iter().map(|a| a.id).collect();
+        let mut stored: HashMap<(String, String), Account> = inserted
+            .into_iter()
+            .map(|a| ((a.username.clone(), a.email.clone()), a))
+            .collect();
+        let found: Vec<Option<Account>> = new
+            .iter()
+            .map(|n| stored.remove(&(n.username.clone(), n.email.clone())))
+            .collect();
+        // A skipped row collided on its username if an account stored
+        // before, or an earlier row, has it; otherwise on the email (the
+        // only other unique key but the id).
+        let skipped: Vec<&str> = new
+            .iter()
+            .zip(&found)
+            .filter(|(_, a)| a.is_none())
+            .map(|(n, _)| n.username.as_str())
+            .collect();
+        let stored_before: HashSet<String> = if skipped.is_empty() {
+            HashSet::new()
+        } else {
+            accounts::table
+                .filter(accounts::username.eq_any(&skipped))
+                .select((accounts::id, accounts::username))
+                .load::<(Uuid, String)>(conn)?
+                .into_iter()
+                .filter(|(id, _)| !ours.contains(id))
+                .map(|(_, name)| name)
+                .collect()
+        };
+        let mut earlier: HashSet<&str> = HashSet::new();
+        let answers: Vec<Result<Account, Taken>> = new
+            .iter()
+            .zip(found)
+            .map(|(n, a)| match a {
+                Some(a) => {
+                    earlier.insert(n.username.as_str());
+                    Ok(a)
+                }
+                None if stored_before.contains(&n.username)
+                    || earlier.contains(n.username.as_str()) =>
+                {
+                    Err(Taken::Username)
+                }
+                None => Err(Taken::Email),
+            })
+            .collect();
+        let events: Vec<Envelope> = answers
+            .iter()
+            .flatten()
+            .map(|a| envelope(Op::Create, None, a))
+            .collect();
+        enqueue_many(conn, topics::USER, &events)?;
+        Ok(answers)
     })
 }
 

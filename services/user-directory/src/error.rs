@@ -105,13 +105,7 @@ impl ApiError {
                 detail,
                 limit_name,
                 limit,
-            } => Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload-too-large",
-                "Payload too large",
-            )
-            .with_detail(detail.clone())
-            .with(limit_name, limit),
+            } => Problem::too_large(detail.clone(), limit_name, *limit),
             ApiError::UnsupportedMediaType(d) => Problem::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-media-type",

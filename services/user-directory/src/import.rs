@@ -18,6 +18,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::{
+    directory_config::OrganizationEntry,
     domain::{NewUser, UserFields},
     error::ApiError,
     saga,
@@ -173,10 +174,11 @@ fn failed(row: usize, email: String, reason: impl Into<String>) -> RowOutcome {
     }
 }
 
-/// Rows recorded together before their provider calls (one transaction).
-const BEGIN_BATCH: usize = 64;
+/// Rows recorded together before their provider calls (one transaction;
+/// with the authenticator, one provider call).
+const BEGIN_BATCH: usize = 200;
 /// Finished rows written together (one transaction, one commit).
-const WRITE_BATCH: usize = 64;
+const WRITE_BATCH: usize = 200;
 
 /// Where a row stands in the pipeline.
 enum Step {
@@ -191,7 +193,8 @@ enum Step {
 /// Runs `rows` (a slice of the file; `seen` carries the emails of earlier
 /// rows across slices) for `org`. Every row goes through the creation saga
 /// (see `saga`), as a pipeline: rows are recorded in batches, their
-/// provider calls run `IMPORT_CONCURRENCY` at a time, and the local writes
+/// provider calls (each for as many of a batch's rows as the provider
+/// takes at once) run `IMPORT_CONCURRENCY` at a time, and the local writes
 /// of finished rows are committed in batches while further calls run.
 pub async fn run_rows(
     state: &web::Data<AppState>,
@@ -258,7 +261,8 @@ pub async fn run_rows(
     let concurrency = state.settings.import.concurrency.max(1);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Step>(concurrency + WRITE_BATCH);
     let (entry, shared_org) = (Arc::new(entry), Arc::new(org.clone()));
-    // Records each batch, then makes the provider calls of its rows.
+    // Records each batch, then makes the provider calls of its rows, up to
+    // the provider's batch size per call.
     let (s1, s2) = (state.clone(), state.clone());
     let mut steps = stream::iter(work)
         .chunks(BEGIN_BATCH)
@@ -267,21 +271,13 @@ pub async fn run_rows(
             async move { begin_batch(&state, &org, batch).await }
         })
         .flat_map(stream::iter)
-        .map(move |step| {
+        .ready_chunks(state.provider.max_batch().max(1))
+        .map(move |steps| {
             let (state, entry) = (s2.clone(), entry.clone());
-            async move {
-                match step {
-                    Step::Started(i, row, email, creation, new) => {
-                        match saga::provider_steps(&state, *creation, *new, &entry).await {
-                            Ok(ready) => Step::Ready(i, row, email, Box::new(ready)),
-                            Err(e) => Step::Done(i, failed(row, email, reason(&e))),
-                        }
-                    }
-                    other => other,
-                }
-            }
+            async move { call_provider(&state, steps, &entry).await }
         })
         .buffer_unordered(concurrency)
+        .flat_map(stream::iter)
         .boxed();
     let calls = async move {
         while let Some(step) = steps.next().await {
@@ -338,6 +334,35 @@ pub async fn run_rows(
 
 fn reason(e: &ApiError) -> String {
     e.problem().detail.unwrap_or_else(|| e.to_string())
+}
+
+/// Makes the provider calls of the started rows among `steps` (one call
+/// for all); the others pass through.
+async fn call_provider(state: &AppState, steps: Vec<Step>, entry: &OrganizationEntry) -> Vec<Step> {
+    let mut out = Vec::with_capacity(steps.len());
+    let (mut who, mut creations) = (Vec::new(), Vec::new());
+    for step in steps {
+        match step {
+            Step::Started(i, row, email, creation, new) => {
+                who.push((i, row, email));
+                creations.push((*creation, *new));
+            }
+            other => out.push(other),
+        }
+    }
+    if creations.is_empty() {
+        return out;
+    }
+    let results = saga::provider_steps(state, creations, entry).await;
+    out.extend(
+        who.into_iter()
+            .zip(results)
+            .map(|((i, row, email), r)| match r {
+                Ok(ready) => Step::Ready(i, row, email, Box::new(ready)),
+                Err(e) => Step::Done(i, failed(row, email, reason(&e))),
+            }),
+    );
+    out
 }
 
 /// Records one batch of rows: each row started, or its outcome known (an

@@ -17,6 +17,7 @@
 //! (`creating`) before the admin account is made, and activated with its
 //! tenant storage and event in one transaction afterwards, or dropped.
 
+use futures::future::join_all;
 use platform::db::{is_unique_violation, with_conn};
 use secrecy::SecretString;
 
@@ -61,11 +62,15 @@ async fn compensate(
     Ok(())
 }
 
-/// Step one; an account the directory itself created and then compensated
-/// (the authenticator keeps it, deactivated) is taken back rather than
-/// refused as a duplicate.
-async fn provider_account(state: &AppState, new: &NewIdentity) -> Result<Identity, ProviderError> {
-    match state.provider.create_user(new).await {
+/// Step one's answer for `new`; an account the directory itself created
+/// and then compensated (the authenticator keeps it, deactivated) is taken
+/// back rather than refused as a duplicate.
+async fn provider_account(
+    state: &AppState,
+    new: &NewIdentity,
+    created: Result<Identity, ProviderError>,
+) -> Result<Identity, ProviderError> {
+    match created {
         Err(ProviderError::Conflict { field }) => {
             let Some(existing) = state.provider.find_user(&new.login).await? else {
                 return Err(ProviderError::Conflict { field });
@@ -114,26 +119,48 @@ pub async fn begin(
     db(state, move |c| store::begin_creations(c, org_id, &requests)).await
 }
 
-/// Steps one and two of a recorded creation: the account and the
-/// membership at the provider. What the local write needs, or the error
-/// that ended the creation (refused, compensated, or left open for the
-/// reconciler when the outcome is unknown).
+/// Steps one and two of recorded creations: the accounts (one
+/// `create_users` for all) and the memberships at the provider. For each, in order,
+/// what the local write needs, or the error that ended the creation
+/// (refused, compensated, or left open for the reconciler when the outcome
+/// is unknown).
 pub async fn provider_steps(
+    state: &AppState,
+    creations: Vec<(Creation, NewUser)>,
+    entry: &OrganizationEntry,
+) -> Vec<Result<Completion, ApiError>> {
+    let identities: Vec<NewIdentity> = creations
+        .iter()
+        .map(|(creation, new)| NewIdentity {
+            email: new.email.as_str().to_owned(),
+            login: creation.provider_login.clone(),
+            first_name: new.first_name.clone(),
+            last_name: new.last_name.clone(),
+            password: None,
+            password_hash: new.password_hash.clone(),
+        })
+        .collect();
+    // Step one: the accounts.
+    let accounts = state.provider.create_users(&identities).await;
+    join_all(creations.into_iter().zip(&identities).zip(accounts).map(
+        |(((creation, new), identity), account)| {
+            after_step_one(state, creation, new, identity, account, entry)
+        },
+    ))
+    .await
+}
+
+/// One creation from its account's answer on: the account taken or the
+/// creation ended, step two, and what the local write needs.
+async fn after_step_one(
     state: &AppState,
     creation: Creation,
     new: NewUser,
+    identity: &NewIdentity,
+    created: Result<Identity, ProviderError>,
     entry: &OrganizationEntry,
 ) -> Result<Completion, ApiError> {
-    let identity = NewIdentity {
-        email: new.email.as_str().to_owned(),
-        login: creation.provider_login.clone(),
-        first_name: new.first_name.clone(),
-        last_name: new.last_name.clone(),
-        password: None,
-        password_hash: new.password_hash.clone(),
-    };
-    // Step one: the account.
-    let account = match provider_account(state, &identity).await {
+    let account = match provider_account(state, identity, created).await {
         Ok(a) => a,
         Err(e) if e.outcome_unknown() => {
             // The account may exist or appear later: the reconciler looks
@@ -283,14 +310,19 @@ pub async fn create_user(
         Some(Begin::Exists(u)) => return Ok(Created::Exists(u)),
         Some(Begin::InFlight) | None => return Err(ApiError::CreationInProgress),
     };
-    let ready = provider_steps(state, creation, new, entry).await?;
+    let ready = provider_steps(state, vec![(creation, new)], entry)
+        .await
+        .pop()
+        .unwrap_or_else(|| Err(no_outcome()))?;
     match complete(state, org, vec![ready]).await.pop() {
         Some(Ok((u, m))) => Ok(Created::New(u, m)),
         Some(Err(e)) => Err(e),
-        None => Err(ApiError::Internal(anyhow::anyhow!(
-            "no outcome for the creation"
-        ))),
+        None => Err(no_outcome()),
     }
+}
+
+fn no_outcome() -> ApiError {
+    ApiError::Internal(anyhow::anyhow!("no outcome for the creation"))
 }
 
 /// The reconciler ended this creation while the request was slow: make

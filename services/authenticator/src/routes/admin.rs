@@ -1,13 +1,15 @@
 //! Account administration (the seed's admin panel as an API). Every route
 //! needs a superuser's session token or an access token with `admin:user`.
 
-use actix_web::{web, HttpResponse};
-use platform::db::with_conn;
+use actix_web::{guard, http::StatusCode, web, HttpResponse, ResponseError};
+use futures::future::join_all;
+use platform::{db::with_conn, problem::extractors, Problem};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use uuid::Uuid;
 
-use super::public::{conflict_or, insert_account};
+use super::public::{conflict_or, insert_account, insert_accounts};
 use crate::{
     auth::Administrator,
     domain::{parse_bcrypt_hash, parse_name, parse_phone, Email, NewPassword, Username},
@@ -19,6 +21,13 @@ use crate::{
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/users", web::get().to(list))
         .route("/v1/users", web::post().to(create))
+        // Before `/v1/users/{id}`; a larger body than other requests.
+        .service(
+            web::resource("/v1/users/batch")
+                .guard(guard::Post())
+                .app_data(extractors::json_config(MAX_BATCH_BYTES))
+                .route(web::post().to(create_batch)),
+        )
         .route("/v1/users/{id}", web::get().to(get))
         .route("/v1/users/{id}", web::patch().to(update_profile))
         .route("/v1/users/{id}/activate", web::post().to(activate))
@@ -101,14 +110,9 @@ struct CreateRequest {
     password_hash: Option<String>,
 }
 
-/// `POST /v1/users` (administrator): create an account with a password, a
-/// pre-hashed bcrypt password (import), or none yet (invitation). 201.
-async fn create(
-    _admin: Administrator,
-    state: web::Data<AppState>,
-    body: web::Json<CreateRequest>,
-) -> Result<HttpResponse, ApiError> {
-    let b = body.into_inner();
+/// The account a creation request asks for, once every rule has passed
+/// (a plain password is hashed here).
+async fn new_account(state: &AppState, b: CreateRequest) -> Result<NewAccount, ApiError> {
     let username = Username::parse(&b.username)?;
     let password_hash = match (b.password, b.password_hash) {
         (Some(_), Some(_)) => {
@@ -123,25 +127,134 @@ async fn create(
         (None, Some(h)) => Some(parse_bcrypt_hash(&h)?),
         (None, None) => None,
     };
-    let account = insert_account(
-        &state,
-        NewAccount {
-            username: username.as_str().to_owned(),
-            email: Email::parse(&b.email)?.as_str().to_owned(),
-            password_hash,
-            firstname: parse_name("firstname", &b.firstname)?,
-            lastname: parse_name("lastname", &b.lastname)?,
-            phone: parse_phone(&b.phone)?,
-            is_superuser: false,
-        },
-    )
-    .await?;
+    Ok(NewAccount {
+        username: username.as_str().to_owned(),
+        email: Email::parse(&b.email)?.as_str().to_owned(),
+        password_hash,
+        firstname: parse_name("firstname", &b.firstname)?,
+        lastname: parse_name("lastname", &b.lastname)?,
+        phone: parse_phone(&b.phone)?,
+        is_superuser: false,
+    })
+}
+
+/// `POST /v1/users` (administrator): create an account with a password, a
+/// pre-hashed bcrypt password (import), or none yet (invitation). 201.
+async fn create(
+    _admin: Administrator,
+    state: web::Data<AppState>,
+    body: web::Json<CreateRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let new = new_account(&state, body.into_inner()).await?;
+    let account = insert_account(&state, new).await?;
     Ok(HttpResponse::Created()
         .insert_header((
             actix_web::http::header::LOCATION,
             format!("/v1/users/{}", account.id),
         ))
         .json(AccountView::from(&account)))
+}
+
+/// The most accounts one `POST /v1/users/batch` may hold.
+pub const MAX_BATCH: usize = 500;
+/// Its body limit: that many accounts with long fields.
+const MAX_BATCH_BYTES: usize = MAX_BATCH * 2048;
+
+/// What `POST /v1/users` would have answered for one account of a batch.
+#[derive(Serialize)]
+struct BatchResult {
+    /// Its status: 201, 409 (taken) or 400 (invalid).
+    status: u16,
+    /// `created`, `conflict` or `invalid`.
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account: Option<AccountView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem: Option<Problem>,
+}
+
+impl From<Result<store::Account, ApiError>> for BatchResult {
+    fn from(r: Result<store::Account, ApiError>) -> Self {
+        match r {
+            Ok(a) => Self {
+                status: StatusCode::CREATED.as_u16(),
+                outcome: "created",
+                account: Some(AccountView::from(&a)),
+                problem: None,
+            },
+            Err(e) => {
+                let status = e.status_code();
+                Self {
+                    status: status.as_u16(),
+                    outcome: if status == StatusCode::CONFLICT {
+                        "conflict"
+                    } else {
+                        "invalid"
+                    },
+                    account: None,
+                    problem: Some(e.problem()),
+                }
+            }
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct BatchAnswer {
+    results: Vec<BatchResult>,
+}
+
+/// `POST /v1/users/batch` (administrator): a JSON array of up to
+/// [`MAX_BATCH`] creation requests, each treated as `POST /v1/users` would
+/// treat it, as if sent one after the other; the valid new ones are stored
+/// with their events in one transaction. 200 with one result per request,
+/// in order.
+async fn create_batch(
+    _admin: Administrator,
+    state: web::Data<AppState>,
+    body: web::Json<Vec<Value>>,
+) -> Result<HttpResponse, ApiError> {
+    let items = body.into_inner();
+    if items.len() > MAX_BATCH {
+        return Err(ApiError::TooLarge {
+            detail: format!(
+                "a batch may hold at most {MAX_BATCH} accounts; this one holds {}",
+                items.len()
+            ),
+            limit_name: "limit_accounts",
+            limit: MAX_BATCH,
+        });
+    }
+    let parsed = join_all(items.into_iter().map(|item| {
+        let state = &state;
+        async move {
+            let request = serde_json::from_value::<CreateRequest>(item)
+                .map_err(|e| ApiError::BadRequest(format!("invalid account: {e}")))?;
+            new_account(state, request).await
+        }
+    }))
+    .await;
+    // Valid accounts go to the store; refused ones keep their answer.
+    let mut valid = Vec::new();
+    let mut answers = Vec::with_capacity(parsed.len());
+    for p in parsed {
+        match p {
+            Ok(new) => {
+                valid.push(new);
+                answers.push(None);
+            }
+            // Our failure (hashing), not the request's: nothing is stored.
+            Err(e) if e.status_code().is_server_error() => return Err(e),
+            Err(e) => answers.push(Some(Err(e))),
+        }
+    }
+    let mut stored = insert_accounts(&state, valid).await?.into_iter();
+    let results = answers
+        .into_iter()
+        .map(|a| a.or_else(|| stored.next()).map(BatchResult::from))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| anyhow::anyhow!("the store answered fewer accounts than it was given"))?;
+    Ok(HttpResponse::Ok().json(BatchAnswer { results }))
 }
 
 async fn load(state: &AppState, id: Uuid) -> Result<store::Account, ApiError> {

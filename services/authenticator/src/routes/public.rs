@@ -15,7 +15,7 @@ use crate::{
     domain::{parse_name, parse_phone, Email, NewPassword, Username},
     error::ApiError,
     state::AppState,
-    store::{self, AccountView, NewAccount, EMAIL_UNIQUE, USERNAME_UNIQUE},
+    store::{self, AccountView, NewAccount, Taken, EMAIL_UNIQUE, USERNAME_UNIQUE},
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -97,14 +97,40 @@ pub async fn create_account(
     .await
 }
 
-/// Stores a new account (and its event), mapping duplicates to 409.
-pub async fn insert_account(state: &AppState, new: NewAccount) -> Result<store::Account, ApiError> {
-    let account = with_conn(&state.pool, move |c| {
-        store::insert(c, new).map_err(conflict_or)
+/// The 409 of an account whose `field` is taken.
+pub fn taken(field: Taken) -> ApiError {
+    match field {
+        Taken::Username => ApiError::UsernameTaken,
+        Taken::Email => ApiError::EmailTaken,
+    }
+}
+
+/// Stores new accounts (and their events) in one transaction: one answer
+/// per account, in order; a duplicate answers its 409.
+pub async fn insert_accounts(
+    state: &AppState,
+    new: Vec<NewAccount>,
+) -> Result<Vec<Result<store::Account, ApiError>>, ApiError> {
+    let stored = with_conn(&state.pool, move |c| {
+        store::insert_many(c, &new).map_err(ApiError::from)
     })
     .await?;
-    state.outbox.nudge();
-    Ok(account)
+    if stored.iter().any(Result::is_ok) {
+        state.outbox.nudge();
+    }
+    Ok(stored.into_iter().map(|r| r.map_err(taken)).collect())
+}
+
+/// Stores a new account (and its event), mapping duplicates to 409.
+pub async fn insert_account(state: &AppState, new: NewAccount) -> Result<store::Account, ApiError> {
+    insert_accounts(state, vec![new])
+        .await?
+        .pop()
+        .unwrap_or_else(|| {
+            Err(ApiError::Internal(anyhow::anyhow!(
+                "no answer for the account"
+            )))
+        })
 }
 
 /// `POST /v1/user`: register an account (public). 201 with the account.

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod admin;
+mod batch;
 mod events;
 mod helpers;
 mod platform_endpoints;

@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use futures::future::join_all;
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -15,6 +16,8 @@ use super::{transport, Identity, IdentityProvider, NewIdentity, ProviderError};
 use crate::directory_config::OrganizationEntry;
 
 pub const ADMIN_SCOPE: &str = "admin:user";
+/// Accounts per `POST /v1/users/batch` (the authenticator takes up to 500).
+pub const MAX_BATCH: usize = 200;
 
 pub struct AuthenticatorProvider {
     http: reqwest::Client,
@@ -155,22 +158,91 @@ fn account(v: Value) -> Result<Identity, ProviderError> {
         .map_err(|e| ProviderError::Unavailable(format!("unexpected account JSON: {e}")))
 }
 
+/// The body of `POST /v1/users` (one element of `POST /v1/users/batch`).
+fn creation_request(new: &NewIdentity) -> Value {
+    let mut body = json!({
+        "username": new.login,
+        "email": new.email,
+        "firstname": new.first_name,
+        "lastname": new.last_name,
+    });
+    if let Some(p) = &new.password {
+        body["password"] = json!(p.expose_secret());
+    }
+    if let Some(h) = &new.password_hash {
+        body["password_hash"] = json!(h);
+    }
+    body
+}
+
+/// One result of `POST /v1/users/batch`: what `POST /v1/users` would
+/// have answered for that account.
+#[derive(Deserialize)]
+struct BatchResult {
+    status: u16,
+    #[serde(default)]
+    account: Option<Value>,
+    #[serde(default)]
+    problem: Value,
+}
+
+#[derive(Deserialize)]
+struct BatchAnswer {
+    results: Vec<BatchResult>,
+}
+
+/// Each account's answer from a batch answer for `n` accounts. An answer
+/// we cannot read may still have created them: outcome unknown.
+fn batch_results(
+    v: Value,
+    n: usize,
+) -> Result<Vec<Result<Identity, ProviderError>>, ProviderError> {
+    let answer: BatchAnswer = serde_json::from_value(v)
+        .map_err(|e| ProviderError::Unavailable(format!("unexpected batch JSON: {e}")))?;
+    if answer.results.len() != n {
+        return Err(ProviderError::Unavailable(format!(
+            "the batch answered {} results for {n} accounts",
+            answer.results.len()
+        )));
+    }
+    Ok(answer
+        .results
+        .into_iter()
+        .map(|r| match (r.status, r.account) {
+            (201, Some(a)) => account(a),
+            (status, _) => Err(ProviderError::from_status(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+                &r.problem,
+            )),
+        })
+        .collect())
+}
+
 impl IdentityProvider for AuthenticatorProvider {
     async fn create_user(&self, new: &NewIdentity) -> Result<Identity, ProviderError> {
-        let mut body = json!({
-            "username": new.login,
-            "email": new.email,
-            "firstname": new.first_name,
-            "lastname": new.last_name,
-        });
-        if let Some(p) = &new.password {
-            body["password"] = json!(p.expose_secret());
-        }
-        if let Some(h) = &new.password_hash {
-            body["password_hash"] = json!(h);
-        }
+        let body = creation_request(new);
         let (_, v) = self.call(Method::POST, "/v1/users", Some(&body)).await?;
         account(v)
+    }
+
+    /// One `POST /v1/users/batch` (the accounts stored in one
+    /// transaction); an authenticator without it (404: an older release)
+    /// gets one `POST /v1/users` per account.
+    async fn create_users(&self, new: &[NewIdentity]) -> Vec<Result<Identity, ProviderError>> {
+        if new.is_empty() {
+            return Vec::new();
+        }
+        let body = Value::Array(new.iter().map(creation_request).collect());
+        let answer = match self
+            .call(Method::POST, "/v1/users/batch", Some(&body))
+            .await
+        {
+            Err(ProviderError::NotFound) => {
+                return join_all(new.iter().map(|n| self.create_user(n))).await
+            }
+            other => other.and_then(|(_, v)| batch_results(v, new.len())),
+        };
+        answer.unwrap_or_else(|e| vec![Err(e); new.len()])
     }
 
     /// The authenticator keeps no organizations: the membership lives in

@@ -10,6 +10,7 @@ pub mod workos;
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
+use futures::future::join_all;
 use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::Value;
@@ -122,6 +123,18 @@ pub trait IdentityProvider {
         &self,
         new: &NewIdentity,
     ) -> impl Future<Output = Result<Identity, ProviderError>> + Send;
+    /// Step one of many creations: one answer per account, in order. By
+    /// default one [`create_user`](Self::create_user) per account, all at
+    /// once.
+    fn create_users(
+        &self,
+        new: &[NewIdentity],
+    ) -> impl Future<Output = Vec<Result<Identity, ProviderError>>> + Send
+    where
+        Self: Sync,
+    {
+        join_all(new.iter().map(|n| self.create_user(n)))
+    }
     /// Step two: the membership in the organization with the role. The
     /// provider's id of the membership, if it keeps memberships.
     fn create_membership(
@@ -228,6 +241,17 @@ impl Provider {
         matches!(self, Provider::WorkOs(_))
     }
 
+    /// The most accounts one [`create_users`](Self::create_users) call
+    /// should carry: the authenticator creates many with one request;
+    /// WorkOS takes one request per account, so one each lets the caller
+    /// keep its number of requests in flight.
+    pub fn max_batch(&self) -> usize {
+        match self {
+            Provider::Authenticator(_) => authenticator::MAX_BATCH,
+            Provider::WorkOs(_) => 1,
+        }
+    }
+
     /// What an account of `email` signs in with: the authenticator logs in
     /// by username (derived from the email), WorkOS by email.
     pub fn login_for(&self, email: &Email) -> String {
@@ -239,6 +263,10 @@ impl Provider {
 
     pub async fn create_user(&self, new: &NewIdentity) -> Result<Identity, ProviderError> {
         delegate!(self, p => p.create_user(new))
+    }
+
+    pub async fn create_users(&self, new: &[NewIdentity]) -> Vec<Result<Identity, ProviderError>> {
+        delegate!(self, p => p.create_users(new))
     }
 
     pub async fn create_membership(

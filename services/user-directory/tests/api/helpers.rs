@@ -388,6 +388,32 @@ impl TestApp {
         .await
     }
 
+    /// `GET path` of the authenticator as its superuser (authenticator
+    /// tests only).
+    pub async fn authenticator_get(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.auth.as_ref().unwrap()))
+            .bearer_auth(self.root().await)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// `POST /v1/users/import` as `org`'s admin.
+    pub async fn import(&self, org: &Org, content_type: &str, body: String) -> Response {
+        self.http
+            .post(self.url("/v1/users/import"))
+            .bearer_auth(&org.token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub fn fake(&self) -> &FakeWorkOs {
         self.workos.as_ref().unwrap()
     }
@@ -451,4 +477,14 @@ pub async fn assert_problem(r: Response, status: StatusCode) -> Value {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["status"], status.as_u16());
     v
+}
+
+/// Each row's outcome in an import's answer, in order.
+pub fn outcomes(import: &Value) -> Vec<&str> {
+    import["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect()
 }

@@ -304,17 +304,7 @@ async fn the_admin_changes_email_and_password_through_the_provider() {
     .await;
     app.token(&new_email, "Newer-Passw0rd!").await;
     // The authenticator holds the new email.
-    let root = app.root().await;
-    let v: Value = app
-        .http
-        .get(format!("{}/v1/users?limit=200", app.auth.as_ref().unwrap()))
-        .bearer_auth(root)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = app.authenticator_get("/v1/users?limit=200").await;
     assert!(v["items"]
         .as_array()
         .unwrap()

@@ -20,20 +20,9 @@ async fn a_user_is_invited_in_the_authenticator_and_read_from_the_directory() {
     assert_eq!(user["organization"], org.name);
     let reference = user["reference_id"].as_str().unwrap().to_owned();
     // The authenticator has the account, as an invitation (no password).
-    let root = app.root().await;
-    let account: Value = app
-        .http
-        .get(format!(
-            "{}/v1/users/{reference}",
-            app.auth.as_ref().unwrap()
-        ))
-        .bearer_auth(&root)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let account = app
+        .authenticator_get(&format!("/v1/users/{reference}"))
+        .await;
     assert_eq!(account["email"], email);
     assert_eq!(account["has_password"], false);
     // Reads come from the directory.

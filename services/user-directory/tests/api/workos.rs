@@ -51,6 +51,61 @@ async fn with_workos_a_user_and_its_membership_are_created_there() {
 }
 
 #[tokio::test]
+async fn with_workos_an_import_creates_each_user_and_membership_there() {
+    let app = spawn_with_workos(Tweaks::default()).await;
+    let org = app.org_with_workos(Some(WORKOS_ORG)).await;
+    let d = format!("{}.example", org.name);
+    // Made in the WorkOS dashboard: not the directory's to take.
+    app.fake().add_user(&format!("taken@{d}"));
+    let rows: Vec<Value> = ["ada", "alan", "taken"]
+        .iter()
+        .map(|n| {
+            json!({"email": format!("{n}@{d}"), "first_name": n, "last_name": "L",
+                        "organization": org.name, "role": "member"})
+        })
+        .collect();
+    let r = app
+        .import(&org, "application/json", json!(rows).to_string())
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(outcomes(&v), ["created", "created", "failed"], "{v}");
+    for row in &v["rows"].as_array().unwrap()[..2] {
+        let user: Value = app
+            .call(
+                Method::GET,
+                &format!("/v1/users/{}", row["id"].as_str().unwrap()),
+                Some(&org.token),
+                None,
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let reference = user["reference_id"].as_str().unwrap();
+        let memberships = app.fake().memberships();
+        let m = memberships
+            .iter()
+            .find(|m| m["user_id"] == reference)
+            .unwrap_or_else(|| panic!("no membership for {user}"));
+        assert_eq!(m["organization_id"], WORKOS_ORG);
+    }
+    // The dashboard's account is left as it was, with no membership.
+    let taken = app
+        .fake()
+        .users()
+        .into_iter()
+        .find(|u| u["email"] == format!("taken@{d}"))
+        .unwrap();
+    assert!(!app
+        .fake()
+        .memberships()
+        .iter()
+        .any(|m| m["user_id"] == taken["id"]));
+    assert_eq!(app.users(&org, "").await["total"], 2);
+}
+
+#[tokio::test]
 async fn a_provider_failure_at_the_second_step_leaves_no_orphan() {
     let app = spawn_with_workos(Tweaks::default()).await;
     let org = app.org_with_workos(Some(WORKOS_ORG)).await;
