@@ -6,9 +6,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use diesel::{
-    pg::PgConnection,
+    expression::expression_types::Untyped,
+    pg::{Pg, PgConnection},
+    query_builder::{AstPass, Query, QueryFragment, QueryId},
     r2d2::{ConnectionManager, Pool, PoolError},
-    sql_query, Connection, RunQueryDsl,
+    serialize::ToSql,
+    sql_query,
+    sql_types::HasSqlType,
+    Connection, RunQueryDsl,
 };
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use tokio::task::JoinError;
@@ -118,4 +123,174 @@ pub fn is_unique_violation(e: &diesel::result::Error, constraint: &str) -> bool 
             info
         ) if info.constraint_name() == Some(constraint)
     )
+}
+
+/// A fixed SQL statement that diesel keeps prepared on its connection
+/// (cached by its text), unlike [`diesel::sql_query`], which PostgreSQL
+/// parses and plans at every execution. Bind its parameters in order, as
+/// with `sql_query`: `prepared("UPDATE t SET n = $1 WHERE id = $2")
+/// .bind::<BigInt, _>(n).bind::<Text, _>(id)`. The placeholders must read
+/// `$1`, `$2`, … in that order, each once (diesel numbers them as it binds;
+/// others panic here), and each must be bound: the text sent stops before
+/// the first unbound one, which PostgreSQL refuses as a syntax error. For
+/// statements run often with the same shape (a batch's `unnest` arrays,
+/// say); results load by name (`QueryableByName`), as `sql_query`'s do.
+pub fn prepared(sql: &'static str) -> Prepared {
+    let (head, rest) = split_placeholder(sql, 1);
+    Prepared { head, rest }
+}
+
+/// `sql` up to its placeholder `$number` and what follows that placeholder
+/// (`""` when it has none).
+fn split_placeholder(sql: &'static str, number: usize) -> (&'static str, &'static str) {
+    let bytes = sql.as_bytes();
+    let mut i = 0;
+    while let Some(at) = sql[i..].find('$').map(|p| p + i) {
+        let digits = bytes[at + 1..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        if digits > 0 {
+            let n: usize = sql[at + 1..at + 1 + digits].parse().unwrap_or(0);
+            assert_eq!(
+                n, number,
+                "a prepared statement's placeholders go $1, $2, … in order: {sql}"
+            );
+            return (&sql[..at], &sql[at + 1 + digits..]);
+        }
+        i = at + 1;
+    }
+    (sql, "")
+}
+
+/// See [`prepared`].
+#[derive(Debug, Clone, Copy)]
+pub struct Prepared {
+    /// The text before the first placeholder.
+    head: &'static str,
+    /// The text after it.
+    rest: &'static str,
+}
+
+/// A [`Prepared`] statement with its parameters bound so far.
+#[must_use = "a statement runs only when executed or loaded"]
+pub struct Bound<Q, V, ST> {
+    query: Q,
+    value: V,
+    /// The text between this parameter and the next.
+    tail: &'static str,
+    /// The text after the next parameter.
+    rest: &'static str,
+    number: usize,
+    sql_type: std::marker::PhantomData<ST>,
+}
+
+fn bound<Q, V, ST>(query: Q, value: V, rest: &'static str, number: usize) -> Bound<Q, V, ST> {
+    let (tail, rest) = split_placeholder(rest, number + 1);
+    Bound {
+        query,
+        value,
+        tail,
+        rest,
+        number,
+        sql_type: std::marker::PhantomData,
+    }
+}
+
+impl Prepared {
+    /// Binds `$1` as `ST`.
+    pub fn bind<ST, V>(self, value: V) -> Bound<Self, V, ST> {
+        let rest = self.rest;
+        bound(self, value, rest, 1)
+    }
+}
+
+impl<Q, V, ST> Bound<Q, V, ST> {
+    /// Binds the next parameter as `ST2`.
+    pub fn bind<ST2, V2>(self, value: V2) -> Bound<Self, V2, ST2> {
+        let (rest, number) = (self.rest, self.number + 1);
+        bound(self, value, rest, number)
+    }
+}
+
+impl QueryFragment<Pg> for Prepared {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> diesel::QueryResult<()> {
+        // Not marked unsafe to cache: the text identifies the statement.
+        out.push_sql(self.head);
+        Ok(())
+    }
+}
+
+impl<Q, V, ST> QueryFragment<Pg> for Bound<Q, V, ST>
+where
+    Q: QueryFragment<Pg>,
+    Pg: HasSqlType<ST>,
+    V: ToSql<ST, Pg>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> diesel::QueryResult<()> {
+        self.query.walk_ast(out.reborrow())?;
+        // Writes `$n`, n counting the parameters pushed so far.
+        out.push_bind_param::<ST, V>(&self.value)?;
+        out.push_sql(self.tail);
+        Ok(())
+    }
+}
+
+// Every statement shares these types: diesel caches them by their text.
+impl QueryId for Prepared {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q, V, ST> QueryId for Bound<Q, V, ST> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl Query for Prepared {
+    type SqlType = Untyped;
+}
+
+impl<Q, V, ST> Query for Bound<Q, V, ST> {
+    type SqlType = Untyped;
+}
+
+impl<C> RunQueryDsl<C> for Prepared {}
+impl<C, Q, V, ST> RunQueryDsl<C> for Bound<Q, V, ST> {}
+
+#[cfg(test)]
+mod tests {
+    use diesel::{
+        debug_query,
+        pg::Pg,
+        sql_types::{Array, BigInt, Text},
+    };
+
+    use super::prepared;
+
+    #[test]
+    fn a_prepared_statement_keeps_its_text_and_binds_in_order() {
+        let sql = "UPDATE t SET n = n + x.n FROM unnest($1::text[], $2::int8[]) AS x(id, n) \
+                   WHERE t.id = x.id AND t.owner = $3";
+        let q = prepared(sql)
+            .bind::<Array<Text>, _>(vec!["a", "b"])
+            .bind::<Array<BigInt>, _>(vec![1_i64, 2])
+            .bind::<Text, _>("me");
+        let shown = debug_query::<Pg, _>(&q).to_string();
+        assert_eq!(
+            shown,
+            format!("{sql} -- binds: [[\"a\", \"b\"], [1, 2], \"me\"]")
+        );
+        let none = prepared("SELECT 1");
+        assert_eq!(
+            debug_query::<Pg, _>(&none).to_string(),
+            "SELECT 1 -- binds: []"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "in order")]
+    fn placeholders_out_of_order_are_refused() {
+        let _ = prepared("SELECT $2, $1");
+    }
 }

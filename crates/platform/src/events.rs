@@ -13,7 +13,12 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use diesel::{pg::PgConnection, prelude::*, sql_query, sql_types::Bool};
+use diesel::{
+    pg::PgConnection,
+    prelude::*,
+    sql_query,
+    sql_types::{Array, Bool, Text},
+};
 use rdkafka::{
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
     client::DefaultClientContext,
@@ -227,6 +232,19 @@ pub struct RelayConfig {
     pub replication: i32,
     pub poll: Duration,
     pub batch: i64,
+    /// After publishing a round, and before marking it published, notify
+    /// this channel of the key of each of its events on this topic.
+    pub notify: Option<RelayNotify>,
+}
+
+/// See [`RelayConfig::notify`]: for a service whose caches are kept
+/// coherent by notifications sent after a commit, the relay makes up the
+/// ones lost to a crash (a round notified is marked published; one
+/// interrupted is published and notified again).
+#[derive(Debug, Clone, Copy)]
+pub struct RelayNotify {
+    pub topic: &'static str,
+    pub channel: &'static str,
 }
 
 #[derive(QueryableByName)]
@@ -442,7 +460,23 @@ async fn relay_step(
     let n = acked.len();
     if n > 0 {
         let now: DateTime<Utc> = Utc::now();
+        let notify = cfg.notify.map(|nf| {
+            let keys: Vec<String> = rows[..n]
+                .iter()
+                .filter(|r| r.topic == nf.topic)
+                .map(|r| r.message_key.clone())
+                .collect();
+            (nf.channel, keys)
+        });
         on_conn(leader, move |c| {
+            // Each its own statement: a notification commits at once,
+            // without holding other notifiers through this stamp's flush.
+            if let Some((channel, keys)) = notify.filter(|(_, k)| !k.is_empty()) {
+                crate::db::prepared("SELECT pg_notify($1, k) FROM unnest($2::text[]) AS k")
+                    .bind::<Text, _>(channel)
+                    .bind::<Array<Text>, _>(keys)
+                    .execute(c)?;
+            }
             diesel::update(outbox::table.filter(outbox::id.eq_any(acked)))
                 .set(outbox::published_at.eq(now))
                 .execute(c)

@@ -2,12 +2,17 @@
 //! active flag), so that a check is a memory read rather than a database
 //! round trip.
 //!
-//! Coherence: every transaction that changes what a check reads sends
-//! `NOTIFY access_rule_user, '<user id>'` (delivered at commit, to every
-//! replica's listener), and the replica that made the change also
-//! invalidates at once. A fill records its shard's generation before it
-//! reads the database and is dropped if an invalidation came meanwhile, so
-//! a read that raced a change never caches the old state. While the
+//! Coherence: every change of what a check reads sends
+//! `NOTIFY access_rule_user, '<user id>'` to every replica's listener, and
+//! the replica that made the change also invalidates at once. Most
+//! transactions notify within themselves (delivered at their commit); the
+//! batches of `POST /event` notify right after their commit, and the
+//! outbox relay notifies each user whose access event it publishes, so that
+//! a notification lost to a crash between a batch's commit and its
+//! notification still arrives (the change's outbox row is durable). A fill
+//! records its shard's generation before it reads the database and is
+//! dropped if an invalidation came meanwhile, so a read that raced a change
+//! never caches the old state. While the
 //! listener is not connected (start-up, database restart), the cache is
 //! empty and bypassed: a lost notification cannot leave a stale entry.
 //!
@@ -26,7 +31,7 @@ use std::{
     time::Instant,
 };
 
-use diesel::{pg::PgConnection, sql_query, Connection, RunQueryDsl};
+use diesel::{pg::PgConnection, Connection, RunQueryDsl};
 use platform::coherent::{self, Subscriber};
 use tokio::sync::watch;
 
@@ -215,13 +220,14 @@ impl CheckCache {
     }
 }
 
-/// Sends the invalidations for `user_ids`, one statement; call inside the
-/// transaction that changes what a check reads (delivered when it commits).
+/// Sends the invalidations for `user_ids`, one statement: inside the
+/// transaction that changes what a check reads (delivered when it commits),
+/// or right after its commit (see [`crate::store::apply_batch`]).
 pub fn notify_changes(conn: &mut PgConnection, user_ids: &[String]) -> diesel::QueryResult<()> {
     if user_ids.is_empty() {
         return Ok(());
     }
-    sql_query("SELECT pg_notify($1, u) FROM unnest($2::text[]) AS u")
+    platform::db::prepared("SELECT pg_notify($1, u) FROM unnest($2::text[]) AS u")
         .bind::<diesel::sql_types::Text, _>(CHANNEL)
         .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(user_ids)
         .execute(conn)?;

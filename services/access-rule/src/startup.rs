@@ -11,7 +11,7 @@ use actix_web::{
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 use platform::{
     db,
-    events::{self, topics, ConsumerConfig, OutboxSignal, RelayConfig},
+    events::{self, topics, ConsumerConfig, OutboxSignal, RelayConfig, RelayNotify},
     jwt::{KeySource, RemoteJwks, Verifier, SESSION_TYP},
     server,
 };
@@ -152,6 +152,10 @@ impl Application {
                 replication: s.common.kafka_topic_replication,
                 poll: s.outbox_poll,
                 batch: 500,
+                notify: Some(RelayNotify {
+                    topic: topics::RESTRICTION,
+                    channel: crate::cache::CHANNEL,
+                }),
             },
             state.outbox.clone(),
             rx.clone(),

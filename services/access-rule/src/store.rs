@@ -14,7 +14,7 @@
 use chrono::{DateTime, Utc};
 use diesel::{dsl::count, pg::PgConnection, prelude::*};
 use platform::{
-    db::is_unique_violation,
+    db::{is_unique_violation, prepared},
     events::{enqueue, enqueue_many, topics, Envelope, Op, Source},
 };
 use serde::Serialize;
@@ -291,13 +291,17 @@ fn record_changes(
     let mut records = ChangeRecords::default();
     records.add(before, after, changes, cfg, now);
     records.write(conn)?;
+    // Delivered when the caller's transaction commits. These transactions
+    // are few (an operator's, the account stream's, an event alone).
+    crate::cache::notify_changes(conn, &records.users)?;
     records.announce();
     Ok(())
 }
 
 /// What changes of users' restrictions write besides the users' rows: the
-/// restriction log, the check caches' invalidations and the outbox events,
-/// gathered so that a batch writes each with one statement.
+/// restriction log and the outbox events, gathered so that a batch writes
+/// each with one statement; and the users whose checks' caches must drop
+/// them.
 #[derive(Default)]
 struct ChangeRecords {
     logs: Vec<(String, RestrictionChange, DateTime<Utc>)>,
@@ -359,7 +363,6 @@ impl ChangeRecords {
         diesel::insert_into(restriction_log::table)
             .values(rows)
             .execute(conn)?;
-        crate::cache::notify_changes(conn, &self.users)?;
         enqueue_many(conn, topics::RESTRICTION, &self.outbox)
     }
 
@@ -830,7 +833,7 @@ pub fn apply_batch(
             .map(|(s, n)| (s as i16, *n))
             .unzip();
         if !shards.is_empty() {
-            diesel::sql_query(
+            prepared(
                 "UPDATE population SET users = population.users + n.users \
                  FROM unnest($1::int2[], $2::int8[]) AS n(shard, users) \
                  WHERE population.shard = n.shard",
@@ -846,6 +849,17 @@ pub fn apply_batch(
             .collect())
     });
     if applied.is_ok() {
+        // After the commit, not within it: PostgreSQL holds one lock for
+        // all notifying transactions from their notification to the end of
+        // their commit, so two writers notifying in their transactions
+        // flush the WAL one after the other (measured: 4.3–4.6k events/s
+        // against 5.7–6.0k without). A notification lost here (the process
+        // died after the commit) is made up by the outbox relay, which
+        // notifies each user of a published access event.
+        if let Err(e) = crate::cache::notify_changes(conn, &records.users) {
+            tracing::warn!(error = %e, users = records.users.len(),
+                "the check caches' invalidations failed; the outbox relay sends them");
+        }
         records.announce();
     }
     applied.map_err(|e| {
@@ -931,7 +945,7 @@ fn save_users_and_events(
     let at = |f: fn(&UserRow) -> Option<DateTime<Utc>>| {
         rows.iter().map(|(u, _)| f(u)).collect::<Vec<_>>()
     };
-    let updated = diesel::sql_query(
+    let updated = prepared(
         "UPDATE users SET scam_flags = n.scam_flags, card_count = n.card_count, \
            zip_count = n.zip_count, total_spend_cents = n.total_spend_cents, \
            chargeback_cents = n.chargeback_cents, scam_restricted_at = n.scam_restricted_at, \
@@ -967,7 +981,7 @@ fn save_users_and_events(
         return Err(diesel::result::Error::NotFound);
     }
     let events: Vec<&Event> = deferred.iter().map(|(i, _, _)| &batch[*i]).collect();
-    diesel::sql_query(
+    prepared(
         "INSERT INTO events (event_id, user_id, name, properties, outcome, received_at) \
          SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], \
                               $6::timestamptz[])",

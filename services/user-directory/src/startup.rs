@@ -125,6 +125,7 @@ impl Application {
                     replication: s.common.kafka_topic_replication,
                     poll: s.outbox_poll,
                     batch: 500,
+                    notify: None,
                 },
                 state.outbox.clone(),
                 rx.clone(),

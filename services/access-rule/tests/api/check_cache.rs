@@ -1,10 +1,11 @@
 //! The check cache warms up from the database at start and stays coherent.
 
-use diesel::{sql_query, Connection, PgConnection, RunQueryDsl};
+use diesel::{sql_query, sql_types::Text, Connection, PgConnection, RunQueryDsl};
+use platform::events::{enqueue, Envelope, Op, Source};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{eventually, spawn_app, spawn_on};
+use crate::helpers::{eventually, new_user_id, spawn_app, spawn_on, RESTRICTIONS};
 
 const USERS: usize = 400;
 
@@ -61,4 +62,63 @@ async fn users_stored_before_a_start_are_answered_right_and_changes_still_show()
     )
     .await;
     assert!(app.can_message("warm-8").await);
+}
+
+/// Two replicas on one database: a change made through one reaches the
+/// other's checks (its batch notifies right after committing), and a change
+/// committed without its notification, as a batch that died between its
+/// commit and its notification leaves it, reaches them all the same through
+/// the outbox relay, which notifies each user whose access event it
+/// publishes.
+#[tokio::test]
+async fn replicas_see_each_others_changes_and_a_lost_notification_is_made_up() {
+    let a = spawn_app().await;
+    let b = spawn_on(a.db.share(), |_| {}).await;
+
+    let user = new_user_id();
+    a.flag(&user).await;
+    assert!(b.can_message(&user).await, "cached by b as allowed");
+    a.flag(&user).await;
+    eventually(5, "replica b to see a's restriction", || async {
+        (!b.can_message(&user).await).then_some(())
+    })
+    .await;
+
+    let lost = new_user_id();
+    a.flag(&lost).await;
+    assert!(b.can_message(&lost).await, "cached by b as allowed");
+    // What such a batch commits: the user restricted and the access event
+    // in the outbox; no notification.
+    let mut c = PgConnection::establish(&a.db.url).unwrap();
+    sql_query(
+        "UPDATE users SET scam_flags = 2, scam_restricted_at = now(), version = version + 1 \
+         WHERE user_id = $1",
+    )
+    .bind::<Text, _>(&lost)
+    .execute(&mut c)
+    .unwrap();
+    assert!(
+        b.can_message(&lost).await,
+        "b answers from its cache until notified"
+    );
+    let event = Envelope::new(
+        Op::Update,
+        "user_access",
+        lost.clone(),
+        1,
+        Source {
+            service: "access-rule".into(),
+            table: "users".into(),
+        },
+        None,
+        Some(json!({"user_id": lost})),
+    );
+    enqueue(&mut c, RESTRICTIONS, &event).unwrap();
+    eventually(
+        10,
+        "the relay's notification to reach replica b",
+        || async { (!b.can_message(&lost).await).then_some(()) },
+    )
+    .await;
+    assert!(!a.can_message(&lost).await);
 }
