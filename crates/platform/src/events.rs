@@ -138,22 +138,27 @@ pub fn enqueue_many(
     if envelopes.is_empty() {
         return Ok(());
     }
-    let rows = envelopes
+    let payloads = envelopes
         .iter()
         .map(|e| {
-            let payload = serde_json::to_value(e)
-                .map_err(|err| diesel::result::Error::SerializationError(Box::new(err)))?;
-            Ok((
-                outbox::event_id.eq(e.event_id),
-                outbox::topic.eq(topic),
-                outbox::message_key.eq(&e.key),
-                outbox::payload.eq(payload),
-            ))
+            serde_json::to_value(e)
+                .map_err(|err| diesel::result::Error::SerializationError(Box::new(err)))
         })
-        .collect::<QueryResult<Vec<_>>>()?;
-    diesel::insert_into(outbox::table)
-        .values(&rows)
-        .execute(conn)?;
+        .collect::<QueryResult<Vec<Value>>>()?;
+    // unnest keeps the order: the rows' ids, and so their publication,
+    // follow `envelopes`.
+    crate::db::prepared(
+        "INSERT INTO outbox (event_id, topic, message_key, payload) \
+         SELECT e.event_id, $1, e.message_key, e.payload \
+         FROM unnest($2::uuid[], $3::text[], $4::jsonb[]) AS e(event_id, message_key, payload)",
+    )
+    .bind::<Text, _>(topic)
+    .bind::<Array<diesel::sql_types::Uuid>, _>(
+        envelopes.iter().map(|e| e.event_id).collect::<Vec<_>>(),
+    )
+    .bind::<Array<Text>, _>(envelopes.iter().map(|e| e.key.as_str()).collect::<Vec<_>>())
+    .bind::<Array<diesel::sql_types::Jsonb>, _>(payloads)
+    .execute(conn)?;
     Ok(())
 }
 

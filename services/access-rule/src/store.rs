@@ -345,24 +345,28 @@ impl ChangeRecords {
         if self.logs.is_empty() {
             return Ok(());
         }
-        let rows: Vec<_> = self
-            .logs
-            .iter()
-            .map(|(user_id, c, at)| {
-                (
-                    restriction_log::user_id.eq(user_id),
-                    restriction_log::rule.eq(&c.rule),
-                    restriction_log::action.eq(c.action.as_str()),
-                    restriction_log::cause.eq(c.cause),
-                    restriction_log::actor.eq(c.actor.as_deref()),
-                    restriction_log::reason.eq(&c.reason),
-                    restriction_log::at.eq(*at),
-                )
-            })
-            .collect();
-        diesel::insert_into(restriction_log::table)
-            .values(rows)
-            .execute(conn)?;
+        use diesel::sql_types::{Array, Nullable, Text, Timestamptz};
+        let logs = &self.logs;
+        let text = |f: fn(&(String, RestrictionChange, DateTime<Utc>)) -> &str| {
+            logs.iter().map(f).collect::<Vec<&str>>()
+        };
+        prepared(
+            "INSERT INTO restriction_log (user_id, rule, action, cause, actor, reason, at) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+                                  $6::text[], $7::timestamptz[])",
+        )
+        .bind::<Array<Text>, _>(text(|(u, _, _)| u))
+        .bind::<Array<Text>, _>(text(|(_, c, _)| &c.rule))
+        .bind::<Array<Text>, _>(text(|(_, c, _)| c.action.as_str()))
+        .bind::<Array<Text>, _>(text(|(_, c, _)| c.cause))
+        .bind::<Array<Nullable<Text>>, _>(
+            logs.iter()
+                .map(|(_, c, _)| c.actor.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Text>, _>(text(|(_, c, _)| &c.reason))
+        .bind::<Array<Timestamptz>, _>(logs.iter().map(|(_, _, at)| *at).collect::<Vec<_>>())
+        .execute(conn)?;
         enqueue_many(conn, topics::RESTRICTION, &self.outbox)
     }
 
