@@ -11,7 +11,9 @@
 //! events per second can never exceed workers ÷ commit latency, whatever the
 //! server does. The events and the mixed run therefore use
 //! `BENCH_EVENT_CONCURRENCY` workers (default 64, many producers), reported
-//! in the table.
+//! in the table, with `events_per_commit`: how many events the service's
+//! group commits applied per transaction during the events run (from its
+//! `/metrics`).
 
 use std::{
     sync::Arc,
@@ -151,6 +153,7 @@ pub async fn run(url: &str, users: u64, load: &Load) -> anyhow::Result<()> {
     check.report_first_error("checks");
 
     eprintln!("durable events: {}s, {ce} workers", load.seconds);
+    let commits_before = group_commits(url).await?;
     let s = salt() as u64;
     let te = Arc::clone(&t);
     let events = wire::drive(
@@ -162,6 +165,8 @@ pub async fn run(url: &str, users: u64, load: &Load) -> anyhow::Result<()> {
     )
     .await;
     events.report_first_error("events");
+    let commits = group_commits(url).await?;
+    let per_commit = (commits.1 - commits_before.1) / (commits.0 - commits_before.0).max(1.0);
 
     eprintln!("mixed run: {}s, {ce} workers", load.seconds);
     let s = salt() as u64;
@@ -218,6 +223,7 @@ pub async fn run(url: &str, users: u64, load: &Load) -> anyhow::Result<()> {
         e_p50,
         e_p99,
         e_err,
+        row("events_per_commit", per_commit, "events"),
         m_rate,
         m_p99,
         with_goal(m_err, "0".to_owned(), mixed.errors == 0),
@@ -227,4 +233,25 @@ pub async fn run(url: &str, users: u64, load: &Load) -> anyhow::Result<()> {
     ];
     print_table(&rows);
     write_json(&load.out, "access-rule", cores(), rows)
+}
+
+/// The service's group-commit counters from `GET /metrics`: (transactions,
+/// events they applied).
+async fn group_commits(url: &str) -> anyhow::Result<(f64, f64)> {
+    let text = reqwest::get(format!("{url}/metrics"))
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    let counter = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    Ok((
+        counter("access_rule_event_batches_total"),
+        counter("access_rule_batched_events_total"),
+    ))
 }
