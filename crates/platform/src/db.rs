@@ -80,6 +80,17 @@ pub fn migrate(database_url: &str, service: EmbeddedMigrations) -> anyhow::Resul
     result
 }
 
+/// A service's database at start-up: migrated ([`migrate`], on the
+/// blocking pool), then its connection pool.
+pub async fn migrated_pool(
+    common: &crate::config::CommonConfig,
+    service: EmbeddedMigrations,
+) -> anyhow::Result<PgPool> {
+    let url = common.database_url.clone();
+    blocking(move || migrate(&url, service)).await??;
+    build_pool(&common.database_url, common.database_pool_size)
+}
+
 /// Runs `work` with a pooled connection on the blocking pool. The caller's
 /// span is carried over; pool exhaustion and panics map to [`StoreError`].
 pub async fn with_conn<T, E, F>(pool: &PgPool, work: F) -> Result<T, E>

@@ -5,6 +5,7 @@ pub mod coherent;
 pub mod config;
 pub mod credentials;
 pub mod db;
+pub mod email;
 pub mod events;
 pub mod jwt;
 pub mod metrics;

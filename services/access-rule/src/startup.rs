@@ -43,12 +43,7 @@ pub struct Application {
 /// Builds the shared state: migrates (and changes no data), loads the
 /// rules' suspensions.
 pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppState>> {
-    let url = settings.common.database_url.clone();
-    db::blocking(move || db::migrate(&url, MIGRATIONS)).await??;
-    let pool = db::build_pool(
-        &settings.common.database_url,
-        settings.common.database_pool_size,
-    )?;
+    let pool = db::migrated_pool(&settings.common, MIGRATIONS).await?;
     let sessions = Verifier::new(
         KeySource::Remote(Arc::new(RemoteJwks::new(
             settings.jwks_url(),

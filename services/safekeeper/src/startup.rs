@@ -32,12 +32,7 @@ pub struct Application {
 }
 
 pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppState>> {
-    let url = settings.common.database_url.clone();
-    db::blocking(move || db::migrate(&url, MIGRATIONS)).await??;
-    let pool = db::build_pool(
-        &settings.common.database_url,
-        settings.common.database_pool_size,
-    )?;
+    let pool = db::migrated_pool(&settings.common, MIGRATIONS).await?;
     let keys = Arc::new(KeyRing::load(
         settings.signing_key_pem(),
         settings

@@ -37,12 +37,7 @@ pub struct Application {
 
 /// Migrates, connects, loads the catalogue, prepares the token verifier.
 pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppState>> {
-    let url = settings.common.database_url.clone();
-    db::blocking(move || db::migrate(&url, MIGRATIONS)).await??;
-    let pool = db::build_pool(
-        &settings.common.database_url,
-        settings.common.database_pool_size,
-    )?;
+    let pool = db::migrated_pool(&settings.common, MIGRATIONS).await?;
     let catalogue = db::with_conn(&pool, |c| -> anyhow::Result<_> {
         Ok(store::load_catalogue(c)?)
     })
