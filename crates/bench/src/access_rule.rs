@@ -13,7 +13,7 @@
 //! `BENCH_EVENT_CONCURRENCY` workers (default 64, many producers), reported
 //! in the table, with `events_per_commit`: how many events the service's
 //! group commits applied per transaction during the events run (from its
-//! `/metrics`).
+//! `/metrics`; 0 when it commits each event alone, `EVENT_WRITERS=0`).
 
 use std::{
     sync::Arc,

@@ -61,7 +61,7 @@ pub struct Email(String);
 
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        let parsed = platform::email::parse(raw).map(|e| Self(e.to_owned()));
+        let parsed = email::parse(raw).map(|e| Self(e.to_owned()));
         parsed.ok_or_else(|| Invalid::new("email", email::RULE, email::MESSAGE))
     }
 
