@@ -237,6 +237,26 @@ pub trait Subscriber: Send + Sync + 'static {
     fn disconnected(&self);
 }
 
+/// Sends `NOTIFY <channel>, '<group>'` for each of `groups`, in one prepared
+/// statement: delivered when the caller's transaction commits, or at once
+/// outside one.
+pub fn notify<S: AsRef<str>>(
+    conn: &mut PgConnection,
+    channel: &str,
+    groups: &[S],
+) -> diesel::QueryResult<()> {
+    use diesel::sql_types::{Array, Text};
+    if groups.is_empty() {
+        return Ok(());
+    }
+    let groups: Vec<&str> = groups.iter().map(AsRef::as_ref).collect();
+    crate::db::prepared("SELECT pg_notify($1, g) FROM unnest($2::text[]) AS g")
+        .bind::<Text, _>(channel)
+        .bind::<Array<Text>, _>(groups)
+        .execute(conn)?;
+    Ok(())
+}
+
 /// Listens on `channels` on a connection of its own, on a thread of its
 /// own, until `shutdown` says so or its sender is dropped; reconnects
 /// (every second) after losing the connection. `None` (logged) when the

@@ -476,11 +476,8 @@ async fn relay_step(
         on_conn(leader, move |c| {
             // Each its own statement: a notification commits at once,
             // without holding other notifiers through this stamp's flush.
-            if let Some((channel, keys)) = notify.filter(|(_, k)| !k.is_empty()) {
-                crate::db::prepared("SELECT pg_notify($1, k) FROM unnest($2::text[]) AS k")
-                    .bind::<Text, _>(channel)
-                    .bind::<Array<Text>, _>(keys)
-                    .execute(c)?;
+            if let Some((channel, keys)) = notify {
+                crate::coherent::notify(c, channel, &keys)?;
             }
             diesel::update(outbox::table.filter(outbox::id.eq_any(acked)))
                 .set(outbox::published_at.eq(now))

@@ -31,7 +31,7 @@ use std::{
     time::Instant,
 };
 
-use diesel::{pg::PgConnection, Connection, RunQueryDsl};
+use diesel::{pg::PgConnection, Connection};
 use platform::coherent::{self, Subscriber};
 use tokio::sync::watch;
 
@@ -224,14 +224,7 @@ impl CheckCache {
 /// transaction that changes what a check reads (delivered when it commits),
 /// or right after its commit (see [`crate::store::apply_batch`]).
 pub fn notify_changes(conn: &mut PgConnection, user_ids: &[String]) -> diesel::QueryResult<()> {
-    if user_ids.is_empty() {
-        return Ok(());
-    }
-    platform::db::prepared("SELECT pg_notify($1, u) FROM unnest($2::text[]) AS u")
-        .bind::<diesel::sql_types::Text, _>(CHANNEL)
-        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(user_ids)
-        .execute(conn)?;
-    Ok(())
+    coherent::notify(conn, CHANNEL, user_ids)
 }
 
 /// Users read by one query of the warm-up.
