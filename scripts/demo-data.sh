@@ -75,7 +75,7 @@ grant employee Employee
 # --- user-directory: its client at the safekeeper, and the acme organization
 DIRECTORY_SECRET="${DIRECTORY_CLIENT_SECRET:-user-directory-dev-secret}"
 create_client "{\"client_id\":\"user-directory\",\"name\":\"User Directory\",\"client_secret\":\"$DIRECTORY_SECRET\",
-  \"grant_types\":[\"client_credentials\"],\"scopes\":[\"admin:user\"]}" user-directory
+  \"grant_types\":[\"client_credentials\"],\"scopes\":[\"admin:user\",\"login:relay\"]}" user-directory
 UD="${USER_DIRECTORY_URL:-http://127.0.0.1:5003}"
 code=$(curl -sS -o /tmp/demo-org.$$ -w '%{http_code}' -X POST "$UD/org/create" -H 'Content-Type: application/json' \
   -d '{"organization_name":"acme","email":"admin@acme.example","password":"Acme-Passw0rd!"}')

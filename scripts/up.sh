@@ -11,6 +11,12 @@ packages=()
 for s in "${SERVICES[@]}"; do read -r name _ _ <<<"$s"; packages+=(-p "$name"); done
 cargo build --release --locked -q "${packages[@]}"
 
+# The authenticator's login throttle is shared through Redis when one
+# answers here (else each replica counts in memory; `make up` runs one).
+if [ -z "${REDIS_URL:-}" ] && (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
+  export REDIS_URL=redis://127.0.0.1:6379
+fi
+
 mkdir -p "$STATE_DIR/logs" "$STATE_DIR/pids"
 for s in "${SERVICES[@]}"; do
   read -r name port db <<<"$s"

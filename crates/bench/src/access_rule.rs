@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 
 use crate::{
     load::Scenario,
-    report::{cores, print_table, row, scenario_rows, with_goal, write_json},
+    report::{cores, metric_counters, print_table, row, scenario_rows, with_goal, write_json},
     wire, Load,
 };
 
@@ -238,20 +238,13 @@ pub async fn run(url: &str, users: u64, load: &Load) -> anyhow::Result<()> {
 /// The service's group-commit counters from `GET /metrics`: (transactions,
 /// events they applied).
 async fn group_commits(url: &str) -> anyhow::Result<(f64, f64)> {
-    let text = reqwest::get(format!("{url}/metrics"))
-        .await?
-        .error_for_status()?
-        .text()
-        .await?;
-    let counter = |name: &str| {
-        text.lines()
-            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    Ok((
-        counter("access_rule_event_batches_total"),
-        counter("access_rule_batched_events_total"),
-    ))
+    let c = metric_counters(
+        url,
+        &[
+            "access_rule_event_batches_total",
+            "access_rule_batched_events_total",
+        ],
+    )
+    .await?;
+    Ok((c[0], c[1]))
 }

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::{
     load::{drive, expect, Scenario},
-    report::{cores, print_table, row, scenario_rows, with_goal, write_json},
+    report::{cores, metric_counters, print_table, row, scenario_rows, with_goal, write_json},
     Load,
 };
 
@@ -20,10 +20,16 @@ use crate::{
 const BCRYPT_COST: u32 = 12;
 const PASSWORD: &str = "Bench-Passw0rd!";
 const HEALTHZ_EVERY: Duration = Duration::from_millis(10);
-/// Logins must reach this share of what the machine's cores can hash.
-const LOGIN_RATIO_GOAL: f64 = 0.9;
-/// `GET /healthz` p99 during the login storm must stay under this.
-const HEALTHZ_P99_GOAL_MS: f64 = 5.0;
+/// Logins must reach this share of what the machine's cores can hash
+/// (the figure before the throttle was made shared and atomic).
+const LOGIN_RATIO_GOAL: f64 = 0.89;
+/// `GET /healthz` p99 during the login storm must stay at or under this.
+const HEALTHZ_P99_GOAL_MS: f64 = 4.5;
+/// The throttle's counters in the authenticator's `/metrics`.
+const THROTTLE_COUNTERS: [&str; 2] = [
+    "authenticator_throttle_checks_total",
+    "authenticator_throttle_microseconds_total",
+];
 
 /// The median time of one bcrypt hash at the service's cost, in ms.
 async fn measure_hash_ms() -> anyhow::Result<f64> {
@@ -130,8 +136,16 @@ pub async fn run(client: &Client, url: &str, load: &Load) -> anyhow::Result<()> 
         format!("{url}/healthz"),
         load.duration(),
     ));
+    let throttle_before = metric_counters(url, &THROTTLE_COUNTERS).await?;
     let logins = login_storm(client, url, load, Arc::new(users)).await;
     let healthz = probe.await?;
+    let throttle_after = metric_counters(url, &THROTTLE_COUNTERS).await?;
+    let checks = throttle_after[0] - throttle_before[0];
+    anyhow::ensure!(
+        checks > 0.0,
+        "the login storm went through no throttle check"
+    );
+    let throttle_us = (throttle_after[1] - throttle_before[1]) / checks;
     logins.report_first_error("logins");
     healthz.report_first_error("healthz");
 
@@ -168,9 +182,10 @@ pub async fn run(client: &Client, url: &str, load: &Load) -> anyhow::Result<()> 
     rows.push(row("healthz_p50_ms", healthz.quantile_ms(0.50), "ms"));
     rows.push(with_goal(
         row("healthz_p99_ms", healthz_p99, "ms"),
-        format!("< {HEALTHZ_P99_GOAL_MS}"),
-        healthz.ok > 0 && healthz_p99 < HEALTHZ_P99_GOAL_MS,
+        format!("<= {HEALTHZ_P99_GOAL_MS}"),
+        healthz.ok > 0 && healthz_p99 <= HEALTHZ_P99_GOAL_MS,
     ));
+    rows.push(row("throttle_us_per_login", throttle_us, "us"));
     rows.push(row("healthz_max_ms", healthz.max_ms(), "ms"));
     rows.push(row("healthz_errors", healthz.errors as f64, "count"));
     rows.extend(scenario_rows(

@@ -117,3 +117,21 @@ pub fn read_json(path: &Path) -> anyhow::Result<Report> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))
 }
+
+/// The values of `names` (counters without labels, 0 when absent) in the
+/// `GET /metrics` text of the service at `url`.
+pub async fn metric_counters(url: &str, names: &[&str]) -> anyhow::Result<Vec<f64>> {
+    let text = reqwest::get(format!("{url}/metrics"))
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    let counter = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    Ok(names.iter().map(|n| counter(n)).collect())
+}

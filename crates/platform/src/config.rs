@@ -2,7 +2,7 @@
 //! work on a developer machine. Secrets come from `NAME` or from the file
 //! named by `NAME_FILE` and are held in `secrecy` types.
 
-use std::{path::PathBuf, str::FromStr};
+use std::{path::PathBuf, str::FromStr, time::Duration};
 
 use anyhow::{bail, Context};
 use secrecy::SecretString;
@@ -94,6 +94,23 @@ pub struct CommonConfig {
     pub state_dir: PathBuf,
     /// Upper bound on a JSON request body.
     pub max_body_bytes: usize,
+    /// Longest a JWKS fetched from another service is kept
+    /// (`JWKS_CACHE_TTL_SECONDS`); see [`crate::jwt::RemoteJwks`].
+    pub jwks_cache_ttl: Duration,
+}
+
+/// `JWKS_CACHE_TTL_SECONDS` (default 300, at least 1): the longest a remote
+/// JWKS is kept, whatever its `Cache-Control` allows. Read by
+/// [`crate::jwt::RemoteJwks::new`] too, so that every verifier follows it.
+pub fn jwks_cache_ttl() -> anyhow::Result<Duration> {
+    let secs: u64 = parse_or(
+        "JWKS_CACHE_TTL_SECONDS",
+        crate::jwt::DEFAULT_JWKS_MAX_TTL.as_secs(),
+    )?;
+    if secs == 0 {
+        bail!("JWKS_CACHE_TTL_SECONDS must be at least 1");
+    }
+    Ok(Duration::from_secs(secs))
 }
 
 impl CommonConfig {
@@ -133,6 +150,7 @@ impl CommonConfig {
             log_format,
             state_dir: PathBuf::from(var_or("STATE_DIR", ".state")),
             max_body_bytes: parse_or("MAX_BODY_BYTES", 64 * 1024)?,
+            jwks_cache_ttl: jwks_cache_ttl()?,
         })
     }
 

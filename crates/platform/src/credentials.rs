@@ -125,6 +125,29 @@ pub fn check_bcrypt_hash(raw: &str) -> Result<(), Violation> {
     }
 }
 
+/// The cost (log2 of the rounds) a bcrypt hash was made with, if `hash`
+/// looks like one.
+pub fn bcrypt_cost(hash: &str) -> Option<u32> {
+    let rest = ["$2a$", "$2b$", "$2y$", "$2x$"]
+        .iter()
+        .find_map(|p| hash.strip_prefix(p))?;
+    rest.get(..2)?.parse().ok()
+}
+
+/// A bcrypt hash whose cost is above `max_cost` is refused: one
+/// verification of a cost-31 hash keeps a core busy for more than a day,
+/// so an import could stall every login.
+pub fn check_bcrypt_cost(raw: &str, max_cost: u32) -> Result<(), Violation> {
+    match bcrypt_cost(raw) {
+        Some(c) if c > max_cost => Err(violation(
+            "bcrypt_cost_max",
+            "password_hash has a bcrypt cost above the highest this service accepts; \
+             re-hash it at a lower cost (it is re-hashed at the configured cost at the first login)",
+        )),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,5 +190,12 @@ mod tests {
         assert!(check_bcrypt_hash("$2b$12$short").is_err());
         assert!(check_bcrypt_hash("plain text").is_err());
         assert!(check_bcrypt_hash(&h.replacen("$04$", "$99$", 1)).is_err());
+        assert_eq!(bcrypt_cost(h), Some(4));
+        assert!(check_bcrypt_cost(h, 14).is_ok());
+        let slow = h.replacen("$04$", "$31$", 1);
+        assert_eq!(
+            check_bcrypt_cost(&slow, 14).unwrap_err().rule,
+            "bcrypt_cost_max"
+        );
     }
 }

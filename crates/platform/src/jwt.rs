@@ -32,6 +32,31 @@ pub struct SessionClaims {
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
+    /// The account's session epoch when the token was issued. A token
+    /// whose `sep` is below the account's current `session_epoch` (carried
+    /// on `iam.user.v1`) has been ended by a password change, a
+    /// deactivation or a logout of every device. Tokens issued before the
+    /// claim existed read as 0.
+    #[serde(default)]
+    pub sep: i64,
+}
+
+/// The header in which a first-party sign-in page (the safekeeper's
+/// `/oauth2/login`, the directory's `/admin/login`) tells the
+/// authenticator the address of the end user it signs in. The
+/// authenticator honours it only beside an access token carrying
+/// [`LOGIN_RELAY_SCOPE`]; from anyone else it is ignored.
+pub const END_USER_ADDRESS_HEADER: &str = "x-end-user-address";
+/// The scope that lets a service relay an end user's sign-in (and name the
+/// end user's address in [`END_USER_ADDRESS_HEADER`]).
+pub const LOGIN_RELAY_SCOPE: &str = "login:relay";
+
+/// Whether a session token is still good for an account whose current
+/// session epoch is `epoch` and whose ended single sessions (logouts of one
+/// device) are `ended`: the one rule every verifier of session tokens
+/// applies, with the state it learned from `iam.user.v1`.
+pub fn session_still_valid(claims: &SessionClaims, epoch: i64, ended: &[String]) -> bool {
+    claims.sep >= epoch && !ended.iter().any(|j| j == &claims.jti)
 }
 
 /// Claims of an access token issued by the safekeeper (RFC 9068).
@@ -354,14 +379,67 @@ pub enum KeySource {
     Remote(Arc<RemoteJwks>),
 }
 
-/// A JWKS fetched over HTTP, cached, refetched at most every
-/// `min_refetch` when a token names a `kid` the cache lacks.
+/// The longest a JWKS is kept without `JWKS_CACHE_TTL_SECONDS`.
+pub const DEFAULT_JWKS_MAX_TTL: Duration = Duration::from_secs(300);
+/// The least it is kept: fetching once a second per process at most.
+const JWKS_MIN_TTL: Duration = Duration::from_secs(1);
+
+/// How long the issuer lets a JWKS response be kept, from its
+/// `Cache-Control` (and `Age`, when a cache served it): `None` when it does
+/// not say; zero for `no-store`, `no-cache` or `max-age=0`.
+fn issuer_freshness(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let mut max_age: Option<u64> = None;
+    for value in headers.get_all(reqwest::header::CACHE_CONTROL) {
+        let Ok(value) = value.to_str() else { continue };
+        for directive in value.split(',').map(str::trim) {
+            let (name, arg) = match directive.split_once('=') {
+                Some((n, a)) => (n.trim(), Some(a.trim().trim_matches('"'))),
+                None => (directive, None),
+            };
+            if name.eq_ignore_ascii_case("no-store") || name.eq_ignore_ascii_case("no-cache") {
+                return Some(Duration::ZERO);
+            }
+            if name.eq_ignore_ascii_case("max-age") {
+                // A malformed max-age makes the response stale (RFC 9111 4.2.1).
+                let secs = arg.and_then(|a| a.parse::<u64>().ok()).unwrap_or(0);
+                max_age = Some(max_age.map_or(secs, |m| m.min(secs)));
+            }
+        }
+    }
+    let age = headers
+        .get(reqwest::header::AGE)
+        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    max_age.map(|m| Duration::from_secs(m.saturating_sub(age)))
+}
+
+/// The keys of the last fetch and until when they may be used.
+struct CachedKeys {
+    keys: HashMap<String, DecodingKey>,
+    fresh_until: Option<Instant>,
+}
+
+impl CachedKeys {
+    fn fresh(&self, now: Instant) -> bool {
+        self.fresh_until.is_some_and(|t| now < t)
+    }
+}
+
+/// A JWKS fetched over HTTP and cached no longer than the issuer's
+/// `Cache-Control: max-age` allows, nor than a ceiling (`max_ttl`, by
+/// default `JWKS_CACHE_TTL_SECONDS` or 300 s); `no-store`, `no-cache` or
+/// `max-age=0` keep it for `min_refetch` (5 s). Once that time has passed
+/// the next verification refetches it (one fetch at a time), so a key the
+/// issuer no longer publishes stops verifying; if that fetch fails, the
+/// expired keys are not used (`KeysUnavailable`; retried after 1 s). A
+/// `kid` the cache lacks refetches at most every `min_refetch`.
 pub struct RemoteJwks {
     url: String,
     http: reqwest::Client,
-    keys: RwLock<HashMap<String, DecodingKey>>,
+    keys: RwLock<CachedKeys>,
     last_fetch: AsyncMutex<Option<Instant>>,
     min_refetch: Duration,
+    max_ttl: Duration,
 }
 
 impl RemoteJwks {
@@ -369,44 +447,78 @@ impl RemoteJwks {
         Self {
             url: url.into(),
             http,
-            keys: RwLock::new(HashMap::new()),
+            keys: RwLock::new(CachedKeys {
+                keys: HashMap::new(),
+                fresh_until: None,
+            }),
             last_fetch: AsyncMutex::new(None),
             min_refetch: Duration::from_secs(5),
+            max_ttl: crate::config::jwks_cache_ttl().unwrap_or(DEFAULT_JWKS_MAX_TTL),
         }
     }
 
-    fn cached(&self, kid: &str) -> Option<DecodingKey> {
-        self.keys.read().ok()?.get(kid).cloned()
+    /// The longest the keys are kept, whatever the issuer allows (at least
+    /// 1 s).
+    pub fn with_max_ttl(mut self, max_ttl: Duration) -> Self {
+        self.max_ttl = max_ttl.max(JWKS_MIN_TTL);
+        self
+    }
+
+    /// A fresh cached key; `Err(true)` when the cache has expired.
+    fn cached(&self, kid: &str) -> Result<DecodingKey, bool> {
+        let Ok(c) = self.keys.read() else {
+            return Err(true);
+        };
+        if !c.fresh(Instant::now()) {
+            return Err(true);
+        }
+        c.keys.get(kid).cloned().ok_or(false)
     }
 
     async fn key(&self, kid: &str) -> Result<DecodingKey, TokenError> {
-        if let Some(k) = self.cached(kid) {
+        if let Ok(k) = self.cached(kid) {
             return Ok(k);
         }
         let mut last = self.last_fetch.lock().await;
         // Someone may have fetched while we waited for the lock.
-        if let Some(k) = self.cached(kid) {
-            return Ok(k);
+        let expired = match self.cached(kid) {
+            Ok(k) => return Ok(k),
+            Err(expired) => expired,
+        };
+        if let Some(t) = *last {
+            // Unknown kid, fresh keys: at most every `min_refetch`. Expired
+            // keys: after a fetch that failed, retry after a second.
+            if !expired && t.elapsed() < self.min_refetch {
+                return Err(TokenError::UnknownKey);
+            }
+            if expired && t.elapsed() < JWKS_MIN_TTL {
+                return Err(TokenError::KeysUnavailable);
+            }
         }
-        if last.is_some_and(|t| t.elapsed() < self.min_refetch) {
-            return Err(TokenError::UnknownKey);
-        }
-        *last = Some(Instant::now());
-        let jwks: Jwks = async {
-            self.http
+        let started = Instant::now();
+        *last = Some(started);
+        let fetched = async {
+            let resp = self
+                .http
                 .get(&self.url)
                 .timeout(Duration::from_secs(3))
                 .send()
                 .await?
-                .error_for_status()?
-                .json()
-                .await
+                .error_for_status()?;
+            let freshness = issuer_freshness(resp.headers());
+            Ok::<_, reqwest::Error>((resp.json::<Jwks>().await?, freshness))
         }
-        .await
-        .map_err(|e| {
+        .await;
+        let (jwks, freshness) = fetched.map_err(|e| {
             tracing::warn!(url = %self.url, error = %e, "fetching JWKS failed");
             TokenError::KeysUnavailable
         })?;
+        let ttl = match freshness {
+            Some(Duration::ZERO) => self.min_refetch.min(self.max_ttl),
+            Some(d) => d.min(self.max_ttl),
+            None => self.max_ttl,
+        }
+        .max(JWKS_MIN_TTL);
         let fresh: HashMap<_, _> = jwks
             .keys
             .iter()
@@ -414,9 +526,144 @@ impl RemoteJwks {
             .collect();
         let found = fresh.get(kid).cloned();
         if let Ok(mut w) = self.keys.write() {
-            *w = fresh;
+            // Counted from the request: the issuer's max-age runs from then.
+            *w = CachedKeys {
+                keys: fresh,
+                fresh_until: Some(started + ttl),
+            };
         }
         found.ok_or(TokenError::UnknownKey)
+    }
+}
+
+#[cfg(test)]
+mod remote_jwks_tests {
+    use std::sync::{
+        atomic::{AtomicUsize, Ordering},
+        Mutex,
+    };
+
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpListener,
+    };
+
+    use super::*;
+
+    /// What the fake issuer answers: status line, `Cache-Control`, body.
+    type Answer = (&'static str, &'static str, String);
+
+    /// A minimal issuer on 127.0.0.1: answers every request with the
+    /// current answer and counts them.
+    async fn issuer(answer: Arc<Mutex<Answer>>, fetches: Arc<AtomicUsize>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://{}/.well-known/jwks.json",
+            listener.local_addr().unwrap()
+        );
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let (status, cache, body) = answer.lock().unwrap().clone();
+                fetches.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut req = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => req.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let resp = format!(
+                        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n\
+                         Cache-Control: {cache}\r\nContent-Length: {}\r\n\
+                         Connection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = conn.write_all(resp.as_bytes()).await;
+                    let _ = conn.shutdown().await;
+                });
+            }
+        });
+        url
+    }
+
+    fn publishing(ring: &KeyRing) -> Answer {
+        (
+            "200 OK",
+            "public, max-age=1",
+            serde_json::to_string(&ring.jwks()).unwrap(),
+        )
+    }
+
+    fn token(ring: &KeyRing) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let claims = serde_json::json!({
+            "iss": "https://issuer.test", "sub": "u1", "iat": now, "exp": now + 600, "jti": "j1",
+        });
+        ring.sign(SESSION_TYP, &claims).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_key_the_issuer_removed_stops_verifying_once_its_max_age_has_passed() {
+        let a = KeyRing::new(SigningKey::generate().unwrap().0, vec![]);
+        let b = KeyRing::new(SigningKey::generate().unwrap().0, vec![]);
+        let answer = Arc::new(Mutex::new(publishing(&a)));
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let url = issuer(answer.clone(), fetches.clone()).await;
+        let jwks = RemoteJwks::new(url, reqwest::Client::new());
+        let verifier = Verifier::new(
+            KeySource::Remote(Arc::new(jwks)),
+            "https://issuer.test",
+            SESSION_TYP,
+        );
+        let verify = |t: String| {
+            let v = verifier.clone();
+            async move { v.verify::<serde_json::Value>(&t).await.map(|_| ()) }
+        };
+        let fetched_at = Instant::now();
+        assert_eq!(verify(token(&a)).await, Ok(()));
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+
+        // The issuer rotates A out: it publishes B only.
+        *answer.lock().unwrap() = publishing(&b);
+        tokio::time::sleep_until((fetched_at + Duration::from_millis(1100)).into()).await;
+        let refetched_at = Instant::now();
+        assert_eq!(verify(token(&a)).await, Err(TokenError::UnknownKey));
+        assert_eq!(verify(token(&b)).await, Ok(()));
+        assert_eq!(fetches.load(Ordering::SeqCst), 2, "one refetch for both");
+
+        // Expired keys are not used when the issuer cannot be reached.
+        *answer.lock().unwrap() = ("503 Service Unavailable", "no-store", "{}".into());
+        tokio::time::sleep_until((refetched_at + Duration::from_millis(1100)).into()).await;
+        assert_eq!(verify(token(&b)).await, Err(TokenError::KeysUnavailable));
+    }
+
+    #[test]
+    fn the_issuers_cache_control_sets_how_long_keys_are_kept() {
+        let of = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = reqwest::header::HeaderMap::new();
+            for (k, v) in pairs {
+                h.append(*k, v.parse().unwrap());
+            }
+            issuer_freshness(&h)
+        };
+        let secs = |s| Some(Duration::from_secs(s));
+        assert_eq!(of(&[]), None);
+        assert_eq!(of(&[("cache-control", "public, max-age=300")]), secs(300));
+        assert_eq!(of(&[("cache-control", "Max-Age=\"60\"")]), secs(60));
+        assert_eq!(
+            of(&[("cache-control", "max-age=300"), ("age", "280")]),
+            secs(20)
+        );
+        assert_eq!(
+            of(&[("cache-control", "max-age=10"), ("age", "99")]),
+            secs(0)
+        );
+        assert_eq!(of(&[("cache-control", "max-age=300, no-cache")]), secs(0));
+        assert_eq!(of(&[("cache-control", "no-store")]), secs(0));
+        assert_eq!(of(&[("cache-control", "max-age=soon")]), secs(0));
+        assert_eq!(of(&[("cache-control", "public")]), None);
     }
 }
 
@@ -495,6 +742,7 @@ mod tests {
             iat: now,
             exp: now + exp_in,
             jti: "j1".into(),
+            sep: 0,
         }
     }
 

@@ -1,12 +1,14 @@
 //! The platform's shared crate: everything a service needs that is not its
 //! own business. No service logic lives here.
 
+pub mod address;
 pub mod coherent;
 pub mod config;
 pub mod credentials;
 pub mod db;
 pub mod email;
 pub mod events;
+pub mod input;
 pub mod jwt;
 pub mod metrics;
 pub mod problem;

@@ -192,6 +192,12 @@ pub mod extractors {
         web::JsonConfig::default()
             .limit(limit_bytes)
             .error_handler(|err, _req: &HttpRequest| {
+                // A control character past the part the middleware holds.
+                if let error::JsonPayloadError::Payload(e) = &err {
+                    if let Some(refused) = crate::input::refusal_in(e) {
+                        return refused.problem().into();
+                    }
+                }
                 let problem = match &err {
                     error::JsonPayloadError::ContentType => Problem::new(
                         actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -228,8 +234,16 @@ pub mod extractors {
     }
 
     pub fn form_config() -> web::FormConfig {
-        web::FormConfig::default()
-            .error_handler(|err, _req| Problem::bad_request(format!("invalid form: {err}")).into())
+        web::FormConfig::default().error_handler(|err, _req| {
+            let refused = match &err {
+                error::UrlencodedError::Payload(e) => crate::input::refusal_in(e),
+                _ => None,
+            };
+            match refused {
+                Some(r) => r.problem().into(),
+                None => Problem::bad_request(format!("invalid form: {err}")).into(),
+            }
+        })
     }
 
     /// The answer for a route nobody registered.

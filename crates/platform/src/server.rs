@@ -1,6 +1,7 @@
 //! What every service serves besides its own API, and how it is wired:
 //! `GET /healthz`, `GET /readyz` (database and broker), `GET /metrics`,
-//! `GET /openapi.json`, problem+json for bad bodies and unknown routes.
+//! `GET /openapi.json`, problem+json for bad bodies and unknown routes, and
+//! a 400 for control characters in a path, query or body ([`crate::input`]).
 
 use std::{net::TcpListener, time::Duration};
 
@@ -120,7 +121,8 @@ pub fn bind(host: &str, port: u16) -> anyhow::Result<(TcpListener, u16)> {
 /// Binds `common`'s host and port and starts a service's HTTP server on
 /// `workers` threads: its `routes` with `state`, beside the common routes
 /// ([`configure`]; `/readyz` checks `pool` and the broker), each request in
-/// a span ([`crate::telemetry::request_span`]); in-flight requests get 10 s
+/// a span ([`crate::telemetry::request_span`]), requests holding control
+/// characters refused ([`crate::input`]); in-flight requests get 10 s
 /// to finish at shutdown. Returns the server (to await) and its port.
 pub fn start<S: Send + Sync + 'static>(
     common: &CommonConfig,
@@ -138,6 +140,7 @@ pub fn start<S: Send + Sync + 'static>(
     let max_body = common.max_body_bytes;
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(crate::input::RejectControlCharacters::new(max_body))
             .wrap(from_fn(crate::telemetry::request_span))
             .app_data(state.clone())
             .configure(configure(probe.clone(), openapi, max_body))

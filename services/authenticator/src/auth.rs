@@ -5,7 +5,9 @@
 use std::{future::Future, pin::Pin};
 
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
-use platform::jwt::{AccessClaims, SessionClaims, TokenError, ACCESS_TYP};
+use platform::jwt::{
+    session_still_valid, AccessClaims, SessionClaims, TokenError, ACCESS_TYP, LOGIN_RELAY_SCOPE,
+};
 use uuid::Uuid;
 
 use crate::{error::ApiError, state::AppState, store};
@@ -32,20 +34,24 @@ pub fn bearer_token(req: &HttpRequest) -> Result<String, ApiError> {
     }
 }
 
-/// The account behind a valid session token.
-pub struct Caller(pub store::Account);
+/// The account behind a valid session token, and the token's claims.
+pub struct Caller(pub store::Account, pub SessionClaims);
 
 /// Who may administer accounts: an active superuser's session, or an
 /// access token of the safekeeper carrying `admin:user` (a service such as
 /// the user directory, by client credentials).
 pub enum Administrator {
-    Superuser(store::Account),
-    Service { client_id: String },
+    Superuser(Box<store::Account>),
+    Service {
+        client_id: String,
+        /// The token also carries `login:relay`.
+        may_relay: bool,
+    },
 }
 
 pub const ADMIN_USER_SCOPE: &str = "admin:user";
 
-async fn caller(req: HttpRequest) -> Result<store::Account, ApiError> {
+async fn caller(req: HttpRequest) -> Result<(store::Account, SessionClaims), ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .expect("AppState is registered")
@@ -69,7 +75,13 @@ async fn caller(req: HttpRequest) -> Result<store::Account, ApiError> {
     if !account.is_active {
         return Err(ApiError::AccountInactive);
     }
-    Ok(account)
+    if !session_still_valid(&claims, account.session_epoch, &account.ended_session_ids()) {
+        return Err(ApiError::Unauthenticated(
+            "this session has ended (a logout, a new password or a deactivation); log in again"
+                .into(),
+        ));
+    }
+    Ok((account, claims))
 }
 
 impl FromRequest for Caller {
@@ -78,11 +90,22 @@ impl FromRequest for Caller {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
-        Box::pin(async move { caller(req).await.map(Caller) })
+        Box::pin(async move { caller(req).await.map(|(a, c)| Caller(a, c)) })
     }
 }
 
 impl Administrator {
+    /// A service that relays its end users' requests (`login:relay`).
+    pub fn may_relay(&self) -> bool {
+        matches!(
+            self,
+            Administrator::Service {
+                may_relay: true,
+                ..
+            }
+        )
+    }
+
     /// The account id of a superuser caller.
     pub fn account_id(&self) -> Option<Uuid> {
         match self {
@@ -90,6 +113,18 @@ impl Administrator {
             Administrator::Service { .. } => None,
         }
     }
+}
+
+/// A service's access token of the safekeeper (signature, `typ`, issuer,
+/// audience, expiry).
+pub async fn service_token(req: &HttpRequest, state: &AppState) -> Result<AccessClaims, ApiError> {
+    let token = bearer_token(req)?;
+    state.access.verify(&token).await.map_err(|e| match e {
+        TokenError::KeysUnavailable => ApiError::Unavailable(
+            "the safekeeper's keys cannot be fetched right now; try again shortly".into(),
+        ),
+        other => ApiError::Unauthenticated(format!("invalid access token: {other}")),
+    })
 }
 
 async fn administrator(req: HttpRequest) -> Result<Administrator, ApiError> {
@@ -103,26 +138,22 @@ async fn administrator(req: HttpRequest) -> Result<Administrator, ApiError> {
             .app_data::<web::Data<AppState>>()
             .expect("AppState is registered")
             .clone();
-        let claims: AccessClaims = state.access.verify(&token).await.map_err(|e| match e {
-            TokenError::KeysUnavailable => ApiError::Unavailable(
-                "the safekeeper's keys cannot be fetched right now; try again shortly".into(),
-            ),
-            other => ApiError::Unauthenticated(format!("invalid access token: {other}")),
-        })?;
+        let claims = service_token(&req, &state).await?;
         if !claims.has_scope(ADMIN_USER_SCOPE) {
             return Err(ApiError::Forbidden(format!(
                 "the access token lacks {ADMIN_USER_SCOPE}"
             )));
         }
         return Ok(Administrator::Service {
+            may_relay: claims.has_scope(LOGIN_RELAY_SCOPE),
             client_id: claims.client_id,
         });
     }
-    let account = caller(req).await?;
+    let (account, _) = caller(req).await?;
     if !account.is_superuser {
         return Err(ApiError::Forbidden("this needs a superuser".into()));
     }
-    Ok(Administrator::Superuser(account))
+    Ok(Administrator::Superuser(Box::new(account)))
 }
 
 /// The `typ` of a JWT's header, without trusting anything else in it.

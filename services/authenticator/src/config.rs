@@ -6,6 +6,13 @@ use std::time::Duration;
 use platform::config::{flag, parse_or, secret, var_or, CommonConfig};
 use secrecy::{ExposeSecret, SecretString};
 
+use platform::address::TrustedProxies;
+
+use crate::{
+    hashing::HashLimits,
+    ratelimit::{Policy, Rule},
+};
+
 pub const DEFAULT_PORT: u16 = 5000;
 
 #[derive(Debug, Clone)]
@@ -15,13 +22,14 @@ pub struct BootstrapAdmin {
     pub password: SecretString,
 }
 
+/// Where the throttle keeps its counts.
 #[derive(Debug, Clone)]
-pub struct LoginLimits {
-    /// Failed logins allowed per username within `window`.
-    pub per_username: usize,
-    /// Failed logins allowed per client address within `window`.
-    pub per_address: usize,
-    pub window: Duration,
+pub struct ThrottleStore {
+    /// Redis, shared by every replica; `None`: this replica's memory.
+    pub redis_url: Option<String>,
+    /// Prefix of the throttle's Redis keys (replicas of one deployment
+    /// share it).
+    pub key_prefix: String,
 }
 
 #[derive(Debug, Clone)]
@@ -30,14 +38,17 @@ pub struct Settings {
     /// `iss` of the session tokens.
     pub issuer: String,
     pub session_ttl: Duration,
-    pub bcrypt_cost: u32,
     pub signing_key_pem: Option<SecretString>,
     pub previous_keys_pem: Option<SecretString>,
     pub require_signing_key: bool,
     pub bootstrap_admin: Option<BootstrapAdmin>,
-    pub login_limits: LoginLimits,
-    /// Take the client address from `X-Forwarded-For` (behind a trusted proxy only).
-    pub trust_forwarded_for: bool,
+    pub throttle: Policy,
+    pub throttle_store: ThrottleStore,
+    /// The password hashing's bounds (cost, highest cost, queue, deadline).
+    pub hashing: HashLimits,
+    /// The proxies in front of this service (`TRUSTED_PROXIES`, CIDRs):
+    /// their `X-Forwarded-For` entries name the client.
+    pub trusted_proxies: TrustedProxies,
     pub http_workers: usize,
     pub outbox_poll: Duration,
     /// Where the safekeeper's JWKS is: its access tokens with `admin:user`
@@ -51,9 +62,43 @@ impl Settings {
     pub fn from_env() -> anyhow::Result<Self> {
         let common = CommonConfig::from_env("authenticator", DEFAULT_PORT, "authenticator")?;
         let bcrypt_cost: u32 = parse_or("BCRYPT_COST", 12)?;
-        if !(4..=31).contains(&bcrypt_cost) {
-            anyhow::bail!("BCRYPT_COST must be between 4 and 31");
+        let bcrypt_max_cost: u32 = parse_or("BCRYPT_MAX_COST", 14)?;
+        if !(4..=31).contains(&bcrypt_cost) || !(bcrypt_cost..=31).contains(&bcrypt_max_cost) {
+            anyhow::bail!(
+                "BCRYPT_COST must be between 4 and 31, and BCRYPT_MAX_COST between it and 31"
+            );
         }
+        let defaults = Policy::default();
+        let forget = Duration::from_secs(parse_or(
+            "LOGIN_FAILURE_WINDOW_SECONDS",
+            defaults.pair.forget.as_secs(),
+        )?);
+        let throttle = Policy {
+            pair: Rule {
+                free: parse_or("LOGIN_MAX_FAILURES", defaults.pair.free)?,
+                forget,
+                ..defaults.pair
+            },
+            address: Rule {
+                free: parse_or("LOGIN_MAX_FAILURES_PER_ADDRESS", defaults.address.free)?,
+                forget,
+                ..defaults.address
+            },
+            account: Rule {
+                free: parse_or("LOGIN_ACCOUNT_CEILING", defaults.account.free)?,
+                ..defaults.account
+            },
+            signup: Rule {
+                free: parse_or("SIGNUP_MAX_PER_ADDRESS", defaults.signup.free)?,
+                ..defaults.signup
+            },
+        };
+        if flag("TRUST_FORWARDED_FOR", false) {
+            anyhow::bail!(
+                "TRUST_FORWARDED_FOR is gone: list the proxies in front of the authenticator in TRUSTED_PROXIES (CIDRs)"
+            );
+        }
+        let trusted_proxies = TrustedProxies::from_env()?;
         let bootstrap_admin = match (
             std::env::var("BOOTSTRAP_ADMIN_USERNAME")
                 .ok()
@@ -76,17 +121,22 @@ impl Settings {
         Ok(Self {
             issuer: var_or("AUTH_ISSUER", &format!("http://127.0.0.1:{}", common.port)),
             session_ttl: Duration::from_secs(parse_or("SESSION_TOKEN_TTL_SECONDS", 3600)?),
-            bcrypt_cost,
+            hashing: HashLimits {
+                cost: bcrypt_cost,
+                max_cost: bcrypt_max_cost,
+                queue: parse_or("HASH_QUEUE_MAX", 256)?,
+                deadline: Duration::from_millis(parse_or("HASH_DEADLINE_MS", 10_000)?),
+            },
             signing_key_pem: secret("SIGNING_KEY")?,
             previous_keys_pem: secret("PREVIOUS_SIGNING_KEYS")?,
             require_signing_key: flag("REQUIRE_SIGNING_KEY", common.is_production()),
             bootstrap_admin,
-            login_limits: LoginLimits {
-                per_username: parse_or("LOGIN_MAX_FAILURES", 5)?,
-                per_address: parse_or("LOGIN_MAX_FAILURES_PER_ADDRESS", 50)?,
-                window: Duration::from_secs(parse_or("LOGIN_FAILURE_WINDOW_SECONDS", 900)?),
+            throttle,
+            throttle_store: ThrottleStore {
+                redis_url: std::env::var("REDIS_URL").ok().filter(|v| !v.is_empty()),
+                key_prefix: var_or("THROTTLE_KEY_PREFIX", "authenticator:throttle:"),
             },
-            trust_forwarded_for: flag("TRUST_FORWARDED_FOR", false),
+            trusted_proxies,
             http_workers: parse_or("HTTP_WORKERS", default_workers)?,
             outbox_poll: Duration::from_millis(parse_or("OUTBOX_POLL_MS", 500)?),
             safekeeper_issuer: var_or(

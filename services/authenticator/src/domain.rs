@@ -111,9 +111,11 @@ impl NewPassword {
     }
 }
 
-/// A bcrypt hash made elsewhere (an import).
-pub fn parse_bcrypt_hash(raw: &str) -> Result<String, Invalid> {
+/// A bcrypt hash made elsewhere (an import), at a cost of at most
+/// `max_cost` (lower costs are re-hashed at the first login).
+pub fn parse_bcrypt_hash(raw: &str, max_cost: u32) -> Result<String, Invalid> {
     platform::credentials::check_bcrypt_hash(raw)
+        .and_then(|()| platform::credentials::check_bcrypt_cost(raw, max_cost))
         .map_err(|v| Invalid::new("password_hash", v.rule, v.message))?;
     Ok(raw.to_owned())
 }
@@ -176,10 +178,16 @@ mod tests {
     #[test]
     fn imported_hashes_must_be_bcrypt() {
         let h = bcrypt::hash("Imported-Passw0rd!", 4).unwrap();
-        assert_eq!(parse_bcrypt_hash(&h).unwrap(), h);
-        assert!(parse_bcrypt_hash("$2b$12$short").is_err());
-        assert!(parse_bcrypt_hash("plain text").is_err());
-        assert!(parse_bcrypt_hash(&h.replacen("$2b$04$", "$2b$99$", 1)).is_err());
+        assert_eq!(parse_bcrypt_hash(&h, 14).unwrap(), h);
+        assert!(parse_bcrypt_hash("$2b$12$short", 14).is_err());
+        assert!(parse_bcrypt_hash("plain text", 14).is_err());
+        assert!(parse_bcrypt_hash(&h.replacen("$2b$04$", "$2b$99$", 1), 14).is_err());
+        assert_eq!(
+            parse_bcrypt_hash(&h.replacen("$2b$04$", "$2b$31$", 1), 14)
+                .unwrap_err()
+                .rule,
+            "bcrypt_cost_max"
+        );
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub enum ApiError {
         limit_name: &'static str,
         limit: usize,
     },
+    /// Too much work queued (the password hashing): 503 with `Retry-After`.
+    #[error("too busy")]
+    Overloaded { retry_after_seconds: u64 },
     /// A service we depend on (the safekeeper's JWKS) is unreachable.
     #[error("{0}")]
     Unavailable(String),
@@ -91,7 +94,7 @@ impl ApiError {
             } => Problem::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too-many-attempts",
-                "Too many failed login attempts",
+                "Too many attempts",
             )
             .with_detail(format!("try again in {retry_after_seconds} seconds"))
             .with_retry_after(*retry_after_seconds),
@@ -104,6 +107,12 @@ impl ApiError {
                 limit,
             } => Problem::too_large(detail.clone(), limit_name, *limit),
             ApiError::Unavailable(d) => Problem::unavailable(d.clone()),
+            ApiError::Overloaded {
+                retry_after_seconds,
+            } => Problem::unavailable(
+                "too many sign-ins are being checked right now; try again shortly",
+            )
+            .with_retry_after(*retry_after_seconds),
             ApiError::Store(e) => Problem::from(e),
             ApiError::Database(e) => Problem::internal(e),
             ApiError::Internal(e) => Problem::internal(e.as_ref()),
@@ -122,7 +131,9 @@ impl ResponseError for ApiError {
             ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Overloaded { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Store(StoreError::Pool(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(_) | ApiError::Database(_) | ApiError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR

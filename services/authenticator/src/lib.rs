@@ -1,5 +1,6 @@
 //! The authenticator: accounts and credentials, session tokens, JWKS.
 
+pub mod address;
 pub mod auth;
 pub mod config;
 pub mod domain;

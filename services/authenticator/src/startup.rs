@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use anyhow::Context;
+
 use actix_web::{dev::Server, web};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 use platform::{
@@ -19,7 +21,7 @@ use crate::{
     domain::{Email, NewPassword, Username},
     error::ApiError,
     hashing::Hasher,
-    ratelimit::FailureLimiter,
+    ratelimit::Throttle,
     routes,
     routes_support::{create_account, Registration},
     state::AppState,
@@ -70,17 +72,33 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppStat
         ACCESS_TYP,
     )
     .with_audience(settings.access_audience.clone());
-    let cost = settings.bcrypt_cost;
-    let hasher = db::blocking(move || Hasher::new(cost)).await??;
-    let limits = settings.login_limits.clone();
+    let limits = settings.hashing.clone();
+    let hasher = db::blocking(move || Hasher::new(limits)).await??;
+    let throttle = match &settings.throttle_store.redis_url {
+        Some(url) => {
+            let t = Throttle::redis(
+                settings.throttle.clone(),
+                url,
+                &settings.throttle_store.key_prefix,
+            )
+            .context("REDIS_URL for the login throttle")?;
+            tracing::info!("the login throttle counts in Redis, shared by every replica");
+            t
+        }
+        None => {
+            tracing::info!(
+                "the login throttle counts in memory (REDIS_URL is not set): one replica only"
+            );
+            Throttle::in_memory(settings.throttle.clone())
+        }
+    };
     Ok(web::Data::new(AppState {
         pool,
         hasher,
         keys,
         sessions,
         access,
-        user_failures: FailureLimiter::new(limits.per_username, limits.window),
-        address_failures: FailureLimiter::new(limits.per_address, limits.window),
+        throttle,
         outbox: OutboxSignal::default(),
         settings,
     }))

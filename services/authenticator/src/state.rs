@@ -6,7 +6,7 @@ use platform::{
     jwt::{KeyRing, Verifier},
 };
 
-use crate::{config::Settings, hashing::Hasher, ratelimit::FailureLimiter};
+use crate::{config::Settings, hashing::Hasher, ratelimit::Throttle};
 
 /// Everything a handler may need, shared by all workers.
 pub struct AppState {
@@ -17,7 +17,7 @@ pub struct AppState {
     pub sessions: Verifier,
     /// The safekeeper's access tokens (remote JWKS).
     pub access: Verifier,
-    pub user_failures: FailureLimiter,
-    pub address_failures: FailureLimiter,
+    /// Guesses and sign-ups, counted per account and address.
+    pub throttle: Throttle,
     pub outbox: OutboxSignal,
 }

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use diesel::{pg::PgConnection, prelude::*};
 use platform::events::{enqueue, enqueue_many, topics, Envelope, Op, Source};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 diesel::table! {
@@ -25,6 +25,8 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         password_changed_at -> Nullable<Timestamptz>,
+        session_epoch -> Int8,
+        ended_sessions -> Jsonb,
     }
 }
 
@@ -44,6 +46,39 @@ pub struct Account {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub password_changed_at: Option<DateTime<Utc>>,
+    /// Session tokens whose `sep` is below this have ended.
+    pub session_epoch: i64,
+    /// Tokens ended one by one (logouts of one device), until they expire.
+    pub ended_sessions: serde_json::Value,
+}
+
+/// A session token ended by a logout of one device, kept until it expires.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EndedSession {
+    pub jti: String,
+    /// When the token expires (unix seconds): then the entry can go.
+    pub exp: i64,
+}
+
+/// At most this many single-device logouts are kept per account; one more
+/// ends every session instead (the epoch moves), which is never less safe.
+pub const MAX_ENDED_SESSIONS: usize = 32;
+
+impl Account {
+    /// The single-device logouts whose tokens have not expired yet.
+    pub fn ended_sessions(&self) -> Vec<EndedSession> {
+        let now = Utc::now().timestamp();
+        serde_json::from_value::<Vec<EndedSession>>(self.ended_sessions.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e.exp > now)
+            .collect()
+    }
+
+    /// The `jti`s of [`Account::ended_sessions`].
+    pub fn ended_session_ids(&self) -> Vec<String> {
+        self.ended_sessions().into_iter().map(|e| e.jti).collect()
+    }
 }
 
 /// What the API and the events show of an account: never the hash.
@@ -62,6 +97,10 @@ pub struct AccountView {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub password_changed_at: Option<DateTime<Utc>>,
+    /// Session tokens issued with a lower epoch (claim `sep`) have ended.
+    pub session_epoch: i64,
+    /// Unexpired session tokens ended by a logout of one device (`jti`s).
+    pub ended_sessions: Vec<String>,
 }
 
 impl From<&Account> for AccountView {
@@ -80,6 +119,8 @@ impl From<&Account> for AccountView {
             created_at: a.created_at,
             updated_at: a.updated_at,
             password_changed_at: a.password_changed_at,
+            session_epoch: a.session_epoch,
+            ended_sessions: a.ended_session_ids(),
         }
     }
 }
@@ -287,6 +328,10 @@ pub struct Change {
     pub phone: Option<String>,
     pub is_active: Option<bool>,
     pub password_hash: Option<String>,
+    /// End every session token issued so far (a logout of every device).
+    pub end_all_sessions: bool,
+    /// End this one session token (a logout of one device).
+    pub end_session: Option<EndedSession>,
 }
 
 /// Applies `change` under a row lock; writes an event only when something
@@ -324,7 +369,25 @@ pub fn update(conn: &mut PgConnection, id: Uuid, change: Change) -> QueryResult<
             next.password_hash = Some(h);
             next.password_changed_at = Some(now);
         }
+        // What ends sessions: a new password, a deactivation, a logout of
+        // every device; a logout of one device ends that token alone.
+        let mut ended = before.ended_sessions();
+        let mut end_all =
+            password_changed || change.end_all_sessions || (before.is_active && !next.is_active);
+        if let Some(one) = change.end_session {
+            if !ended.iter().any(|e| e.jti == one.jti) {
+                ended.push(one);
+            }
+            end_all |= ended.len() > MAX_ENDED_SESSIONS;
+        }
+        if end_all {
+            next.session_epoch = before.session_epoch + 1;
+            ended.clear();
+        }
+        next.ended_sessions = serde_json::to_value(&ended).unwrap_or_default();
         let unchanged = !password_changed
+            && next.session_epoch == before.session_epoch
+            && next.ended_sessions == before.ended_sessions
             && next.email == before.email
             && next.firstname == before.firstname
             && next.lastname == before.lastname
@@ -342,6 +405,8 @@ pub fn update(conn: &mut PgConnection, id: Uuid, change: Change) -> QueryResult<
                 accounts::is_active.eq(next.is_active),
                 accounts::password_hash.eq(&next.password_hash),
                 accounts::password_changed_at.eq(next.password_changed_at),
+                accounts::session_epoch.eq(next.session_epoch),
+                accounts::ended_sessions.eq(&next.ended_sessions),
                 accounts::version.eq(before.version + 1),
                 accounts::updated_at.eq(now),
             ))
@@ -350,4 +415,18 @@ pub fn update(conn: &mut PgConnection, id: Uuid, change: Change) -> QueryResult<
         publish(conn, Op::Update, Some(&before), &after)?;
         Ok(Some(after))
     })
+}
+
+/// Replaces an account's hash with one of the same password at another
+/// cost (after a successful login), unless the hash changed meanwhile. Not
+/// a password change: no session ends, no event (the hash is never in one).
+pub fn rehash(conn: &mut PgConnection, id: Uuid, old: &str, new: &str) -> QueryResult<bool> {
+    diesel::update(
+        accounts::table
+            .find(id)
+            .filter(accounts::password_hash.eq(old)),
+    )
+    .set(accounts::password_hash.eq(new))
+    .execute(conn)
+    .map(|n| n == 1)
 }

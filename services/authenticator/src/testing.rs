@@ -16,9 +16,17 @@ pub struct Options {
     pub database_url: String,
     pub signing_key: Option<String>,
     pub previous_keys: Option<String>,
-    pub max_failures: usize,
+    /// Failed logins of one account from one address before back-off.
+    pub max_failures: u32,
     /// Where a safekeeper answers, when the test has one.
     pub safekeeper_url: Option<String>,
+    /// Count the throttle in this Redis, under this key prefix (replicas
+    /// of one test share it).
+    pub redis: Option<(String, String)>,
+    /// Account creations per address before back-off (high by default:
+    /// tests register many accounts from 127.0.0.1).
+    pub signups_per_address: u32,
+    pub hashing: Option<crate::hashing::HashLimits>,
 }
 
 impl Options {
@@ -30,6 +38,9 @@ impl Options {
             previous_keys: None,
             max_failures: 5,
             safekeeper_url: None,
+            redis: None,
+            signups_per_address: 100_000,
+            hashing: None,
         }
     }
 }
@@ -52,10 +63,19 @@ pub async fn spawn(o: Options) -> Running {
     s.common.kafka_brokers = o.brokers;
     s.common.state_dir = state_dir.0.clone();
     s.issuer = "http://127.0.0.1:5000".into();
-    s.bcrypt_cost = 4;
+    s.hashing.cost = 4;
+    if let Some(h) = o.hashing {
+        s.hashing = h;
+    }
     s.http_workers = 2;
     s.outbox_poll = Duration::from_millis(100);
-    s.login_limits.per_username = o.max_failures;
+    s.throttle.pair.free = o.max_failures;
+    s.throttle.signup.free = o.signups_per_address;
+    s.throttle_store.redis_url = None;
+    if let Some((url, prefix)) = o.redis {
+        s.throttle_store.redis_url = Some(url);
+        s.throttle_store.key_prefix = prefix;
+    }
     s.signing_key_pem = o.signing_key.map(SecretString::from);
     s.previous_keys_pem = o.previous_keys.map(SecretString::from);
     s.require_signing_key = false;

@@ -6,7 +6,7 @@
 use actix_web::HttpRequest;
 use platform::{
     db::with_conn,
-    jwt::{AccessClaims, SessionClaims, TokenError},
+    jwt::{session_still_valid, AccessClaims, SessionClaims, TokenError},
 };
 use uuid::Uuid;
 
@@ -40,6 +40,9 @@ fn token_error(kind: &str, e: TokenError) -> ApiError {
     }
 }
 
+/// Why a genuine session token is refused once its session has ended.
+pub const SESSION_ENDED: &str = "the session has ended; log in again";
+
 /// A user known by a valid session token.
 pub struct SessionUser {
     pub id: Uuid,
@@ -47,8 +50,10 @@ pub struct SessionUser {
 }
 
 /// Verifies a session token and refuses a user the read model knows to be
-/// deactivated. (A user not yet in the read model passed the
-/// authenticator's own activity check at login.)
+/// deactivated (403), or a session the account has ended since (401: a
+/// password change, a deactivation or a logout, see
+/// `platform::jwt::session_still_valid`). (A user not yet in the read model
+/// passed the authenticator's own checks at login.)
 pub async fn session_user(state: &AppState, token: &str) -> Result<SessionUser, ApiError> {
     let claims: SessionClaims = state
         .sessions
@@ -63,8 +68,13 @@ pub async fn session_user(state: &AppState, token: &str) -> Result<SessionUser, 
         rbac::user(c, id).map_err(ApiError::from)
     })
     .await?;
-    if user.is_some_and(|u| !u.is_active) {
-        return Err(ApiError::Forbidden("this account is deactivated".into()));
+    if let Some(u) = user {
+        if !u.is_active {
+            return Err(ApiError::Forbidden("this account is deactivated".into()));
+        }
+        if !session_still_valid(&claims, u.session_epoch, &u.ended_sessions) {
+            return Err(ApiError::Unauthenticated(SESSION_ENDED.into()));
+        }
     }
     Ok(SessionUser {
         id,

@@ -2,8 +2,11 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
 use platform::config::{parse_or, secret, var_or, CommonConfig};
 use secrecy::{ExposeSecret, SecretString};
+
+use crate::address::TrustedProxies;
 
 pub const DEFAULT_PORT: u16 = 5001;
 
@@ -12,6 +15,11 @@ pub struct Settings {
     pub common: CommonConfig,
     /// `iss` of access tokens and the base of the metadata URLs.
     pub issuer: String,
+    /// The origin (`scheme://host[:port]`) the sign-in page is served from:
+    /// the issuer's. A login form posted with any other `Origin` is refused.
+    pub origin: String,
+    /// Proxies whose `X-Forwarded-For` names the end user (`TRUSTED_PROXIES`).
+    pub trusted_proxies: TrustedProxies,
     /// `aud` of access tokens: the resource servers of the platform.
     pub audience: String,
     pub access_ttl: Duration,
@@ -38,11 +46,17 @@ impl Settings {
             .map(usize::from)
             .unwrap_or(2);
         let authenticator_url = var_or("AUTHENTICATOR_URL", "http://127.0.0.1:5000");
+        let issuer = var_or(
+            "SAFEKEEPER_ISSUER",
+            &format!("http://127.0.0.1:{}", common.port),
+        );
+        let trusted_proxies = var_or("TRUSTED_PROXIES", "")
+            .parse::<TrustedProxies>()
+            .map_err(|e| anyhow::anyhow!("TRUSTED_PROXIES: {e}"))?;
         Ok(Self {
-            issuer: var_or(
-                "SAFEKEEPER_ISSUER",
-                &format!("http://127.0.0.1:{}", common.port),
-            ),
+            origin: origin_of(&issuer)?,
+            issuer,
+            trusted_proxies,
             audience: var_or("ACCESS_TOKEN_AUDIENCE", "platform"),
             access_ttl: Duration::from_secs(parse_or("ACCESS_TOKEN_TTL_SECONDS", 300)?),
             refresh_ttl: Duration::from_secs(parse_or(
@@ -73,5 +87,34 @@ impl Settings {
     /// Cookies get `Secure` when the issuer is served over https.
     pub fn secure_cookies(&self) -> bool {
         self.issuer.starts_with("https://")
+    }
+}
+
+/// `scheme://host[:port]` of an http(s) URL, as a browser writes it in
+/// `Origin` (a default port left out).
+pub fn origin_of(url: &str) -> anyhow::Result<String> {
+    let origin = reqwest::Url::parse(url)
+        .with_context(|| format!("SAFEKEEPER_ISSUER {url:?} is not a URL"))?
+        .origin();
+    anyhow::ensure!(
+        origin.is_tuple(),
+        "SAFEKEEPER_ISSUER {url:?} is not an http(s) URL"
+    );
+    Ok(origin.ascii_serialization())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_origin_is_what_a_browser_sends() {
+        assert_eq!(
+            super::origin_of("https://sk.example.com:443/base").unwrap(),
+            "https://sk.example.com"
+        );
+        assert_eq!(
+            super::origin_of("http://127.0.0.1:5001").unwrap(),
+            "http://127.0.0.1:5001"
+        );
+        assert!(super::origin_of("not a url").is_err());
     }
 }

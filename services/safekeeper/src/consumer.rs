@@ -1,11 +1,13 @@
 //! Applies `iam.user.v1` to the users read model. Idempotent by version: an
 //! event at or below the stored version changes nothing. A deactivation
-//! revokes everything the user was issued; a superuser holds `admin`.
+//! revokes everything the user was issued; a superuser holds `admin`. The
+//! account's session epoch and ended sessions (absent from older events:
+//! 0 and none) decide which session tokens still work (see `auth`).
 
 use diesel::{
     pg::PgConnection,
     sql_query,
-    sql_types::{Bool, Int8, Text, Uuid as SqlUuid},
+    sql_types::{Array, Bool, Int8, Text, Uuid as SqlUuid},
     Connection, RunQueryDsl,
 };
 use platform::events::{Envelope, Op};
@@ -21,6 +23,10 @@ struct UserAfter {
     is_active: bool,
     #[serde(default)]
     is_superuser: bool,
+    #[serde(default)]
+    session_epoch: i64,
+    #[serde(default)]
+    ended_sessions: Vec<String>,
 }
 
 pub const ADMIN_ROLE: &str = "admin";
@@ -36,9 +42,11 @@ pub fn apply(conn: &mut PgConnection, _topic: &str, e: &Envelope) -> anyhow::Res
     let active = user.is_active && !deleted;
     conn.transaction(|c| -> anyhow::Result<()> {
         let applied = sql_query(
-            "INSERT INTO users (id, username, is_active, is_superuser, version) VALUES ($1, $2, $3, $4, $5) \
+            "INSERT INTO users (id, username, is_active, is_superuser, version, session_epoch, ended_sessions) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (id) DO UPDATE SET username = EXCLUDED.username, is_active = EXCLUDED.is_active, \
-             is_superuser = EXCLUDED.is_superuser, version = EXCLUDED.version \
+             is_superuser = EXCLUDED.is_superuser, version = EXCLUDED.version, \
+             session_epoch = EXCLUDED.session_epoch, ended_sessions = EXCLUDED.ended_sessions \
              WHERE users.version < EXCLUDED.version",
         )
         .bind::<SqlUuid, _>(user.id)
@@ -46,6 +54,8 @@ pub fn apply(conn: &mut PgConnection, _topic: &str, e: &Envelope) -> anyhow::Res
         .bind::<Bool, _>(active)
         .bind::<Bool, _>(user.is_superuser)
         .bind::<Int8, _>(e.version)
+        .bind::<Int8, _>(user.session_epoch)
+        .bind::<Array<Text>, _>(&user.ended_sessions)
         .execute(c)?;
         if applied == 0 {
             return Ok(()); // seen already

@@ -14,6 +14,13 @@ pub fn random_token() -> String {
     B64URL.encode(bytes)
 }
 
+/// Whether `v` has the shape of a [`random_token`] (43 base64url characters).
+pub fn valid_random_token(v: &str) -> bool {
+    v.len() == 43
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+}
+
 /// What is stored instead of a token or secret. The inputs carry 256 bits
 /// of entropy, so a fast hash is enough (bcrypt would only slow the token
 /// endpoint down).
@@ -71,6 +78,8 @@ mod tests {
         let (a, b) = (random_token(), random_token());
         assert_ne!(a, b);
         assert_eq!(a.len(), 43);
+        assert!(valid_random_token(&a));
+        assert!(!valid_random_token("short") && !valid_random_token(&format!("{}!", &a[1..])));
         assert!(valid_challenge(&digest(&a)));
     }
 }

@@ -1,5 +1,6 @@
 //! The safekeeper: OAuth2 authorization server and scope-based RBAC.
 
+pub mod address;
 pub mod auth;
 pub mod clients;
 pub mod config;

@@ -71,6 +71,12 @@ pub struct User {
     pub is_active: bool,
     pub is_superuser: bool,
     pub version: i64,
+    /// Session tokens whose `sep` is below this have ended.
+    #[serde(skip)]
+    pub session_epoch: i64,
+    /// `jti`s of single sessions ended by a logout.
+    #[serde(skip)]
+    pub ended_sessions: Vec<String>,
 }
 
 pub fn user(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<User>> {

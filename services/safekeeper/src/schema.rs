@@ -60,6 +60,8 @@ diesel::table! {
         is_active -> Bool,
         is_superuser -> Bool,
         version -> Int8,
+        session_epoch -> Int8,
+        ended_sessions -> Array<Text>,
     }
 }
 

@@ -71,6 +71,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppStat
         http,
         outbox: OutboxSignal::default(),
         clients: Arc::new(ClientCache::new(settings.client_cache_ttl)),
+        relay: Default::default(),
         settings,
     }))
 }
@@ -118,6 +119,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(routes::forget_cached_clients))
+                .wrap(platform::input::RejectControlCharacters::new(max_body))
                 .wrap(from_fn(telemetry::request_span))
                 .app_data(app_state.clone())
                 .configure(server::configure(probe.clone(), OPENAPI, max_body))

@@ -6,7 +6,7 @@ use platform::{
     jwt::{KeyRing, Verifier},
 };
 
-use crate::{clients::ClientCache, config::Settings};
+use crate::{clients::ClientCache, config::Settings, tokens::RelayToken};
 
 /// Everything a handler may need, shared by all workers.
 pub struct AppState {
@@ -22,4 +22,6 @@ pub struct AppState {
     pub outbox: OutboxSignal,
     /// Clients and their scopes, for the token endpoint (see `clients`).
     pub clients: Arc<ClientCache>,
+    /// Our own `login:relay` token for the authenticator (see `tokens`).
+    pub relay: RelayToken,
 }

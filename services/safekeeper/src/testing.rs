@@ -43,7 +43,14 @@ pub async fn spawn(o: Options) -> Running {
     platform::telemetry::init_for_tests();
     let dir = TempDir::new("sk-test");
     let mut s = Settings::from_env().expect("settings");
-    s.common.port = o.port;
+    // Known before binding: the sign-in form is refused from any origin
+    // but the one the test's browser sees.
+    let port = match o.port {
+        0 => platform::testkit::free_port(),
+        p => p,
+    };
+    s.common.port = port;
+    s.origin = format!("http://127.0.0.1:{port}");
     s.common.database_url = o.database_url;
     s.common.database_pool_size = 4;
     s.common.kafka_brokers = o.brokers;

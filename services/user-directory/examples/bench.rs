@@ -47,7 +47,7 @@ async fn spawn_authenticator(
     s.common.kafka_brokers = brokers.to_owned();
     s.common.state_dir = dir.0.clone();
     s.issuer = "http://127.0.0.1:5000".into();
-    s.bcrypt_cost = 4;
+    s.hashing.cost = 4;
     s.outbox_poll = Duration::from_millis(100);
     s.require_signing_key = false;
     s.signing_key_pem = None;
@@ -121,7 +121,7 @@ async fn main() -> anyhow::Result<()> {
         .bearer_auth(&admin)
         .json(
             &json!({"client_id": "user-directory-bench", "name": "Bench", "client_secret": secret,
-                      "grant_types": ["client_credentials"], "scopes": ["admin:user"]}),
+                      "grant_types": ["client_credentials"], "scopes": ["admin:user", "login:relay"]}),
         )
         .send()
         .await?

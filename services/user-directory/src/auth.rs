@@ -1,7 +1,10 @@
 //! Who is calling: an organization's admin, by the token `POST
 //! /admin/login` issued (EdDSA, `typ: org+jwt`, served in our JWKS). The
 //! organization is checked on every request, so a deleted organization's
-//! tokens stop working at once.
+//! tokens stop working at once; so is its admin's standing at the
+//! authenticator, as `iam.user.v1` brings it: a deactivation, a password
+//! change or a logout of every device (the account's session epoch rising
+//! above the token's `sep`) ends the admin's tokens too.
 
 use std::{
     collections::HashMap,
@@ -31,6 +34,11 @@ pub struct OrgClaims {
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
+    /// The admin's session epoch at the provider when the token was
+    /// issued (always 0 with WorkOS, which has none; tokens issued before
+    /// the claim existed read as 0).
+    #[serde(default)]
+    pub sep: i64,
 }
 
 /// The admin of one organization, and that organization as it is now.
@@ -127,7 +135,10 @@ pub async fn verified_claims(
 }
 
 /// The organization as the database holds it now, if the token's subject
-/// still administers it.
+/// still administers it and the token has outlived none of the admin's
+/// sessions: the account is not known to be deactivated, and its session
+/// epoch (from `iam.user.v1`) is not above the token's `sep`. With WorkOS
+/// the directory learns no epochs: the stored one stays 0.
 pub fn still_admin(
     claims: &OrgClaims,
     organization: Option<store::Organization>,
@@ -137,6 +148,17 @@ pub fn still_admin(
     if organization.admin_reference_id.as_deref() != Some(claims.sub.as_str()) {
         return Err(ApiError::Unauthenticated(
             "the token's subject no longer administers this organization".into(),
+        ));
+    }
+    if !organization.admin_is_active {
+        return Err(ApiError::Unauthenticated(
+            "the admin's account is deactivated".into(),
+        ));
+    }
+    if organization.admin_session_epoch > claims.sep {
+        return Err(ApiError::Unauthenticated(
+            "the admin's sessions have ended (a password change or a sign-out everywhere); log in again"
+                .into(),
         ));
     }
     Ok(organization)
@@ -200,5 +222,64 @@ impl OrgAdmin {
                 "you administer another organization; this one is not yours".into(),
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn org(epoch: i64, active: bool) -> store::Organization {
+        let now = chrono::Utc::now();
+        store::Organization {
+            id: Uuid::nil(),
+            name: "acme".into(),
+            status: "active".into(),
+            admin_email: "admin@acme.example".into(),
+            admin_login: "admin".into(),
+            admin_reference_id: Some("account-1".into()),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            admin_session_epoch: epoch,
+            admin_is_active: active,
+            admin_provider_version: Some(3),
+        }
+    }
+
+    fn claims(sep: i64) -> OrgClaims {
+        OrgClaims {
+            iss: "http://127.0.0.1:5003".into(),
+            sub: "account-1".into(),
+            org: Uuid::nil(),
+            org_name: "acme".into(),
+            iat: 0,
+            exp: i64::MAX,
+            jti: "j".into(),
+            sep,
+        }
+    }
+
+    #[test]
+    fn a_token_from_before_the_admins_sessions_ended_is_refused() {
+        assert!(still_admin(&claims(2), Some(org(2, true))).is_ok());
+        assert!(still_admin(&claims(3), Some(org(2, true))).is_ok());
+        assert!(still_admin(&claims(1), Some(org(2, true))).is_err());
+    }
+
+    #[test]
+    fn a_deactivated_admins_token_is_refused() {
+        assert!(still_admin(&claims(5), Some(org(0, false))).is_err());
+    }
+
+    #[test]
+    fn tokens_without_sep_read_as_epoch_zero() {
+        let mut v = serde_json::to_value(claims(7)).unwrap();
+        v.as_object_mut().unwrap().remove("sep");
+        let c: OrgClaims = serde_json::from_value(v).unwrap();
+        assert_eq!(c.sep, 0);
+        // Good while the directory knows of no epoch (WorkOS, or no event yet).
+        assert!(still_admin(&c, Some(org(0, true))).is_ok());
+        assert!(still_admin(&c, Some(org(1, true))).is_err());
     }
 }

@@ -6,6 +6,8 @@ use std::{path::PathBuf, time::Duration};
 use platform::config::{flag, parse_or, secret, var_or, CommonConfig};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::client_address::TrustedProxies;
+
 pub const DEFAULT_PORT: u16 = 5003;
 /// The client secret `make up` gives the directory (development only).
 pub const DEV_CLIENT_SECRET: &str = "user-directory-dev-secret";
@@ -14,7 +16,7 @@ pub const DEV_CLIENT_SECRET: &str = "user-directory-dev-secret";
 #[derive(Debug, Clone)]
 pub enum ProviderSettings {
     /// Our authenticator, administered with a client-credentials access
-    /// token (scope `admin:user`) from the safekeeper.
+    /// token (scopes `admin:user` and `login:relay`) from the safekeeper.
     Authenticator {
         authenticator_url: String,
         safekeeper_url: String,
@@ -74,6 +76,8 @@ pub struct Settings {
     pub events_poll: Duration,
     pub consumer_group: String,
     pub import: ImportLimits,
+    /// Proxies whose `X-Forwarded-For` names the end user's address.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Settings {
@@ -137,6 +141,8 @@ impl Settings {
             saga_lease: Duration::from_secs(parse_or("SAGA_LEASE_SECONDS", 60)?),
             events_poll: Duration::from_millis(parse_or("WORKOS_EVENTS_POLL_MS", 5000)?),
             consumer_group: var_or("CONSUMER_GROUP", "user-directory"),
+            trusted_proxies: TrustedProxies::parse(&var_or("TRUSTED_PROXIES", ""))
+                .map_err(|e| anyhow::anyhow!("TRUSTED_PROXIES: {e}"))?,
             import: ImportLimits {
                 max_bytes: parse_or("IMPORT_MAX_BYTES", 10 * 1024 * 1024)?,
                 max_rows: parse_or("IMPORT_MAX_ROWS", 50_000)?,

@@ -17,6 +17,8 @@
 //! (`creating`) before the admin account is made, and activated with its
 //! tenant storage and event in one transaction afterwards, or dropped.
 
+use std::net::IpAddr;
+
 use futures::future::join_all;
 use platform::db::{is_unique_violation, with_conn};
 use secrecy::SecretString;
@@ -138,6 +140,7 @@ pub async fn provider_steps(
             last_name: new.last_name.clone(),
             password: None,
             password_hash: new.password_hash.clone(),
+            end_user_address: None,
         })
         .collect();
     // Step one: the accounts.
@@ -347,6 +350,9 @@ pub struct NewOrganization {
     pub name: String,
     pub email: Email,
     pub password: SecretString,
+    /// Who asks (`POST /org/create` is public): relayed to the provider,
+    /// which limits account creations per address.
+    pub end_user_address: Option<IpAddr>,
 }
 
 /// Creates an organization, its tenant storage and its admin account as
@@ -380,6 +386,7 @@ pub async fn create_organization(
         last_name: "Administrator".into(),
         password: Some(new.password),
         password_hash: None,
+        end_user_address: new.end_user_address,
     };
     let account = match state.provider.create_user(&identity).await {
         Ok(a) => a,

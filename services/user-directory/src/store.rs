@@ -26,6 +26,9 @@ diesel::table! {
         version -> Int8,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        admin_session_epoch -> Int8,
+        admin_is_active -> Bool,
+        admin_provider_version -> Nullable<Int8>,
     }
 }
 
@@ -171,6 +174,14 @@ pub struct Organization {
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The admin's account at the authenticator, from `iam.user.v1`: its
+    /// session epoch (tokens issued below it have ended) and whether it
+    /// is active. 0 and true until an event says otherwise (and always
+    /// with WorkOS).
+    pub admin_session_epoch: i64,
+    pub admin_is_active: bool,
+    /// The account's event version those two come from.
+    pub admin_provider_version: Option<i64>,
 }
 
 /// What the API and the events show of an organization.
@@ -296,6 +307,34 @@ pub fn reservations_older_than(
         .filter(organizations::updated_at.lt(cutoff))
         .select(Organization::as_select())
         .load(conn)
+}
+
+/// Records the standing of the admin account `reference` (as of its
+/// event `version`) on the organizations it administers, unless a version
+/// as new was applied. Neither the organization's version nor its events
+/// change: this is the authenticator's state, not the organization's.
+pub fn apply_admin_account(
+    conn: &mut PgConnection,
+    reference: &str,
+    version: i64,
+    session_epoch: i64,
+    is_active: bool,
+) -> QueryResult<usize> {
+    diesel::update(
+        organizations::table
+            .filter(organizations::admin_reference_id.eq(reference))
+            .filter(
+                organizations::admin_provider_version
+                    .is_null()
+                    .or(organizations::admin_provider_version.lt(version)),
+            ),
+    )
+    .set((
+        organizations::admin_session_epoch.eq(session_epoch),
+        organizations::admin_is_active.eq(is_active),
+        organizations::admin_provider_version.eq(version),
+    ))
+    .execute(conn)
 }
 
 pub fn organization(conn: &mut PgConnection, id: Uuid) -> QueryResult<Option<Organization>> {

@@ -7,7 +7,8 @@
 //! orders nor deduplicates deliveries. Deleted users and memberships stay
 //! as tombstones so that a late, older event cannot bring them back.
 //!
-//! Authenticator: `iam.user.v1` events, applied by version.
+//! Authenticator: `iam.user.v1` events, applied by version, to members
+//! and to the standing (activity, session epoch) of organization admins.
 
 use chrono::{DateTime, Utc};
 use diesel::{pg::PgConnection, prelude::*};
@@ -386,9 +387,12 @@ fn apply_membership(
     }
 }
 
-/// Applies an `iam.user.v1` event to the user it names, if the directory
-/// has them: email, names and activity follow the authenticator. Versions
-/// at or below the one applied change nothing.
+/// Applies an `iam.user.v1` event to the account it names, if the
+/// directory has it: a member's email, names and activity follow the
+/// authenticator; an organization admin's activity and session epoch
+/// (`session_epoch`, 0 in events from before it existed) are what their
+/// organization tokens are checked against. Versions at or below the one
+/// applied change nothing.
 pub fn apply_iam_user(conn: &mut PgConnection, e: &Envelope) -> anyhow::Result<()> {
     let Some(state) = e.after.as_ref().or(e.before.as_ref()) else {
         return Ok(());
@@ -398,9 +402,19 @@ pub fn apply_iam_user(conn: &mut PgConnection, e: &Envelope) -> anyhow::Result<(
         .and_then(Value::as_str)
         .unwrap_or(&e.key)
         .to_owned();
+    let active = e.op != Op::Delete
+        && state
+            .get("is_active")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
+    let session_epoch = state
+        .get("session_epoch")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
     conn.transaction(|conn| -> anyhow::Result<()> {
+        store::apply_admin_account(conn, &reference, e.version, session_epoch, active)?;
         let Some(u) = user_for_update(conn, &reference)? else {
-            return Ok(()); // not one of the directory's users
+            return Ok(()); // not one of the directory's members
         };
         if u.deleted_at.is_some() || u.provider_version.is_some_and(|v| v >= e.version) {
             return Ok(());
@@ -411,11 +425,6 @@ pub fn apply_iam_user(conn: &mut PgConnection, e: &Envelope) -> anyhow::Result<(
         } else {
             u.email.clone()
         };
-        let active = e.op != Op::Delete
-            && state
-                .get("is_active")
-                .and_then(Value::as_bool)
-                .unwrap_or(true);
         let now = Utc::now();
         let after: User = diesel::update(users::table.find(u.id))
             .set((

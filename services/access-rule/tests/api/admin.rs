@@ -121,6 +121,7 @@ async fn session_tokens_of_listed_operators_are_accepted_and_others_refused() {
                 iat: now,
                 exp: now + exp,
                 jti: new_user_id(),
+                sep: 0,
             },
         )
         .unwrap()
@@ -164,6 +165,7 @@ async fn session_tokens_of_listed_operators_are_accepted_and_others_refused() {
                 iat: now,
                 exp: now + 300,
                 jti: new_user_id(),
+                sep: 0,
             },
         )
         .unwrap();

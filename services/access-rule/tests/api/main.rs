@@ -5,6 +5,7 @@ mod admin;
 mod bad_input;
 mod check_cache;
 mod concurrency;
+mod control_characters;
 mod group_commit;
 mod helpers;
 mod iam_consumer;

@@ -1,15 +1,15 @@
 //! Account administration (the seed's admin panel as an API). Every route
 //! needs a superuser's session token or an access token with `admin:user`.
 
-use actix_web::{guard, http::StatusCode, web, HttpResponse, ResponseError};
+use actix_web::{guard, http::StatusCode, web, HttpRequest, HttpResponse, ResponseError};
 use futures::future::join_all;
-use platform::{db::with_conn, problem::extractors, Problem};
+use platform::{db::with_conn, jwt::END_USER_ADDRESS_HEADER, problem::extractors, Problem};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::public::{conflict_or, insert_account, insert_accounts};
+use super::public::{conflict_or, insert_account, insert_accounts, throttle_signup};
 use crate::{
     auth::Administrator,
     domain::{parse_bcrypt_hash, parse_name, parse_phone, Email, NewPassword, Username},
@@ -124,7 +124,7 @@ async fn new_account(state: &AppState, b: CreateRequest) -> Result<NewAccount, A
             let p = NewPassword::parse(p, Some(username.as_str()))?;
             Some(state.hasher.hash(p.secret()).await?)
         }
-        (None, Some(h)) => Some(parse_bcrypt_hash(&h)?),
+        (None, Some(h)) => Some(parse_bcrypt_hash(&h, state.settings.hashing.max_cost)?),
         (None, None) => None,
     };
     Ok(NewAccount {
@@ -141,10 +141,18 @@ async fn new_account(state: &AppState, b: CreateRequest) -> Result<NewAccount, A
 /// `POST /v1/users` (administrator): create an account with a password, a
 /// pre-hashed bcrypt password (import), or none yet (invitation). 201.
 async fn create(
-    _admin: Administrator,
+    req: HttpRequest,
+    admin: Administrator,
     state: web::Data<AppState>,
     body: web::Json<CreateRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    // A service creating an account for an end user (the directory's
+    // public `POST /org/create`) names that user's address: counted as a
+    // sign-up from it.
+    if admin.may_relay() && req.headers().contains_key(END_USER_ADDRESS_HEADER) {
+        let address = crate::address::of_request(&req, &state).await?;
+        throttle_signup(&state, &address).await?;
+    }
     let new = new_account(&state, body.into_inner()).await?;
     let account = insert_account(&state, new).await?;
     Ok(HttpResponse::Created()

@@ -1,7 +1,5 @@
 //! Registration, login, the caller's own account, and the JWKS.
 
-use std::net::IpAddr;
-
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use platform::{
     db::{is_unique_violation, with_conn},
@@ -11,17 +9,23 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    address,
     auth::Caller,
     domain::{parse_name, parse_phone, Email, NewPassword, Username},
     error::ApiError,
+    hashing::Verdict,
     state::AppState,
-    store::{self, AccountView, NewAccount, Taken, EMAIL_UNIQUE, USERNAME_UNIQUE},
+    store::{
+        self, AccountView, Change, EndedSession, NewAccount, Taken, EMAIL_UNIQUE, USERNAME_UNIQUE,
+    },
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/user", web::post().to(register))
         .route("/v1/login", web::post().to(login))
         .route("/v1/me", web::get().to(me))
+        .route("/v1/me/password", web::post().to(change_password))
+        .route("/v1/logout", web::post().to(logout))
         .route("/.well-known/jwks.json", web::get().to(jwks));
 }
 
@@ -134,16 +138,35 @@ pub async fn insert_account(state: &AppState, new: NewAccount) -> Result<store::
 }
 
 /// `POST /v1/user`: register an account (public). 201 with the account.
+/// Limited per address (a relaying service names its end user's).
 async fn register(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let reg = Registration::try_from(body.into_inner())?;
+    let address = address::of_request(&req, &state).await?;
+    throttle_signup(&state, &address).await?;
     let account = create_account(&state, reg, false).await?;
     tracing::info!(account.id = %account.id, "account registered");
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/v1/users/{}", account.id)))
         .json(AccountView::from(&account)))
+}
+
+/// Counts an account creation from `address`; 429 when it has made too
+/// many lately.
+pub async fn throttle_signup(state: &AppState, address: &str) -> Result<(), ApiError> {
+    let keys = state.throttle.signup_keys(address);
+    match state.throttle.reserve(keys).await {
+        Ok(_) => Ok(()),
+        Err(retry_after_seconds) => {
+            tracing::warn!(client.address = %address, "account creation throttled");
+            Err(ApiError::TooManyAttempts {
+                retry_after_seconds,
+            })
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -161,70 +184,8 @@ struct LoginResponse {
     expires_in: u64,
 }
 
-fn client_address(req: &HttpRequest, trust_forwarded_for: bool) -> String {
-    if trust_forwarded_for {
-        let forwarded = req
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse::<IpAddr>().ok());
-        if let Some(ip) = forwarded {
-            return ip.to_string();
-        }
-    }
-    req.peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".into())
-}
-
-/// `POST /v1/login` (public): `{username, password}` to a session token.
-/// Unknown users and wrong passwords answer the same 401 after the same
-/// bcrypt work; repeated failures answer 429 with `Retry-After`.
-async fn login(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    body: web::Json<LoginRequest>,
-) -> Result<HttpResponse, ApiError> {
-    let LoginRequest { username, password } = body.into_inner();
-    let username = username.trim().to_ascii_lowercase();
-    if username.is_empty() || username.len() > 64 {
-        return Err(ApiError::InvalidCredentials);
-    }
-    let user_key = format!("u:{username}");
-    let addr_key = format!(
-        "a:{}",
-        client_address(&req, state.settings.trust_forwarded_for)
-    );
-    for key in [&user_key, &addr_key] {
-        let limiter = if key.starts_with("u:") {
-            &state.user_failures
-        } else {
-            &state.address_failures
-        };
-        if let Some(retry_after_seconds) = limiter.blocked_for(key) {
-            tracing::warn!(login.throttled = %key, "login throttled");
-            return Err(ApiError::TooManyAttempts {
-                retry_after_seconds,
-            });
-        }
-    }
-    let lookup = username.clone();
-    let account = with_conn(&state.pool, move |c| {
-        store::by_username(c, &lookup).map_err(ApiError::from)
-    })
-    .await?;
-    let hash = account.as_ref().and_then(|a| a.password_hash.clone());
-    if !state.hasher.verify(&password, hash).await? {
-        state.user_failures.record_failure(&user_key);
-        state.address_failures.record_failure(&addr_key);
-        return Err(ApiError::InvalidCredentials);
-    }
-    let account = account.expect("a verified password has an account");
-    state.user_failures.clear(&user_key);
-    if !account.is_active {
-        return Err(ApiError::AccountInactive);
-    }
+/// A new session token for `account`, at its current session epoch.
+fn issue_session(state: &AppState, account: &store::Account) -> Result<HttpResponse, ApiError> {
     let now = chrono::Utc::now().timestamp();
     let ttl = state.settings.session_ttl.as_secs();
     let claims = SessionClaims {
@@ -234,9 +195,9 @@ async fn login(
         iat: now,
         exp: now + ttl as i64,
         jti: uuid::Uuid::new_v4().to_string(),
+        sep: account.session_epoch,
     };
     let token = state.keys.sign(SESSION_TYP, &claims)?;
-    tracing::info!(account.id = %account.id, "login succeeded");
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(LoginResponse {
@@ -247,9 +208,190 @@ async fn login(
         }))
 }
 
+/// Checks `username`'s password as a guess from `address`: reserved in
+/// the throttle before it is hashed (so concurrent guesses all count),
+/// given back when right; a right password at another cost than the
+/// configured one is re-hashed afterwards.
+async fn check_password(
+    state: &web::Data<AppState>,
+    username: &str,
+    password: &SecretString,
+    address: &str,
+) -> Result<store::Account, ApiError> {
+    let keys = state.throttle.login_keys(username, address);
+    let pair = keys[0].name.clone();
+    let reservation = state.throttle.reserve(keys).await.map_err(|retry| {
+        tracing::warn!(client.address = %address, "login throttled");
+        ApiError::TooManyAttempts {
+            retry_after_seconds: retry,
+        }
+    })?;
+    let lookup = username.to_owned();
+    let account = match with_conn(&state.pool, move |c| {
+        store::by_username(c, &lookup).map_err(ApiError::from)
+    })
+    .await
+    {
+        Ok(a) => a,
+        Err(e) => {
+            state.throttle.release(reservation, &[]).await;
+            return Err(e);
+        }
+    };
+    let hash = account.as_ref().and_then(|a| a.password_hash.clone());
+    let verdict = match state.hasher.verify(password, hash.clone()).await {
+        Ok(v) => v,
+        // Not checked: not a guess.
+        Err(e) => {
+            state.throttle.release(reservation, &[]).await;
+            return Err(e.into());
+        }
+    };
+    let (Verdict::Right { stale }, Some(account), Some(hash)) = (verdict, account, hash) else {
+        return Err(ApiError::InvalidCredentials);
+    };
+    state.throttle.release(reservation, &[&pair]).await;
+    if stale {
+        let (state, password, id) = (state.clone(), password.clone(), account.id);
+        tokio::spawn(async move {
+            let Ok(new) = state.hasher.hash(&password).await else {
+                return;
+            };
+            let done = with_conn(&state.pool, move |c| {
+                store::rehash(c, id, &hash, &new).map_err(ApiError::from)
+            })
+            .await;
+            match done {
+                Ok(true) => {
+                    tracing::info!(account.id = %id, "password re-hashed at the configured cost")
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(account.id = %id, error = %e, "re-hashing a password failed")
+                }
+            }
+        });
+    }
+    Ok(account)
+}
+
+/// Usernames are matched as stored: trimmed, lower case.
+fn login_name(username: &str) -> Result<String, ApiError> {
+    let username = username.trim().to_ascii_lowercase();
+    if username.is_empty() || username.len() > 64 {
+        return Err(ApiError::InvalidCredentials);
+    }
+    Ok(username)
+}
+
+/// `POST /v1/login` (public): `{username, password}` to a session token.
+/// Unknown users and wrong passwords answer the same 401 after the same
+/// bcrypt work; too many failures answer 429 with `Retry-After` (see
+/// `ratelimit`); a full hashing queue answers 503 with `Retry-After`.
+async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let LoginRequest { username, password } = body.into_inner();
+    let username = login_name(&username)?;
+    let address = address::of_request(&req, &state).await?;
+    let account = check_password(&state, &username, &password, &address).await?;
+    if !account.is_active {
+        return Err(ApiError::AccountInactive);
+    }
+    tracing::info!(account.id = %account.id, "login succeeded");
+    issue_session(&state, &account)
+}
+
 /// `GET /v1/me`: the caller's own account (any valid session token).
 async fn me(caller: Caller) -> HttpResponse {
     HttpResponse::Ok().json(AccountView::from(&caller.0))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogoutQuery {
+    #[serde(default)]
+    all: bool,
+}
+
+/// `POST /v1/logout[?all=true]` (session): ends this session token, or
+/// with `all=true` every session of the account (every device). 204.
+/// Every service that accepts session tokens learns it from `iam.user.v1`.
+async fn logout(
+    caller: Caller,
+    state: web::Data<AppState>,
+    q: web::Query<LogoutQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let Caller(account, claims) = caller;
+    let change = if q.all {
+        Change {
+            end_all_sessions: true,
+            ..Change::default()
+        }
+    } else {
+        Change {
+            end_session: Some(EndedSession {
+                jti: claims.jti,
+                exp: claims.exp,
+            }),
+            ..Change::default()
+        }
+    };
+    let id = account.id;
+    with_conn(&state.pool, move |c| {
+        store::update(c, id, change).map_err(ApiError::from)
+    })
+    .await?;
+    state.outbox.nudge();
+    tracing::info!(account.id = %id, all = q.all, "logged out");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangePasswordRequest {
+    current_password: SecretString,
+    new_password: SecretString,
+}
+
+/// `POST /v1/me/password` (session): `{current_password, new_password}`.
+/// The current password is checked as a login is (and throttled as one);
+/// every earlier session ends, and the answer is a new session token for
+/// this device, as `POST /v1/login` gives.
+async fn change_password(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+    body: web::Json<ChangePasswordRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let ChangePasswordRequest {
+        current_password,
+        new_password,
+    } = body.into_inner();
+    let Caller(account, _) = caller;
+    let new_password = NewPassword::parse(new_password, Some(&account.username))?;
+    let address = address::connection_address(&req, &state);
+    check_password(&state, &account.username, &current_password, &address).await?;
+    let hash = state.hasher.hash(new_password.secret()).await?;
+    let id = account.id;
+    let account = with_conn(&state.pool, move |c| {
+        store::update(
+            c,
+            id,
+            Change {
+                password_hash: Some(hash),
+                ..Change::default()
+            },
+        )
+        .map_err(ApiError::from)
+    })
+    .await?
+    .ok_or_else(|| ApiError::Unauthenticated("the account no longer exists".into()))?;
+    state.outbox.nudge();
+    tracing::info!(account.id = %id, "password changed by its owner");
+    issue_session(&state, &account)
 }
 
 /// `GET /.well-known/jwks.json` (public): the keys that verify session tokens.

@@ -20,6 +20,10 @@ pub struct Options {
     pub db: Option<TestDatabase>,
     pub signing_key: Option<String>,
     pub previous_keys: Option<String>,
+    /// Count the throttle in the machine's Redis under this key prefix.
+    pub redis_prefix: Option<String>,
+    pub signups_per_address: Option<u32>,
+    pub hashing: Option<authenticator::hashing::HashLimits>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -33,6 +37,15 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
     let mut opts = authenticator::testing::Options::new(brokers.clone(), &db);
     opts.signing_key = o.signing_key;
     opts.previous_keys = o.previous_keys;
+    opts.redis = o.redis_prefix.map(|p| {
+        let url =
+            std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        (url, p)
+    });
+    if let Some(n) = o.signups_per_address {
+        opts.signups_per_address = n;
+    }
+    opts.hashing = o.hashing;
     let app = authenticator::testing::spawn(opts).await;
     TestApp {
         address: app.address.clone(),

@@ -4,7 +4,9 @@
 mod accounts;
 mod admin;
 mod batch;
+mod control_characters;
 mod events;
 mod helpers;
 mod platform_endpoints;
+mod sign_in;
 mod tokens;

@@ -15,13 +15,18 @@ use actix_web::{
 };
 use base64::{engine::general_purpose::STANDARD, Engine};
 use chrono::{Duration as ChronoDuration, Utc};
-use platform::{coherent::Lookup, db::with_conn, jwt::AccessClaims};
+use platform::{
+    coherent::Lookup,
+    db::with_conn,
+    jwt::{AccessClaims, END_USER_ADDRESS_HEADER},
+};
 use reqwest::Url;
 use serde_json::json;
 use uuid::Uuid;
 
 use super::pages;
 use crate::{
+    address,
     auth::session_user,
     crypto,
     error::{ApiError, OAuthError},
@@ -32,6 +37,9 @@ use crate::{
 };
 
 pub const SESSION_COOKIE: &str = "sk_session";
+/// The random value the sign-in form's CSRF token is bound to (there is no
+/// session before sign-in: a double-submit cookie).
+pub const LOGIN_CSRF_COOKIE: &str = "sk_login";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/oauth2/authorize", web::get().to(authorize))
@@ -256,6 +264,77 @@ fn csrf_token(session: &str, fields: &[(String, String)]) -> String {
     crypto::digest(&format!("consent|{session}|{}", query_of(fields)))
 }
 
+/// Ties the sign-in form to this browser's login cookie and this request.
+fn login_csrf(cookie: &str, return_to: &str) -> String {
+    crypto::digest(&format!("login|{cookie}|{return_to}"))
+}
+
+/// The sign-in page for `request`, its CSRF token bound to the browser's
+/// `sk_login` cookie: the one it has (so that two open sign-in pages both
+/// work), or a new one set with the page.
+fn login_page(
+    req: &HttpRequest,
+    state: &AppState,
+    request: &AuthzRequest,
+    error: Option<&str>,
+    status: StatusCode,
+) -> HttpResponse {
+    let return_to = query_of(&request.fields);
+    let kept = req
+        .cookie(LOGIN_CSRF_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|v| crypto::valid_random_token(v));
+    let secret = kept.clone().unwrap_or_else(crypto::random_token);
+    let mut page = pages::login(
+        &return_to,
+        &login_csrf(&secret, &return_to),
+        &request.client.name,
+        &request.redirect_uri,
+        error,
+        status,
+    );
+    if kept.is_none() {
+        let cookie = Cookie::build(LOGIN_CSRF_COOKIE, secret)
+            .path("/oauth2")
+            .http_only(true)
+            .same_site(SameSite::Strict)
+            .secure(state.settings.secure_cookies())
+            .finish();
+        if let Err(e) = page.add_cookie(&cookie) {
+            tracing::error!(error = %e, "the sign-in cookie cannot be set");
+        }
+    }
+    page
+}
+
+/// Why a form post did not come from our own pages, judged by what the
+/// browser says of it: an `Origin` other than ours (`null` included) or a
+/// `Sec-Fetch-Site` other than `same-origin` or `none`. Browsers that send
+/// neither are left to the CSRF token.
+fn cross_site(req: &HttpRequest, own_origin: &str) -> Option<&'static str> {
+    let headers = req.headers();
+    if headers
+        .get_all(header::ORIGIN)
+        .any(|o| o.to_str().ok() != Some(own_origin))
+    {
+        return Some("foreign Origin");
+    }
+    if headers
+        .get_all("sec-fetch-site")
+        .any(|v| !matches!(v.to_str(), Ok("same-origin") | Ok("none")))
+    {
+        return Some("cross-site Sec-Fetch-Site");
+    }
+    None
+}
+
+fn forged_form() -> HttpResponse {
+    pages::error(
+        StatusCode::FORBIDDEN,
+        "This form has expired or did not come from this site. Start again.",
+    )
+}
+
 /// `GET /oauth2/authorize` (public; a login cookie once signed in).
 async fn authorize(
     req: HttpRequest,
@@ -267,13 +346,7 @@ async fn authorize(
         Err(refusal) => return refusal.respond(&state.settings.issuer),
     };
     let Some(session) = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()) else {
-        return pages::login(
-            &query_of(&request.fields),
-            &request.client.name,
-            &request.redirect_uri,
-            None,
-            StatusCode::OK,
-        );
+        return login_page(&req, &state, &request, None, StatusCode::OK);
     };
     let user = match session_user(&state, &session).await {
         Ok(u) => u,
@@ -286,16 +359,8 @@ async fn authorize(
             }
             .respond(&state.settings.issuer)
         }
-        // Expired or foreign cookie: sign in again.
-        Err(_) => {
-            return pages::login(
-                &query_of(&request.fields),
-                &request.client.name,
-                &request.redirect_uri,
-                None,
-                StatusCode::OK,
-            )
-        }
+        // Expired, ended or foreign cookie: sign in again.
+        Err(_) => return login_page(&req, &state, &request, None, StatusCode::OK),
     };
     let granted = match grantable(&state, &request, user.id).await {
         Ok(g) => g,
@@ -427,10 +492,35 @@ async fn issue_code(
     redirect_to(&r.redirect_uri, &pairs)
 }
 
-/// `POST /oauth2/login` (form): checks the credentials with the
-/// authenticator, sets the login cookie and returns to the authorization.
-async fn login(state: web::Data<AppState>, form: web::Form<Params>) -> HttpResponse {
+/// `POST /oauth2/login` (form, `sk_login` cookie): checks the credentials
+/// with the authenticator, sets the login cookie and returns to the
+/// authorization. A form that did not come from our own sign-in page (a
+/// foreign `Origin` or `Sec-Fetch-Site`, a CSRF token that does not match
+/// the cookie) is refused before the authenticator is asked, so it neither
+/// signs anyone in nor counts as a failed attempt. The authenticator is
+/// told the end user's address (with our `login:relay` token), so that its
+/// throttle tells one browser from another.
+async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<Params>,
+) -> HttpResponse {
+    if let Some(reason) = cross_site(&req, &state.settings.origin) {
+        tracing::warn!(reason, "a sign-in form from another site was refused");
+        return forged_form();
+    }
     let return_to = form.get("return_to").cloned().unwrap_or_default();
+    let cookie = req
+        .cookie(LOGIN_CSRF_COOKIE)
+        .map(|c| c.value().to_owned())
+        .unwrap_or_default();
+    let sent = form.get("csrf").map(String::as_str).unwrap_or("");
+    if !crypto::valid_random_token(&cookie)
+        || !crypto::equal(sent, &login_csrf(&cookie, &return_to))
+    {
+        tracing::warn!("a sign-in form without a matching CSRF token was refused");
+        return forged_form();
+    }
     let params: Params = match web::Query::<Params>::from_query(&return_to) {
         Ok(q) => q.into_inner(),
         Err(_) => {
@@ -444,77 +534,102 @@ async fn login(state: web::Data<AppState>, form: web::Form<Params>) -> HttpRespo
         Ok(r) => r,
         Err(refusal) => return refusal.respond(&state.settings.issuer),
     };
-    let again = |msg: &str, status| {
-        pages::login(
-            &query_of(&request.fields),
-            &request.client.name,
-            &request.redirect_uri,
-            Some(msg),
-            status,
+    let again = |msg: &str, status| login_page(&req, &state, &request, Some(msg), status);
+    let unavailable = || {
+        pages::error(
+            StatusCode::BAD_GATEWAY,
+            "Sign-in is unavailable right now; try again shortly.",
         )
     };
     let (Some(username), Some(password)) = (form.get("username"), form.get("password")) else {
         return again("Enter your username and password.", StatusCode::BAD_REQUEST);
     };
-    let answer = state
+    let relay = match state.relay.get(&state) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(
+                error = format!("{e:#}"),
+                "the login relay token cannot be signed"
+            );
+            return unavailable();
+        }
+    };
+    let mut call = state
         .http
         .post(format!("{}/v1/login", state.settings.authenticator_url))
-        .json(&json!({"username": username, "password": password}))
-        .send()
-        .await;
-    let answer = match answer {
+        .bearer_auth(relay)
+        .json(&json!({"username": username, "password": password}));
+    if let Some(ip) = address::end_user(&req, &state.settings.trusted_proxies) {
+        call = call.header(END_USER_ADDRESS_HEADER, ip.to_string());
+    }
+    let answer = match call.send().await {
         Ok(a) => a,
         Err(e) => {
             tracing::error!(error = %e, "the authenticator is unreachable");
-            return pages::error(
-                StatusCode::BAD_GATEWAY,
-                "Sign-in is unavailable right now; try again shortly.",
-            );
+            return unavailable();
         }
     };
-    match answer.status().as_u16() {
-        200 => {}
-        401 => {
-            return again(
+    let status = answer.status().as_u16();
+    if status != 200 {
+        let retry_after = answer
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| header::HeaderValue::from_str(v).ok());
+        // The problem type tells a refused password from a refused relay
+        // token, which both answer 401/403.
+        let problem = answer
+            .json::<serde_json::Value>()
+            .await
+            .ok()
+            .and_then(|v| v["type"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let kind = problem.rsplit('/').next().unwrap_or("");
+        return match (status, kind) {
+            (401, "invalid-credentials") => again(
                 "The username or password is wrong.",
                 StatusCode::UNAUTHORIZED,
-            )
-        }
-        403 => return again("This account is deactivated.", StatusCode::FORBIDDEN),
-        429 => {
-            return again(
-                "Too many failed attempts; wait a while and try again.",
-                StatusCode::TOO_MANY_REQUESTS,
-            )
-        }
-        other => {
-            tracing::error!(
-                status = other,
-                "unexpected answer from the authenticator's login"
-            );
-            return pages::error(
-                StatusCode::BAD_GATEWAY,
-                "Sign-in is unavailable right now; try again shortly.",
-            );
-        }
+            ),
+            (403, "account-inactive") => {
+                again("This account is deactivated.", StatusCode::FORBIDDEN)
+            }
+            (429, _) => {
+                let mut page = again(
+                    "Too many failed attempts; wait a while and try again.",
+                    StatusCode::TOO_MANY_REQUESTS,
+                );
+                if let Some(v) = retry_after {
+                    page.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                page
+            }
+            (401 | 403, _) => {
+                tracing::error!(
+                    status,
+                    problem,
+                    "the authenticator refused the safekeeper's login relay token; check its SAFEKEEPER_URL, SAFEKEEPER_ISSUER and ACCESS_TOKEN_AUDIENCE"
+                );
+                unavailable()
+            }
+            _ => {
+                tracing::error!(
+                    status,
+                    problem,
+                    "unexpected answer from the authenticator's login"
+                );
+                unavailable()
+            }
+        };
     }
     let body: serde_json::Value = match answer.json().await {
         Ok(b) => b,
-        Err(_) => {
-            return pages::error(
-                StatusCode::BAD_GATEWAY,
-                "Sign-in is unavailable right now; try again shortly.",
-            )
-        }
+        Err(_) => return unavailable(),
     };
     let (Some(token), expires_in) = (
         body["session_token"].as_str(),
         body["expires_in"].as_i64().unwrap_or(3600),
     ) else {
-        return pages::error(
-            StatusCode::BAD_GATEWAY,
-            "Sign-in is unavailable right now; try again shortly.",
-        );
+        return unavailable();
     };
     let cookie = Cookie::build(SESSION_COOKIE, token.to_owned())
         .path("/oauth2")
@@ -544,32 +659,15 @@ async fn consent(
         Err(refusal) => return refusal.respond(&state.settings.issuer),
     };
     let Some(session) = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()) else {
-        return pages::login(
-            &query_of(&request.fields),
-            &request.client.name,
-            &request.redirect_uri,
-            None,
-            StatusCode::OK,
-        );
+        return login_page(&req, &state, &request, None, StatusCode::OK);
     };
     let sent = form.get("csrf").map(String::as_str).unwrap_or("");
     if !crypto::equal(sent, &csrf_token(&session, &request.fields)) {
-        return pages::error(
-            StatusCode::FORBIDDEN,
-            "This form has expired or did not come from this site. Start again.",
-        );
+        return forged_form();
     }
     let user = match session_user(&state, &session).await {
         Ok(u) => u,
-        Err(_) => {
-            return pages::login(
-                &query_of(&request.fields),
-                &request.client.name,
-                &request.redirect_uri,
-                None,
-                StatusCode::OK,
-            )
-        }
+        Err(_) => return login_page(&req, &state, &request, None, StatusCode::OK),
     };
     if form.get("decision").map(String::as_str) != Some("allow") {
         return Refusal::Redirect {
@@ -1039,4 +1137,42 @@ async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
         .json(state.keys.jwks())
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::cross_site;
+
+    const OWN: &str = "https://sk.example.com";
+
+    fn post(headers: &[(&'static str, &'static str)]) -> actix_web::HttpRequest {
+        headers
+            .iter()
+            .fold(TestRequest::post(), |t, h| t.insert_header(*h))
+            .to_http_request()
+    }
+
+    #[test]
+    fn only_posts_the_browser_calls_same_origin_pass() {
+        assert_eq!(cross_site(&post(&[]), OWN), None);
+        assert_eq!(
+            cross_site(
+                &post(&[("origin", OWN), ("sec-fetch-site", "same-origin")]),
+                OWN
+            ),
+            None
+        );
+        assert_eq!(cross_site(&post(&[("sec-fetch-site", "none")]), OWN), None);
+        for refused in [
+            &[("origin", "null")][..],
+            &[("origin", "https://sk.example.com.evil.example")],
+            &[("origin", "http://sk.example.com")],
+            &[("origin", OWN), ("sec-fetch-site", "same-site")],
+            &[("sec-fetch-site", "cross-site")],
+        ] {
+            assert!(cross_site(&post(refused), OWN).is_some(), "{refused:?}");
+        }
+    }
 }

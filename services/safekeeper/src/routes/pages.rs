@@ -74,8 +74,11 @@ fn hidden(fields: &[(String, String)]) -> String {
         .collect()
 }
 
+/// The sign-in form. `csrf` is bound to the browser's login cookie and to
+/// `return_to` (see `oauth::login_csrf`).
 pub fn login(
     return_to: &str,
+    csrf: &str,
     client_name: &str,
     redirect_uri: &str,
     error: Option<&str>,
@@ -93,7 +96,10 @@ pub fn login(
          <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\n\
          <button type=\"submit\">Sign in</button>\n</form>",
         client = escape(client_name),
-        hidden = hidden(&[("return_to".into(), return_to.into())]),
+        hidden = hidden(&[
+            ("return_to".into(), return_to.into()),
+            ("csrf".into(), csrf.into())
+        ]),
     );
     page(status, "Sign in", &body, Some(redirect_uri))
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
-    auth::{access_token, bearer, session_user},
+    auth::{access_token, bearer, session_user, SESSION_ENDED},
     error::ApiError,
     grants, rbac,
     state::AppState,
@@ -106,8 +106,16 @@ async fn permission(
     let token = bearer(&req)?;
     let (id, username) = match session_user(&state, &token).await {
         Ok(u) => (u.id, Some(u.username)),
-        Err(ApiError::Unauthenticated(_)) => {
-            let claims = access_token(&state, &token).await?;
+        Err(ApiError::Unauthenticated(why)) => {
+            let claims = match access_token(&state, &token).await {
+                Ok(c) => c,
+                // A genuine session token whose session has ended: say so,
+                // rather than that it is no access token.
+                Err(ApiError::Unauthenticated(_)) if why == SESSION_ENDED => {
+                    return Err(ApiError::Unauthenticated(why))
+                }
+                Err(e) => return Err(e),
+            };
             let id = claims.sub.parse().map_err(|_| {
                 ApiError::BadRequest("a client's own token has no user permissions".into())
             })?;

@@ -18,7 +18,7 @@ pub(crate) fn challenge(verifier: &str) -> String {
 }
 
 /// The value of a hidden form field in a page.
-fn hidden_field(html: &str, name: &str) -> String {
+pub(crate) fn hidden_field(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html
         .find(&marker)
@@ -33,7 +33,7 @@ fn hidden_field(html: &str, name: &str) -> String {
         .replace("&gt;", ">")
 }
 
-fn location(r: &Response) -> String {
+pub(crate) fn location(r: &Response) -> String {
     r.headers()
         .get(header::LOCATION)
         .expect("a redirect")
@@ -50,35 +50,113 @@ pub(crate) fn query(url: &str) -> std::collections::HashMap<String, String> {
         .collect()
 }
 
-struct Browser<'a> {
+/// The `name=value` cookies a response sets (`Max-Age=0` as `None`: deleted).
+pub(crate) fn set_cookies(r: &Response) -> Vec<(String, Option<String>)> {
+    r.headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| {
+            let v = v.to_str().ok()?;
+            let (name, value) = v.split(';').next()?.split_once('=')?;
+            let deleted = v.contains("Max-Age=0");
+            Some((name.trim().to_owned(), (!deleted).then(|| value.to_owned())))
+        })
+        .collect()
+}
+
+/// A browser on the safekeeper's own pages: it keeps the cookies it is
+/// given and, as browsers do, says where its form posts come from.
+pub(crate) struct Browser<'a> {
     p: &'a TestPlatform,
-    cookie: Option<String>,
+    http: reqwest::Client,
+    pub(crate) cookies: std::collections::BTreeMap<String, String>,
 }
 
 impl<'a> Browser<'a> {
-    fn new(p: &'a TestPlatform) -> Self {
-        Self { p, cookie: None }
+    pub(crate) fn new(p: &'a TestPlatform) -> Self {
+        Self::with_client(p, p.http.clone())
     }
 
-    async fn get(&self, path_and_query: &str) -> Response {
-        let mut r = self.p.http.get(self.p.sk(path_and_query));
-        if let Some(c) = &self.cookie {
+    /// A browser whose connections use `http` (a local address of its own, say).
+    pub(crate) fn with_client(p: &'a TestPlatform, http: reqwest::Client) -> Self {
+        Self {
+            p,
+            http,
+            cookies: Default::default(),
+        }
+    }
+
+    fn cookie_header(&self) -> Option<String> {
+        (!self.cookies.is_empty()).then(|| {
+            self.cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
+    fn keep(&mut self, r: &Response) {
+        for (name, value) in set_cookies(r) {
+            match value {
+                Some(v) => self.cookies.insert(name, v),
+                None => self.cookies.remove(&name),
+            };
+        }
+    }
+
+    pub(crate) async fn get(&mut self, path_and_query: &str) -> Response {
+        let mut r = self.http.get(self.p.sk(path_and_query));
+        if let Some(c) = self.cookie_header() {
             r = r.header(header::COOKIE, c);
         }
-        r.send().await.unwrap()
+        let r = r.send().await.unwrap();
+        self.keep(&r);
+        r
     }
 
-    async fn post_form(&self, path: &str, form: &[(String, String)]) -> Response {
-        let mut r = self.p.http.post(self.p.sk(path)).form(form);
-        if let Some(c) = &self.cookie {
+    /// Posts a form from one of the safekeeper's pages.
+    pub(crate) async fn post_form(&mut self, path: &str, form: &[(String, String)]) -> Response {
+        let origin = self.p.sk.clone();
+        self.post_form_with(
+            path,
+            form,
+            &[("origin", &origin), ("sec-fetch-site", "same-origin")],
+        )
+        .await
+    }
+
+    /// Posts a form with these request headers (and the cookies) only.
+    pub(crate) async fn post_form_with(
+        &mut self,
+        path: &str,
+        form: &[(String, String)],
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let mut r = self.http.post(self.p.sk(path)).form(form);
+        if let Some(c) = self.cookie_header() {
             r = r.header(header::COOKIE, c);
         }
-        r.send().await.unwrap()
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        let r = r.send().await.unwrap();
+        self.keep(&r);
+        r
     }
 
-    /// Opens the authorization URL, signs in on the page it shows, and
-    /// returns the answer to the authorization request after sign-in.
-    async fn authorize_as(&mut self, params: &[(&str, &str)], username: &str) -> Response {
+    /// The sign-in form of `page`, filled in.
+    pub(crate) fn login_form(page: &str, username: &str, password: &str) -> Vec<(String, String)> {
+        vec![
+            ("username".to_owned(), username.to_owned()),
+            ("password".to_owned(), password.to_owned()),
+            ("return_to".to_owned(), hidden_field(page, "return_to")),
+            ("csrf".to_owned(), hidden_field(page, "csrf")),
+        ]
+    }
+
+    /// Opens the authorization URL and returns the sign-in page it shows.
+    pub(crate) async fn sign_in_page(&mut self, params: &[(&str, &str)]) -> String {
         let q = Url::parse_with_params("http://x/oauth2/authorize", params).unwrap();
         let first = self
             .get(&format!("/oauth2/authorize?{}", q.query().unwrap()))
@@ -89,25 +167,32 @@ impl<'a> Browser<'a> {
             page.contains("<form method=\"post\" action=\"/oauth2/login\">"),
             "{page}"
         );
-        let form = vec![
-            ("username".to_owned(), username.to_owned()),
-            ("password".to_owned(), PASSWORD.to_owned()),
-            ("return_to".to_owned(), hidden_field(&page, "return_to")),
-        ];
+        page
+    }
+
+    /// Opens the authorization URL, signs in on the page it shows, and
+    /// returns the answer to the authorization request after sign-in.
+    pub(crate) async fn authorize_as(
+        &mut self,
+        params: &[(&str, &str)],
+        username: &str,
+    ) -> Response {
+        let page = self.sign_in_page(params).await;
+        let form = Self::login_form(&page, username, PASSWORD);
         let signed_in = self.post_form("/oauth2/login", &form).await;
         assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
         let set_cookie = signed_in
             .headers()
-            .get(header::SET_COOKIE)
-            .unwrap()
-            .to_str()
-            .unwrap()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .find(|v| v.starts_with("sk_session="))
+            .expect("the login cookie")
             .to_owned();
         assert!(
             set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"),
             "{set_cookie}"
         );
-        self.cookie = Some(set_cookie.split(';').next().unwrap().to_owned());
         let back = location(&signed_in);
         assert!(back.starts_with("/oauth2/authorize?"));
         self.get(&back).await
@@ -411,22 +496,27 @@ async fn a_wrong_password_on_the_login_page_shows_the_page_again_with_an_error()
     let p = spawn().await;
     let ch = challenge(VERIFIER);
     let q = Url::parse_with_params("http://x/a", spa_params("read:task", &ch)).unwrap();
-    let b = Browser::new(&p);
+    let mut b = Browser::new(&p);
     let page = b
         .get(&format!("/oauth2/authorize?{}", q.query().unwrap()))
         .await
         .text()
         .await
         .unwrap();
-    let form = vec![
-        ("username".to_owned(), "nobody-here".to_owned()),
-        ("password".to_owned(), "Wrong-Passw0rd!".to_owned()),
-        ("return_to".to_owned(), hidden_field(&page, "return_to")),
-    ];
+    let form = Browser::login_form(&page, "nobody-here", "Wrong-Passw0rd!");
     let r = b.post_form("/oauth2/login", &form).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(r.headers().get(header::SET_COOKIE).is_none());
-    assert!(r.text().await.unwrap().contains("role=\"alert\""));
+    let page = r.text().await.unwrap();
+    assert!(page.contains("role=\"alert\""));
+    // The page shown again can be submitted again.
+    let r = b
+        .post_form(
+            "/oauth2/login",
+            &Browser::login_form(&page, "nobody-here", "Wrong-Passw0rd!"),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
 /// Expired grants are deleted; what is still valid survives the pruning.

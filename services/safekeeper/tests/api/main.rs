@@ -4,6 +4,8 @@
 mod admin;
 mod browser;
 mod code_flow;
+mod control_characters;
 mod helpers;
 mod seed;
+mod sign_in;
 mod tokens;

@@ -1,6 +1,7 @@
 //! Black-box tests of the task service, with a real authenticator and
 //! safekeeper beside it (real HTTP, real broker, a database each).
 
+mod control_characters;
 mod helpers;
 mod journey;
 mod platform_endpoints;

@@ -1,18 +1,28 @@
 //! Our authenticator as the identity provider. Every administrative call
 //! carries a safekeeper access token with `admin:user`, obtained by client
-//! credentials and cached until shortly before it expires. The
-//! authenticator deletes no account: removing one deactivates it.
+//! credentials and cached until shortly before it expires. The same token
+//! carries `login:relay` when the directory's client holds it: then an
+//! organization admin's sign-in (and the creation of an organization's
+//! admin account) names the end user's address, so that the authenticator
+//! throttles the person signing in, not every sign-in that passes through
+//! the directory. The authenticator deletes no account: removing one
+//! deactivates it.
 
-use std::time::{Duration, Instant};
+use std::{
+    net::IpAddr,
+    time::{Duration, Instant},
+};
 
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64URL, Engine};
 use futures::future::join_all;
+use platform::jwt::{END_USER_ADDRESS_HEADER, LOGIN_RELAY_SCOPE};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-use super::{transport, Identity, IdentityProvider, NewIdentity, ProviderError};
+use super::{transport, Authenticated, Identity, IdentityProvider, NewIdentity, ProviderError};
 use crate::directory_config::OrganizationEntry;
 
 pub const ADMIN_SCOPE: &str = "admin:user";
@@ -25,13 +35,25 @@ pub struct AuthenticatorProvider {
     token_url: String,
     client_id: String,
     client_secret: SecretString,
-    token: Mutex<Option<(String, Instant)>>,
+    token: Mutex<Option<AccessToken>>,
+}
+
+/// The directory's access token, while it is good.
+#[derive(Clone)]
+struct AccessToken {
+    value: String,
+    until: Instant,
+    /// Granted `login:relay`: may name an end user's address.
+    relay: bool,
 }
 
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: String,
     expires_in: u64,
+    /// Absent when the scopes are the ones asked for (RFC 6749, 5.1).
+    #[serde(default)]
+    scope: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -78,18 +100,19 @@ impl AuthenticatorProvider {
         }
     }
 
-    async fn access_token(&self) -> Result<String, ProviderError> {
+    async fn access_token(&self) -> Result<AccessToken, ProviderError> {
         let mut slot = self.token.lock().await;
-        if let Some((t, until)) = slot.as_ref() {
-            if Instant::now() < *until {
+        if let Some(t) = slot.as_ref() {
+            if Instant::now() < t.until {
                 return Ok(t.clone());
             }
         }
+        let scopes = format!("{ADMIN_SCOPE} {LOGIN_RELAY_SCOPE}");
         let r = self
             .http
             .post(&self.token_url)
             .basic_auth(&self.client_id, Some(self.client_secret.expose_secret()))
-            .form(&[("grant_type", "client_credentials"), ("scope", ADMIN_SCOPE)])
+            .form(&[("grant_type", "client_credentials"), ("scope", &scopes)])
             .send()
             .await
             .map_err(|e| ProviderError::NotSent(format!("the safekeeper: {e}")))?;
@@ -105,11 +128,26 @@ impl AuthenticatorProvider {
             .json()
             .await
             .map_err(|e| ProviderError::NotSent(format!("the safekeeper's token answer: {e}")))?;
+        let relay = t
+            .scope
+            .as_deref()
+            .is_none_or(|s| s.split_ascii_whitespace().any(|s| s == LOGIN_RELAY_SCOPE));
+        if !relay {
+            tracing::warn!(client_id = %self.client_id, "the directory's client does not hold login:relay: the authenticator throttles every admin sign-in by the directory's own address");
+        }
         // Renew a little before expiry so no call carries a dying token.
         let margin = (t.expires_in / 5).clamp(1, 30);
-        let until = Instant::now() + Duration::from_secs(t.expires_in.saturating_sub(margin));
-        *slot = Some((t.access_token.clone(), until));
-        Ok(t.access_token)
+        let token = AccessToken {
+            value: t.access_token,
+            until: Instant::now() + Duration::from_secs(t.expires_in.saturating_sub(margin)),
+            relay,
+        };
+        *slot = Some(token.clone());
+        Ok(token)
+    }
+
+    async fn forget_token(&self) {
+        *self.token.lock().await = None;
     }
 
     /// One administrative call; a 401 (a token revoked or keys rotated)
@@ -120,24 +158,44 @@ impl AuthenticatorProvider {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(StatusCode, Value), ProviderError> {
+        self.call_for(method, path, body, None).await
+    }
+
+    /// [`call`](Self::call) on behalf of the end user at `end_user`, whose
+    /// address is named when the token may relay it.
+    async fn call_for(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        end_user: Option<IpAddr>,
+    ) -> Result<(StatusCode, Value), ProviderError> {
         for attempt in 0..2 {
             let token = self.access_token().await?;
             let mut req = self
                 .http
                 .request(method.clone(), format!("{}{path}", self.url))
-                .bearer_auth(token);
+                .bearer_auth(&token.value);
+            if let (Some(address), true) = (end_user, token.relay) {
+                req = req.header(END_USER_ADDRESS_HEADER, address.to_string());
+            }
             if let Some(b) = body {
                 req = req.json(b);
             }
             let r = req.send().await.map_err(transport)?;
             let status = r.status();
             if status == StatusCode::UNAUTHORIZED && attempt == 0 {
-                *self.token.lock().await = None;
+                self.forget_token().await;
                 continue;
             }
+            let retry_after = retry_after(&r);
             let v: Value = r.json().await.unwrap_or(Value::Null);
             if status.is_success() {
                 return Ok((status, v));
+            }
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                // Too many sign-ups from the end user's address, say.
+                return Err(ProviderError::Throttled(retry_after.unwrap_or(1)));
             }
             if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
                 return Err(ProviderError::Unavailable(format!(
@@ -221,7 +279,9 @@ fn batch_results(
 impl IdentityProvider for AuthenticatorProvider {
     async fn create_user(&self, new: &NewIdentity) -> Result<Identity, ProviderError> {
         let body = creation_request(new);
-        let (_, v) = self.call(Method::POST, "/v1/users", Some(&body)).await?;
+        let (_, v) = self
+            .call_for(Method::POST, "/v1/users", Some(&body), new.end_user_address)
+            .await?;
         account(v)
     }
 
@@ -320,25 +380,62 @@ impl IdentityProvider for AuthenticatorProvider {
         .map(|_| ())
     }
 
+    /// `POST /v1/login`, naming the end user's address beside the
+    /// directory's access token (when it holds `login:relay`), then `GET
+    /// /v1/me` with the session token for the account's id.
     async fn authenticate(
         &self,
         login: &str,
         password: &SecretString,
-    ) -> Result<String, ProviderError> {
-        let r = self
-            .http
-            .post(format!("{}/v1/login", self.url))
-            .json(&json!({"username": login, "password": password.expose_secret()}))
-            .send()
-            .await
-            .map_err(transport)?;
-        let status = r.status();
-        let retry_after = r
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
-        let v: Value = r.json().await.unwrap_or(Value::Null);
+        end_user: Option<IpAddr>,
+    ) -> Result<Authenticated, ProviderError> {
+        let body = json!({"username": login, "password": password.expose_secret()});
+        let mut attempt = 0;
+        let (status, retry_after, v) = loop {
+            attempt += 1;
+            let mut req = self.http.post(format!("{}/v1/login", self.url)).json(&body);
+            let mut relayed = false;
+            if let Some(address) = end_user {
+                // Without a token the sign-in still works, throttled by the
+                // directory's own address: better than no sign-in at all
+                // while the safekeeper is away.
+                match self.access_token().await {
+                    Ok(t) if t.relay => {
+                        req = req
+                            .bearer_auth(&t.value)
+                            .header(END_USER_ADDRESS_HEADER, address.to_string());
+                        relayed = true;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "signing an admin in without relaying their address")
+                    }
+                }
+            }
+            let r = req.send().await.map_err(transport)?;
+            let status = r.status();
+            let retry_after = retry_after(&r);
+            let v: Value = r.json().await.unwrap_or(Value::Null);
+            // A 401 or 403 that is not about the credentials is about the
+            // directory's token: revoked or rotated (a fresh one is worth
+            // one try), or without `login:relay`.
+            let about_token = relayed
+                && match status {
+                    StatusCode::UNAUTHORIZED => !is_problem(&v, "invalid-credentials"),
+                    StatusCode::FORBIDDEN => !is_problem(&v, "account-inactive"),
+                    _ => false,
+                };
+            if !about_token {
+                break (status, retry_after, v);
+            }
+            self.forget_token().await;
+            if attempt >= 2 {
+                tracing::error!(%status, body = %v, client_id = %self.client_id, "the authenticator refused the directory's relay token");
+                return Err(ProviderError::Unavailable(format!(
+                    "the authenticator refused the directory's access token ({status})"
+                )));
+            }
+        };
         match status {
             StatusCode::OK => {}
             StatusCode::UNAUTHORIZED | StatusCode::BAD_REQUEST => {
@@ -354,7 +451,8 @@ impl IdentityProvider for AuthenticatorProvider {
             .get("session_token")
             .and_then(Value::as_str)
             .ok_or_else(|| ProviderError::Unavailable("login answered no session_token".into()))?;
-        // Who that is, from the authenticator itself (no token parsing here).
+        let session_epoch = session_epoch(session)?;
+        // Who that is, from the authenticator itself.
         let me: Value = self
             .http
             .get(format!("{}/v1/me", self.url))
@@ -367,11 +465,51 @@ impl IdentityProvider for AuthenticatorProvider {
             .json()
             .await
             .map_err(transport)?;
-        me.get("id")
+        let reference_id = me
+            .get("id")
             .and_then(Value::as_str)
             .map(str::to_owned)
-            .ok_or_else(|| ProviderError::Unavailable("/v1/me answered no id".into()))
+            .ok_or_else(|| ProviderError::Unavailable("/v1/me answered no id".into()))?;
+        Ok(Authenticated {
+            reference_id,
+            session_epoch,
+        })
     }
+}
+
+/// The seconds of a `Retry-After` header.
+fn retry_after(r: &reqwest::Response) -> Option<u64> {
+    r.headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Whether `v` is the problem+json of type `slug`.
+fn is_problem(v: &Value, slug: &str) -> bool {
+    v.get("type")
+        .and_then(Value::as_str)
+        .and_then(|t| t.rsplit('/').next())
+        == Some(slug)
+}
+
+/// The `sep` claim (the account's session epoch) of a session token the
+/// authenticator has just answered over our own connection to it: read,
+/// not verified again (`GET /v1/me` verifies the token right after). A
+/// token without the claim (an authenticator without epochs) reads as 0.
+fn session_epoch(session_token: &str) -> Result<i64, ProviderError> {
+    #[derive(Deserialize)]
+    struct Epoch {
+        #[serde(default)]
+        sep: i64,
+    }
+    let unreadable =
+        || ProviderError::Unavailable("login answered an unreadable session token".into());
+    let payload = session_token.split('.').nth(1).ok_or_else(unreadable)?;
+    let bytes = B64URL.decode(payload).map_err(|_| unreadable())?;
+    serde_json::from_slice::<Epoch>(&bytes)
+        .map(|e| e.sep)
+        .map_err(|_| unreadable())
 }
 
 /// Percent-encodes a query value (logins are `a-z0-9._-`, but be safe).
@@ -384,4 +522,37 @@ pub(crate) fn urlencode(v: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(payload: &Value) -> String {
+        format!(
+            "eyJhbGciOiJFZERTQSJ9.{}.c2ln",
+            B64URL.encode(payload.to_string())
+        )
+    }
+
+    #[test]
+    fn the_session_epoch_is_read_from_the_session_token() {
+        assert_eq!(
+            session_epoch(&token(&json!({"sub": "a", "sep": 7}))).ok(),
+            Some(7)
+        );
+        // An authenticator without epochs: 0.
+        assert_eq!(session_epoch(&token(&json!({"sub": "a"}))).ok(), Some(0));
+        for bad in ["", "one-part", "a.%%%.c", &token(&json!({"sep": "seven"}))] {
+            assert!(session_epoch(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn problems_are_told_apart_by_type() {
+        let v = json!({"type": "https://errors.platform.example/invalid-credentials"});
+        assert!(is_problem(&v, "invalid-credentials"));
+        assert!(!is_problem(&v, "account-inactive"));
+        assert!(!is_problem(&Value::Null, "invalid-credentials"));
+    }
 }

@@ -7,7 +7,7 @@
 pub mod authenticator;
 pub mod workos;
 
-use std::future::Future;
+use std::{future::Future, net::IpAddr};
 
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
@@ -29,6 +29,21 @@ pub struct NewIdentity {
     pub password: Option<SecretString>,
     /// a bcrypt hash (imports), or neither: an invitation.
     pub password_hash: Option<String>,
+    /// The end user who asked for the account themselves (`POST
+    /// /org/create`), relayed so the provider can limit creations per
+    /// address; `None` when an organization's admin creates accounts.
+    pub end_user_address: Option<IpAddr>,
+}
+
+/// Credentials the provider accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    /// The account's reference id.
+    pub reference_id: String,
+    /// The account's session epoch at sign-in (the `sep` of the
+    /// authenticator's session token; 0 where the provider has none):
+    /// the account's sessions end when it rises above this.
+    pub session_epoch: i64,
 }
 
 /// An account as the provider shows it.
@@ -169,12 +184,15 @@ pub trait IdentityProvider {
         reference: &str,
         password: &SecretString,
     ) -> impl Future<Output = Result<(), ProviderError>> + Send;
-    /// Checks credentials; the account's reference id.
+    /// Checks credentials that `end_user` (the address of the person
+    /// signing in, when known) typed in; the provider throttles failures
+    /// by that address, not by the directory's.
     fn authenticate(
         &self,
         login: &str,
         password: &SecretString,
-    ) -> impl Future<Output = Result<String, ProviderError>> + Send;
+        end_user: Option<IpAddr>,
+    ) -> impl Future<Output = Result<Authenticated, ProviderError>> + Send;
 }
 
 /// The configured provider.
@@ -306,7 +324,8 @@ impl Provider {
         &self,
         login: &str,
         password: &SecretString,
-    ) -> Result<String, ProviderError> {
-        delegate!(self, p => p.authenticate(login, password))
+        end_user: Option<IpAddr>,
+    ) -> Result<Authenticated, ProviderError> {
+        delegate!(self, p => p.authenticate(login, password, end_user))
     }
 }

@@ -4,13 +4,16 @@
 //! deactivate/reactivate, password authentication, and the Events API. A
 //! bearer API key; the base URL is configurable.
 
+use std::net::IpAddr;
+
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    authenticator::urlencode, transport, Identity, IdentityProvider, NewIdentity, ProviderError,
+    authenticator::urlencode, transport, Authenticated, Identity, IdentityProvider, NewIdentity,
+    ProviderError,
 };
 use crate::directory_config::OrganizationEntry;
 
@@ -274,18 +277,25 @@ impl IdentityProvider for WorkOsProvider {
         .map(|_| ())
     }
 
+    /// Password authentication; the end user's address goes as
+    /// `ip_address` (WorkOS records it and applies its own protections).
+    /// WorkOS has no session epochs: 0.
     async fn authenticate(
         &self,
         login: &str,
         password: &SecretString,
-    ) -> Result<String, ProviderError> {
-        let body = json!({
+        end_user: Option<IpAddr>,
+    ) -> Result<Authenticated, ProviderError> {
+        let mut body = json!({
             "client_id": self.client_id,
             "client_secret": self.api_key.expose_secret(),
             "grant_type": "password",
             "email": login,
             "password": password.expose_secret(),
         });
+        if let Some(address) = end_user {
+            body["ip_address"] = json!(address.to_string());
+        }
         let r = self
             .http
             .post(format!("{}/user_management/authenticate", self.base))
@@ -299,7 +309,10 @@ impl IdentityProvider for WorkOsProvider {
             return v
                 .pointer("/user/id")
                 .and_then(Value::as_str)
-                .map(str::to_owned)
+                .map(|id| Authenticated {
+                    reference_id: id.to_owned(),
+                    session_epoch: 0,
+                })
                 .ok_or_else(|| ProviderError::Unavailable("authenticate answered no user".into()));
         }
         match status.as_u16() {

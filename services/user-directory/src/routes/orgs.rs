@@ -1,7 +1,7 @@
 //! The seed's organization paths: create, admin login, get, update,
 //! delete; and the tenant's own data.
 
-use actix_web::{http::header, web, HttpResponse};
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use platform::db::{is_unique_violation, with_conn};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -35,8 +35,10 @@ struct CreateRequest {
 }
 
 /// `POST /org/create` (anyone, seed): an organization, its tenant storage
-/// and its admin account at the identity provider, as one unit. 201.
+/// and its admin account at the identity provider, as one unit. 201. The
+/// caller's address goes to the provider with the account's creation.
 async fn create(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<CreateRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -50,6 +52,7 @@ async fn create(
             name: name.as_str().to_owned(),
             email,
             password: password.secret().clone(),
+            end_user_address: state.settings.trusted_proxies.of_request(&req),
         },
     )
     .await?;
@@ -79,8 +82,11 @@ struct LoginResponse {
 
 /// `POST /admin/login` (anyone, seed): an organization admin's email and
 /// password, checked by the identity provider, to a platform token
-/// (`typ: org+jwt`, verifiable with our JWKS) carrying the organization.
+/// (`typ: org+jwt`, verifiable with our JWKS) carrying the organization
+/// and the admin's session epoch (`sep`). The provider hears the caller's
+/// address, and throttles failures by it.
 async fn login(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -98,23 +104,25 @@ async fn login(
     let Some(org) = org else {
         return Err(ApiError::InvalidCredentials);
     };
-    let reference = state
+    let address = state.settings.trusted_proxies.of_request(&req);
+    let signed_in = state
         .provider
-        .authenticate(&org.admin_login, &password)
+        .authenticate(&org.admin_login, &password, address)
         .await?;
-    if org.admin_reference_id.as_deref() != Some(reference.as_str()) {
+    if org.admin_reference_id.as_deref() != Some(signed_in.reference_id.as_str()) {
         return Err(ApiError::InvalidCredentials);
     }
     let now = chrono::Utc::now().timestamp();
     let ttl = state.settings.org_token_ttl.as_secs();
     let claims = OrgClaims {
         iss: state.settings.issuer.clone(),
-        sub: reference,
+        sub: signed_in.reference_id,
         org: org.id,
         org_name: org.name.clone(),
         iat: now,
         exp: now + ttl as i64,
         jti: uuid::Uuid::new_v4().to_string(),
+        sep: signed_in.session_epoch,
     };
     let token = state.keys.sign(ORG_TYP, &claims)?;
     tracing::info!(organization.id = %org.id, "organization admin logged in");

@@ -22,6 +22,8 @@ pub struct FakeState {
     /// Calls that answer 500: "create_user", "create_membership", ...
     pub failing: HashSet<&'static str>,
     pub calls: Vec<String>,
+    /// The `ip_address` of each password authentication, in order.
+    pub sign_in_addresses: Vec<Option<String>>,
     seq: u64,
 }
 
@@ -228,7 +230,9 @@ async fn membership_state(
 }
 
 async fn authenticate(st: Fake, body: web::Json<Value>) -> HttpResponse {
-    let s = st.lock().unwrap();
+    let mut s = st.lock().unwrap();
+    s.sign_in_addresses
+        .push(body["ip_address"].as_str().map(str::to_owned));
     if body["client_secret"].as_str() != Some(API_KEY)
         || body["client_id"].as_str() != Some(CLIENT_ID)
     {

@@ -125,7 +125,9 @@ fn config_for(t: &Tweaks) -> ConfigFile {
 }
 
 /// The directory with our authenticator as provider: an authenticator, a
-/// safekeeper, an OAuth2 client with `admin:user` for the directory.
+/// safekeeper, an OAuth2 client with `admin:user` and `login:relay` for the
+/// directory (it administers accounts, and relays its admins' sign-ins
+/// with their addresses).
 pub async fn spawn_with_authenticator(t: Tweaks) -> TestApp {
     let brokers = platform::testkit::shared_brokers();
     let auth_db = TestDatabase::create("authenticator");
@@ -162,7 +164,7 @@ pub async fn spawn_with_authenticator(t: Tweaks) -> TestApp {
         .bearer_auth(&admin)
         .json(
             &json!({"client_id": client_id, "name": "Directory", "client_secret": CLIENT_SECRET,
-                      "grant_types": ["client_credentials"], "scopes": ["admin:user"]}),
+                      "grant_types": ["client_credentials"], "scopes": ["admin:user", "login:relay"]}),
         )
         .send()
         .await

@@ -3,11 +3,13 @@
 //! safekeeper, or a local server speaking the WorkOS wire format.
 
 mod bad_input;
+mod control_characters;
 mod fake_workos;
 mod helpers;
 mod imports;
 mod orgs;
 mod platform_endpoints;
+mod sign_in;
 mod users;
 mod webhooks;
 mod workos;

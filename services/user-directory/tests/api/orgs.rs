@@ -302,7 +302,16 @@ async fn the_admin_changes_email_and_password_through_the_provider() {
         StatusCode::UNAUTHORIZED,
     )
     .await;
-    app.token(&new_email, "Newer-Passw0rd!").await;
+    let fresh = app.token(&new_email, "Newer-Passw0rd!").await;
+    // A password change ends the admin's sessions, this token's too.
+    let get = format!("/org/get?organization_name={}", org.name);
+    eventually(60, "the old token refused", || async {
+        let r = app.call(Method::GET, &get, Some(&org.token), None).await;
+        (r.status() == StatusCode::UNAUTHORIZED).then_some(())
+    })
+    .await;
+    let r = app.call(Method::GET, &get, Some(&fresh), None).await;
+    assert_eq!(r.status(), StatusCode::OK);
     // The authenticator holds the new email.
     let v = app.authenticator_get("/v1/users?limit=200").await;
     assert!(v["items"]
@@ -315,7 +324,7 @@ async fn the_admin_changes_email_and_password_through_the_provider() {
         .call(
             Method::PUT,
             "/org/update",
-            Some(&org.token),
+            Some(&fresh),
             Some(json!({"organization_name": org.name, "password": "weak"})),
         )
         .await;

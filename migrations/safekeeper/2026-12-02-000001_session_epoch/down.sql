@@ -1,0 +1,1 @@
+ALTER TABLE users DROP COLUMN ended_sessions, DROP COLUMN session_epoch;
