@@ -333,21 +333,58 @@ fn authorize_url(s: &Setup) -> anyhow::Result<Url> {
 
 /// Signs in on the safekeeper's login page; answers the login cookie.
 async fn sign_in(client: &Client, s: &Setup, authorize: &Url) -> anyhow::Result<String> {
+    // The sign-in page first, as a browser: its form carries a CSRF token
+    // bound to the `sk_login` cookie it sets.
+    let (headers, page) = fetch(client.get(authorize.clone()), StatusCode::OK)
+        .await
+        .map_err(|e| anyhow!("opening the sign-in page: {e}"))?;
+    let login_cookie = cookie_named(&headers, "sk_login").context("no sk_login cookie")?;
+    let page = String::from_utf8_lossy(&page);
+    let (return_to, csrf) = (
+        hidden_field(&page, "return_to").context("no return_to field")?,
+        hidden_field(&page, "csrf").context("no csrf field")?,
+    );
     let form = [
         ("username", s.username.as_str()),
         ("password", PASSWORD),
-        ("return_to", authorize.query().unwrap_or_default()),
+        ("return_to", return_to.as_str()),
+        ("csrf", csrf.as_str()),
     ];
-    let request = client.post(format!("{}/oauth2/login", s.sk)).form(&form);
+    let request = client
+        .post(format!("{}/oauth2/login", s.sk))
+        .header(header::COOKIE, &login_cookie)
+        .form(&form);
     let (headers, _) = fetch(request, StatusCode::SEE_OTHER)
         .await
         .map_err(|e| anyhow!("signing in on /oauth2/login: {e}"))?;
-    let cookie = headers
-        .get(header::SET_COOKIE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .context("no login cookie")?;
-    Ok(cookie.to_owned())
+    cookie_named(&headers, "sk_session").context("no login cookie")
+}
+
+/// `name=value` of the cookie `name` among a response's `Set-Cookie`s.
+fn cookie_named(headers: &reqwest::header::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+/// The value of the hidden input `name` in a page of the safekeeper (its
+/// values are HTML-escaped).
+fn hidden_field(page: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page.find(&marker)? + marker.len();
+    let value = &page[start..start + page[start..].find('"')?];
+    Some(
+        value
+            .replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&"),
+    )
 }
 
 /// `GET /oauth2/authorize` with the login cookie, up to [`CODE_BATCH`]

@@ -3,10 +3,11 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use platform::config::{parse_or, secret, var_or, CommonConfig};
+use platform::{
+    address::TrustedProxies,
+    config::{parse_or, secret, var_or, CommonConfig},
+};
 use secrecy::{ExposeSecret, SecretString};
-
-use crate::address::TrustedProxies;
 
 pub const DEFAULT_PORT: u16 = 5001;
 
@@ -50,9 +51,7 @@ impl Settings {
             "SAFEKEEPER_ISSUER",
             &format!("http://127.0.0.1:{}", common.port),
         );
-        let trusted_proxies = var_or("TRUSTED_PROXIES", "")
-            .parse::<TrustedProxies>()
-            .map_err(|e| anyhow::anyhow!("TRUSTED_PROXIES: {e}"))?;
+        let trusted_proxies = TrustedProxies::from_env()?;
         Ok(Self {
             origin: origin_of(&issuer)?,
             issuer,

@@ -1,6 +1,5 @@
 //! The safekeeper: OAuth2 authorization server and scope-based RBAC.
 
-pub mod address;
 pub mod auth;
 pub mod clients;
 pub mod config;

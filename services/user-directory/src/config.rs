@@ -6,7 +6,7 @@ use std::{path::PathBuf, time::Duration};
 use platform::config::{flag, parse_or, secret, var_or, CommonConfig};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::client_address::TrustedProxies;
+use platform::address::TrustedProxies;
 
 pub const DEFAULT_PORT: u16 = 5003;
 /// The client secret `make up` gives the directory (development only).
@@ -141,8 +141,7 @@ impl Settings {
             saga_lease: Duration::from_secs(parse_or("SAGA_LEASE_SECONDS", 60)?),
             events_poll: Duration::from_millis(parse_or("WORKOS_EVENTS_POLL_MS", 5000)?),
             consumer_group: var_or("CONSUMER_GROUP", "user-directory"),
-            trusted_proxies: TrustedProxies::parse(&var_or("TRUSTED_PROXIES", ""))
-                .map_err(|e| anyhow::anyhow!("TRUSTED_PROXIES: {e}"))?,
+            trusted_proxies: TrustedProxies::from_env()?,
             import: ImportLimits {
                 max_bytes: parse_or("IMPORT_MAX_BYTES", 10 * 1024 * 1024)?,
                 max_rows: parse_or("IMPORT_MAX_ROWS", 50_000)?,

@@ -4,7 +4,6 @@
 
 pub mod auth;
 pub mod background;
-pub mod client_address;
 pub mod config;
 pub mod directory_config;
 pub mod domain;

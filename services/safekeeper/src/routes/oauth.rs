@@ -26,7 +26,6 @@ use uuid::Uuid;
 
 use super::pages;
 use crate::{
-    address,
     auth::session_user,
     crypto,
     error::{ApiError, OAuthError},
@@ -559,7 +558,7 @@ async fn login(
         .post(format!("{}/v1/login", state.settings.authenticator_url))
         .bearer_auth(relay)
         .json(&json!({"username": username, "password": password}));
-    if let Some(ip) = address::end_user(&req, &state.settings.trusted_proxies) {
+    if let Some(ip) = state.settings.trusted_proxies.of_request(&req) {
         call = call.header(END_USER_ADDRESS_HEADER, ip.to_string());
     }
     let answer = match call.send().await {
