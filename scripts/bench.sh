@@ -6,7 +6,7 @@
 # against a fresh task_bench and writes target/bench/task.json.
 # `BENCH_ONLY=authenticator|safekeeper|user-directory make bench`
 # runs one part (the safekeeper part still starts the authenticator it
-# trusts). Extra arguments go to the bench binary, e.g. `--seconds 5 --concurrency 8`.
+# trusts; the access-rule part starts both, for its producer's token). Extra arguments go to the bench binary, e.g. `--seconds 5 --concurrency 8`.
 source "$(dirname "$0")/lib.sh"
 
 ONLY="${BENCH_ONLY:-all}"
@@ -103,13 +103,15 @@ if [ "$ONLY" != safekeeper ] && [ "$ONLY" != task ] && [ "$ONLY" != access-rule 
   OUTS+=("$AUTH_OUT")
 fi
 
-if [ "$ONLY" != authenticator ] && [ "$ONLY" != access-rule ]; then
+if [ "$ONLY" != authenticator ]; then
+  # Access tokens live an hour here: the access-rule part posts all its
+  # events with one producer token obtained before it starts.
   say "starting the safekeeper on :$SK_PORT"
   (
     cd "$ROOT"
     PORT="$SK_PORT" DATABASE_URL="$PGHOST_URL/$SK_DB" KAFKA_BROKERS="$KAFKA_BROKERS" \
       AUTHENTICATOR_URL="$AUTH_URL" AUTH_ISSUER="$AUTH_URL" SAFEKEEPER_ISSUER="$SK_URL" \
-      CONSUMER_GROUP="safekeeper-bench-$(date +%s)-$RANDOM" \
+      CONSUMER_GROUP="safekeeper-bench-$(date +%s)-$RANDOM" ACCESS_TOKEN_TTL_SECONDS=3600 \
       STATE_DIR="$STATE_DIR/bench" LOG_FORMAT=json RUST_LOG=warn \
       nohup "$CARGO_TARGET_DIR/release/safekeeper" \
       >"$STATE_DIR/logs/safekeeper-bench.log" 2>&1 &
@@ -117,7 +119,7 @@ if [ "$ONLY" != authenticator ] && [ "$ONLY" != access-rule ]; then
   )
   wait_ready safekeeper-bench "$SK_URL/readyz" 90
 
-  if [ "$ONLY" != task ]; then
+  if [ "$ONLY" != task ] && [ "$ONLY" != access-rule ]; then
     say "measuring the safekeeper"
     "$BENCH" safekeeper --auth-url "$AUTH_URL" --sk-url "$SK_URL" --out "$SK_OUT" "$@"
     say "results written to $SK_OUT"
@@ -147,11 +149,36 @@ if run_task; then
 fi
 
 if [ "$ONLY" = all ] || [ "$ONLY" = access-rule ]; then
+  # POST /event needs a producer: a client with write:event, created by the
+  # bootstrap superuser, and its client-credentials token (an hour long,
+  # ACCESS_TOKEN_TTL_SECONDS above) given to the bench in BENCH_EVENT_TOKEN.
+  say "creating the producer client bench-events at the safekeeper"
+  BENCH_ADMIN_SESSION=$(curl -fsS -X POST "$AUTH_URL/v1/login" -H 'Content-Type: application/json' \
+    -d '{"username":"admin","password":"Admin-Passw0rd!"}' | json_field session_token)
+  BENCH_ADMIN_TOKEN=""
+  for _ in $(seq 1 300); do
+    if out=$(curl -fsS -X POST "$SK_URL/v1/authorize" -H "Authorization: Bearer $BENCH_ADMIN_SESSION" \
+        -H 'Content-Type: application/json' -d '{"scopes":"admin:client"}' 2>/dev/null); then
+      BENCH_ADMIN_TOKEN=$(echo "$out" | json_field access_token); break
+    fi
+    sleep 0.2
+  done
+  [ -n "$BENCH_ADMIN_TOKEN" ] || die "the bench safekeeper never learned that admin is a superuser"
+  code=$(curl -sS -o /dev/null -w '%{http_code}' -X POST "$SK_URL/v1/admin/clients" \
+    -H "Authorization: Bearer $BENCH_ADMIN_TOKEN" -H 'Content-Type: application/json' \
+    -d '{"client_id":"bench-events","name":"Bench events","client_secret":"bench-events-secret-0123456789",
+         "grant_types":["client_credentials"],"scopes":["write:event"]}')
+  case "$code" in 201 | 409) ;; *) die "creating the client bench-events answered $code" ;; esac
+  BENCH_EVENT_TOKEN=$(curl -fsS -X POST "$SK_URL/oauth2/token" -u bench-events:bench-events-secret-0123456789 \
+    -d grant_type=client_credentials -d scope=write:event | json_field access_token)
+  export BENCH_EVENT_TOKEN
+
   start_access_rule() {
     (
       cd "$ROOT"
       PORT="$AR_PORT" DATABASE_URL="$PGHOST_URL/$AR_DB" KAFKA_BROKERS="$KAFKA_BROKERS" \
         AUTHENTICATOR_URL="$AUTH_URL" AUTH_ISSUER="$AUTH_URL" \
+        SAFEKEEPER_URL="$SK_URL" SAFEKEEPER_ISSUER="$SK_URL" \
         CONSUMER_GROUP="access-rule-bench-$(date +%s)-$RANDOM" \
         STATE_DIR="$STATE_DIR/bench" LOG_FORMAT=json RUST_LOG=warn \
         nohup "$CARGO_TARGET_DIR/release/access-rule" \

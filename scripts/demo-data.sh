@@ -55,6 +55,9 @@ create_client '{"client_id":"demo-spa","name":"Demo SPA","public":true,"first_pa
   "scopes":["read:task","edit:task","create:task","delete:task","su_read:task","su_edit:task"]}' demo-spa
 create_client '{"client_id":"demo-service","name":"Demo Service","client_secret":"demo-service-secret",
   "grant_types":["client_credentials"],"scopes":["su_read:task"]}' demo-service
+# An event producer of the access-rule service (POST /event needs write:event).
+create_client '{"client_id":"demo-events","name":"Demo Events","client_secret":"demo-events-secret",
+  "grant_types":["client_credentials"],"scopes":["write:event"]}' demo-events
 
 grant() {
   local id=""
@@ -75,9 +78,12 @@ grant employee Employee
 # --- user-directory: its client at the safekeeper, and the acme organization
 DIRECTORY_SECRET="${DIRECTORY_CLIENT_SECRET:-user-directory-dev-secret}"
 create_client "{\"client_id\":\"user-directory\",\"name\":\"User Directory\",\"client_secret\":\"$DIRECTORY_SECRET\",
-  \"grant_types\":[\"client_credentials\"],\"scopes\":[\"admin:user\",\"login:relay\"]}" user-directory
+  \"grant_types\":[\"client_credentials\"],\"scopes\":[\"provision:user\",\"login:relay\"]}" user-directory
 UD="${USER_DIRECTORY_URL:-http://127.0.0.1:5003}"
+# acme is named in the directory's configuration: the operators' bootstrap
+# token creates it (make up sets a development one).
 code=$(curl -sS -o /tmp/demo-org.$$ -w '%{http_code}' -X POST "$UD/org/create" -H 'Content-Type: application/json' \
+  -H "Authorization: Bearer ${ORG_BOOTSTRAP_TOKEN:-org-bootstrap-dev-token}" \
   -d '{"organization_name":"acme","email":"admin@acme.example","password":"Acme-Passw0rd!"}')
 case "$code" in
   201) echo "  created organization acme" ;;

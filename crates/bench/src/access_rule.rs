@@ -14,6 +14,10 @@
 //! in the table, with `events_per_commit`: how many events the service's
 //! group commits applied per transaction during the events run (from its
 //! `/metrics`; 0 when it commits each event alone, `EVENT_WRITERS=0`).
+//!
+//! Events are posted as a producer: `BENCH_EVENT_TOKEN` holds a safekeeper
+//! access token with `write:event` (scripts/bench.sh obtains it by client
+//! credentials, and makes it outlive the run), sent on every event.
 
 use std::{
     sync::Arc,
@@ -50,6 +54,8 @@ struct Target {
     users: u64,
     /// Distinguishes this run's event ids from earlier runs'.
     run: u128,
+    /// `Bearer <producer token>`.
+    authorization: String,
 }
 
 impl Target {
@@ -74,7 +80,10 @@ impl Target {
             "event_id": format!("bench-{}-{}-{}-{}", self.run, name, id.0, id.1),
             "event_properties": props,
         });
-        let json = [("Content-Type", "application/json")];
+        let json = [
+            ("Content-Type", "application/json"),
+            ("Authorization", self.authorization.as_str()),
+        ];
         wire::request(
             "POST",
             &self.url,
@@ -129,10 +138,20 @@ async fn checks(t: &Arc<Target>, c: usize, duration: Duration) -> Scenario {
 
 pub async fn run(url: &str, users: u64, load: &Load) -> anyhow::Result<()> {
     anyhow::ensure!(users > 0, "--users must be at least 1");
+    let token = std::env::var("BENCH_EVENT_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "BENCH_EVENT_TOKEN must hold a safekeeper access token with write:event \
+                 (scripts/bench.sh obtains one)"
+            )
+        })?;
     let t = Arc::new(Target {
         url: url.to_owned(),
         users,
         run: salt(),
+        authorization: format!("Bearer {}", token.trim()),
     });
     let c = load.concurrency;
     let ce = match std::env::var("BENCH_EVENT_CONCURRENCY") {

@@ -40,6 +40,9 @@ const TASK_SCOPES: [&str; 6] = [
     "su_edit:task",
 ];
 const SERVICE_SCOPE: &str = "su_read:task";
+/// Lets the confidential client (a resource server) introspect the
+/// Employer's tokens, issued to another client.
+const INTROSPECT_SCOPE: &str = "introspect:token";
 const FORM: &str = "application/x-www-form-urlencoded";
 /// What the Employer asks `/v1/authorize` (and the code flow) for.
 const USER_SCOPES: &str = "read:task,su_read:task";
@@ -210,7 +213,7 @@ async fn setup(client: &Client, auth: &str, sk: &str) -> anyhow::Result<Setup> {
     let service_secret = format!("bench-secret-{}", uuid::Uuid::new_v4().simple());
     for body in [
         json!({"client_id": service_id, "name": "Bench Service", "client_secret": service_secret,
-               "grant_types": ["client_credentials"], "scopes": [SERVICE_SCOPE]}),
+               "grant_types": ["client_credentials"], "scopes": [SERVICE_SCOPE, INTROSPECT_SCOPE]}),
         json!({"client_id": spa_id, "name": "Bench SPA", "public": true, "first_party": true,
                "redirect_uris": [REDIRECT], "grant_types": ["authorization_code", "refresh_token"],
                "scopes": TASK_SCOPES}),

@@ -133,6 +133,7 @@ impl CommonConfig {
             "text" | "pretty" => LogFormat::Text,
             other => bail!("LOG_FORMAT={other:?} is neither text nor json"),
         };
+        crate::kafka::init_from_env()?;
         let database_url = match secret("DATABASE_URL")? {
             Some(s) => secrecy::ExposeSecret::expose_secret(&s).to_owned(),
             None => format!("postgres://postgres@127.0.0.1:5432/{database}"),

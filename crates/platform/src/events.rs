@@ -42,7 +42,30 @@ pub mod topics {
     pub const MEMBERSHIP: &str = "directory.membership.v1";
     pub const ORGANIZATION: &str = "directory.organization.v1";
     pub const RESTRICTION: &str = "access.restriction.v1";
-    pub const ALL: [&str; 5] = [USER, USER_ROLE, MEMBERSHIP, ORGANIZATION, RESTRICTION];
+    /// Revoked tokens, grants, clients and users (safekeeper only); see
+    /// [`crate::revocation`].
+    pub const REVOCATION: &str = "oauth.revocation.v1";
+    pub const ALL: [&str; 6] = [
+        USER,
+        USER_ROLE,
+        MEMBERSHIP,
+        ORGANIZATION,
+        RESTRICTION,
+        REVOCATION,
+    ];
+
+    /// The service whose outbox writes `topic`: the only `source.service`
+    /// a consumer of it believes.
+    pub fn owner(topic: &str) -> Option<&'static str> {
+        Some(match topic {
+            USER => "authenticator",
+            USER_ROLE => "safekeeper",
+            MEMBERSHIP | ORGANIZATION => "user-directory",
+            RESTRICTION => "access-rule",
+            REVOCATION => "safekeeper",
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,6 +199,7 @@ pub fn client_config(brokers: &str) -> ClientConfig {
     cfg.set("bootstrap.servers", brokers)
         .set("socket.keepalive.enable", "true")
         .set("reconnect.backoff.max.ms", "1000");
+    crate::kafka::security().apply(&mut cfg);
     cfg
 }
 
@@ -568,8 +592,10 @@ pub fn stream_consumer(brokers: &str, group_id: &str) -> anyhow::Result<Platform
 }
 
 /// Consumes `cfg.topics` into the service's database until shutdown: apply,
-/// then store the offset; a failure is retried with backoff, never skipped.
-/// A payload that is not an envelope is logged and skipped.
+/// then store the offset. What cannot be applied is set aside on
+/// `<topic>.dlq` (see [`crate::dlq`]): at once when the message is wrong,
+/// after `CONSUMER_RETRY_SECONDS` of retries when the database is; the
+/// partition then moves on.
 pub async fn run_consumer(
     cfg: ConsumerConfig,
     pool: PgPool,
@@ -577,8 +603,16 @@ pub async fn run_consumer(
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
+    let dlq_topics: Vec<String> = topics.iter().map(|t| crate::dlq::topic_of(t)).collect();
+    let to_create: Vec<&str> = topics
+        .iter()
+        .copied()
+        .chain(dlq_topics.iter().map(String::as_str))
+        .collect();
     let mut backoff = Duration::from_millis(200);
-    while let Err(e) = ensure_topics(&cfg.brokers, &topics, cfg.partitions, cfg.replication).await {
+    while let Err(e) =
+        ensure_topics(&cfg.brokers, &to_create, cfg.partitions, cfg.replication).await
+    {
         tracing::warn!(
             error = format!("{e:#}"),
             "cannot reach the broker to create topics; retrying"
@@ -591,6 +625,8 @@ pub async fn run_consumer(
     }
     let consumer = stream_consumer(&cfg.brokers, &cfg.group_id)?;
     consumer.subscribe(&topics)?;
+    let dead_letters = producer(&cfg.brokers)?;
+    let retry_limit = crate::dlq::retry_limit()?;
     let metrics = crate::metrics::global();
     loop {
         let msg = tokio::select! {
@@ -606,41 +642,83 @@ pub async fn run_consumer(
             }
         };
         let topic = msg.topic().to_owned();
-        let envelope: Option<Envelope> = msg.payload().and_then(|p| match serde_json::from_slice(p) {
-            Ok(e) => Some(e),
-            Err(e) => {
-                tracing::error!(topic = %topic, partition = msg.partition(), offset = msg.offset(), error = %e, "skipping a message that is not an envelope");
-                None
-            }
-        });
-        if let Some(envelope) = envelope {
-            let mut backoff = Duration::from_millis(100);
-            loop {
-                let (pool, apply, env, t) =
-                    (pool.clone(), apply.clone(), envelope.clone(), topic.clone());
-                let outcome = crate::db::with_conn(&pool, move |c| -> anyhow::Result<()> {
-                    apply(c, &t, &env)
-                })
-                .await;
-                match outcome {
-                    Ok(()) => {
+        // Kafka's ACLs say who may write a topic; the envelope says who did,
+        // and only the topic's owner is believed (a neighbour service that
+        // could write `iam.user.v1` must not make anyone a superuser).
+        let envelope: Result<Envelope, String> =
+            match msg.payload().map(serde_json::from_slice::<Envelope>) {
+                None => Err("the message has no payload".into()),
+                Some(Err(e)) => Err(format!("not an event envelope: {e}")),
+                Some(Ok(e)) => match topics::owner(&topic) {
+                    Some(owner) if owner == e.source.service => Ok(e),
+                    owner => {
                         metrics.count(
-                            "events_applied_total",
-                            "Events applied by consumers.",
+                            "events_refused_total",
+                            "Events set aside because their source is not the topic's owner.",
                             &topic,
                             1,
                         );
-                        break;
+                        Err(format!(
+                            "source.service {:?} is not the owner of {topic} ({})",
+                            e.source.service,
+                            owner.unwrap_or("none known")
+                        ))
                     }
-                    Err(e) => {
-                        tracing::warn!(topic = %topic, key = %envelope.key, error = format!("{e:#}"), "applying an event failed; retrying");
-                        tokio::select! {
-                            _ = tokio::time::sleep(backoff) => {}
-                            _ = shutdown.changed() => return commit_and_stop(&consumer),
+                },
+            };
+        let failure = match envelope {
+            Err(permanent) => Some(permanent),
+            Ok(envelope) => {
+                let mut backoff = Duration::from_millis(100);
+                let first_failure = std::time::Instant::now();
+                loop {
+                    let (pool, apply, env, t) =
+                        (pool.clone(), apply.clone(), envelope.clone(), topic.clone());
+                    let outcome = crate::db::with_conn(&pool, move |c| -> anyhow::Result<()> {
+                        apply(c, &t, &env)
+                    })
+                    .await;
+                    match outcome {
+                        Ok(()) => {
+                            metrics.count(
+                                "events_applied_total",
+                                "Events applied by consumers.",
+                                &topic,
+                                1,
+                            );
+                            break None;
                         }
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        Err(e) if !crate::dlq::is_transient(&e) => break Some(format!("{e:#}")),
+                        Err(e) if first_failure.elapsed() >= retry_limit => {
+                            break Some(format!("still failing after {retry_limit:?}: {e:#}"))
+                        }
+                        Err(e) => {
+                            tracing::warn!(topic = %topic, key = %envelope.key, error = format!("{e:#}"), "applying an event failed; retrying");
+                            tokio::select! {
+                                _ = tokio::time::sleep(backoff) => {}
+                                _ = shutdown.changed() => return commit_and_stop(&consumer),
+                            }
+                            backoff = (backoff * 2).min(Duration::from_secs(5));
+                        }
                     }
                 }
+            }
+        };
+        // Set aside, acknowledged by the broker, before the offset moves on.
+        if let Some(error) = failure {
+            let mut backoff = Duration::from_millis(200);
+            while let Err(e) =
+                crate::dlq::set_aside(&dead_letters, &msg, &cfg.group_id, &error).await
+            {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "setting a message aside failed; retrying"
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => return commit_and_stop(&consumer),
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
         consumer.store_offset_from_message(&msg)?;

@@ -3,7 +3,7 @@
 //! `GET /openapi.json`, problem+json for bad bodies and unknown routes, and
 //! a 400 for control characters in a path, query or body ([`crate::input`]).
 
-use std::{net::TcpListener, time::Duration};
+use std::{net::TcpListener, sync::Arc, time::Duration};
 
 use actix_web::{
     dev::Server, http::StatusCode, middleware::from_fn, web, App, HttpResponse, HttpServer,
@@ -47,23 +47,48 @@ impl Probe {
     }
 }
 
+/// A further condition of readiness (say, a set read from a topic up to
+/// its end): `/readyz` answers 503 while `check` answers false, and shows
+/// it under `checks.<name>`.
+#[derive(Clone)]
+pub struct ReadyCheck {
+    pub name: &'static str,
+    pub check: Arc<dyn Fn() -> bool + Send + Sync>,
+}
+
+impl ReadyCheck {
+    pub fn new(name: &'static str, check: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+        Self {
+            name,
+            check: Arc::new(check),
+        }
+    }
+}
+
 /// `GET /healthz`: the process is alive.
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: 200 when the database and the broker answer, else 503.
-async fn readyz(probe: web::Data<Probe>) -> HttpResponse {
+/// `GET /readyz`: 200 when the database and the broker answer (and the
+/// service's [`ReadyCheck`], if it has one, passes), else 503.
+async fn readyz(probe: web::Data<Probe>, extra: Option<web::Data<ReadyCheck>>) -> HttpResponse {
     let (db, broker) = tokio::join!(probe.database_ok(), probe.broker_ok());
-    let status = if db && broker {
+    let more = extra.as_ref().map(|e| (e.name, (e.check)()));
+    let all = db && broker && more.is_none_or(|(_, ok)| ok);
+    let status = if all {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
+    let mut checks = json!({"database": word(db), "broker": word(broker)});
+    if let Some((name, ok)) = more {
+        checks[name] = json!(word(ok));
+    }
     HttpResponse::build(status).json(json!({
-        "status": word(db && broker),
-        "checks": {"database": word(db), "broker": word(broker)},
+        "status": word(all),
+        "checks": checks,
     }))
 }
 
@@ -81,7 +106,20 @@ pub fn configure(
     openapi: &'static str,
     max_body_bytes: usize,
 ) -> impl FnOnce(&mut web::ServiceConfig) {
+    configure_with(probe, None, openapi, max_body_bytes)
+}
+
+/// [`configure`], with a further condition of readiness.
+pub fn configure_with(
+    probe: Probe,
+    ready: Option<ReadyCheck>,
+    openapi: &'static str,
+    max_body_bytes: usize,
+) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
+        if let Some(r) = ready {
+            cfg.app_data(web::Data::new(r));
+        }
         cfg.app_data(web::Data::new(probe))
             .app_data(extractors::json_config(max_body_bytes))
             .app_data(extractors::query_config())
@@ -132,6 +170,20 @@ pub fn start<S: Send + Sync + 'static>(
     openapi: &'static str,
     routes: fn(&mut web::ServiceConfig),
 ) -> anyhow::Result<(Server, u16)> {
+    start_with(common, workers, state, pool, openapi, routes, None)
+}
+
+/// [`start`], with a further condition of readiness (`/readyz` answers
+/// 503 while `ready` fails).
+pub fn start_with<S: Send + Sync + 'static>(
+    common: &CommonConfig,
+    workers: usize,
+    state: web::Data<S>,
+    pool: PgPool,
+    openapi: &'static str,
+    routes: fn(&mut web::ServiceConfig),
+    ready: Option<ReadyCheck>,
+) -> anyhow::Result<(Server, u16)> {
     let probe = Probe {
         pool,
         producer: crate::events::producer(&common.kafka_brokers)?,
@@ -143,7 +195,12 @@ pub fn start<S: Send + Sync + 'static>(
             .wrap(crate::input::RejectControlCharacters::new(max_body))
             .wrap(from_fn(crate::telemetry::request_span))
             .app_data(state.clone())
-            .configure(configure(probe.clone(), openapi, max_body))
+            .configure(configure_with(
+                probe.clone(),
+                ready.clone(),
+                openapi,
+                max_body,
+            ))
             .configure(routes)
     })
     .workers(workers)

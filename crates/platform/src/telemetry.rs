@@ -96,7 +96,7 @@ pub async fn request_span(
         Err(e) => e.as_response_error().status_code().as_u16(),
     };
     span.record("http.status", status);
-    crate::metrics::global().observe_request(&method, &route, status, elapsed);
+    crate::metrics::global().observe_request(method_label(&method), &route, status, elapsed);
     let _enter = span.enter();
     let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
     if status >= 500 {
@@ -119,4 +119,24 @@ pub async fn request_span(
             .insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
     }
     Ok(resp)
+}
+
+/// The request-method label of the metrics: a known method, or `OTHER`, so
+/// that made-up method names cannot create new series.
+pub fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    KNOWN.into_iter().find(|m| *m == method).unwrap_or("OTHER")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn made_up_methods_share_one_metrics_label() {
+        assert_eq!(super::method_label("GET"), "GET");
+        assert_eq!(super::method_label("PATCH"), "PATCH");
+        assert_eq!(super::method_label("XJUNK1"), "OTHER");
+        assert_eq!(super::method_label("get"), "OTHER");
+    }
 }

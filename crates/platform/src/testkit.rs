@@ -165,6 +165,8 @@ pub struct OwnedBroker {
     pub port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// More `tansu broker` arguments (`--authentication`, say).
+    extra: Vec<String>,
 }
 
 impl OwnedBroker {
@@ -177,6 +179,7 @@ impl OwnedBroker {
             port,
             dir,
             child: None,
+            extra: Vec::new(),
         };
         b.restart();
         b
@@ -200,6 +203,7 @@ impl OwnedBroker {
                 &url,
             ])
             .args(["--storage-engine", "sqlite://tansu.db"])
+            .args(&self.extra)
             .current_dir(&self.dir)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -212,6 +216,29 @@ impl OwnedBroker {
             assert!(Instant::now() < deadline, "tansu did not start listening");
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Stops the broker and starts it again on the same data with `extra`
+    /// arguments from now on.
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        self.stop();
+        self.extra = extra.iter().map(|a| a.to_string()).collect();
+        self.restart();
+    }
+
+    /// Runs the `tansu` command line against this broker (`user create
+    /// NAME PASSWORD`, say); panics when it fails.
+    pub fn cli(&self, args: &[&str]) {
+        let bin = crate::config::var_or("TANSU_BIN", "tansu");
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let status = Command::new(bin)
+            .args(args)
+            .args(["--broker", &url])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .status()
+            .expect("run tansu");
+        assert!(status.success(), "tansu {args:?} failed");
     }
 
     /// Kills the broker (SIGKILL: an outage, not a polite shutdown).

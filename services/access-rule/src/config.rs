@@ -1,6 +1,7 @@
 //! The access-rule service's settings: the common ones, the rules'
 //! thresholds (a JSON file named by `RULES_FILE`, each value overridable by
-//! its environment variable), and who may use the operator API. Every
+//! its environment variable), who may use the operator API, and how event
+//! producers are authenticated and limited. Every
 //! variable is listed in the README.
 
 use std::{path::Path, str::FromStr, time::Duration};
@@ -23,8 +24,22 @@ pub struct Settings {
     pub rules: RulesConfig,
     /// A static bearer token for the operator API (automation, tests).
     pub operator_token: Option<SecretString>,
-    /// Usernames whose authenticator session tokens may use the operator API.
-    pub operator_usernames: Vec<String>,
+    /// Account ids whose authenticator session tokens may use the operator
+    /// API (besides superusers, known from `iam.user.v1`).
+    pub operator_account_ids: Vec<String>,
+    /// Where the safekeeper serves its JWKS (producers' access tokens).
+    pub safekeeper_url: String,
+    /// `iss` of the safekeeper's access tokens.
+    pub safekeeper_issuer: String,
+    /// `aud` of the safekeeper's access tokens.
+    pub access_audience: String,
+    /// Events per second each producer (client id) may post; 0: no limit.
+    pub producer_rate: f64,
+    /// Events a producer may post at once above its rate.
+    pub producer_burst: f64,
+    /// `/canmessage` and `/canpurchase` need an access token with
+    /// `read:restriction`.
+    pub require_read_token: bool,
     /// `iss` of the authenticator's session tokens.
     pub auth_issuer: String,
     /// Where the authenticator serves its JWKS.
@@ -168,14 +183,45 @@ impl Settings {
             );
         }
         let retention_days: u64 = parse_or("EVENT_RETENTION_DAYS", 30)?;
+        if std::env::var_os("OPERATOR_USERNAMES").is_some() {
+            // A username is anyone's to register: refuse rather than
+            // quietly drop the setting.
+            anyhow::bail!(
+                "OPERATOR_USERNAMES is no longer read: name operators by account id \
+                 (OPERATOR_ACCOUNT_IDS); superusers are operators"
+            );
+        }
+        let operator_account_ids: Vec<String> = var_or("OPERATOR_ACCOUNT_IDS", "")
+            .split(',')
+            .map(|u| u.trim().to_owned())
+            .filter(|u| !u.is_empty())
+            .collect();
+        if let Some(bad) = operator_account_ids
+            .iter()
+            .find(|id| uuid::Uuid::parse_str(id).is_err())
+        {
+            anyhow::bail!("OPERATOR_ACCOUNT_IDS must list account ids (UUIDs), not {bad:?}");
+        }
+        let safekeeper_url = var_or("SAFEKEEPER_URL", "http://127.0.0.1:5001");
+        let producer_rate: f64 = parse_or("PRODUCER_EVENTS_PER_SECOND", 20_000.0)?;
+        let producer_burst: f64 = parse_or("PRODUCER_BURST", 40_000.0)?;
+        let rate_ok = producer_rate.is_finite() && producer_rate >= 0.0;
+        let burst_ok = producer_burst.is_finite() && producer_burst >= 1.0;
+        if !rate_ok || !burst_ok {
+            anyhow::bail!(
+                "PRODUCER_EVENTS_PER_SECOND must be 0 (no limit) or more, PRODUCER_BURST at least 1"
+            );
+        }
         Ok(Self {
             rules,
             operator_token,
-            operator_usernames: var_or("OPERATOR_USERNAMES", "admin")
-                .split(',')
-                .map(|u| u.trim().to_owned())
-                .filter(|u| !u.is_empty())
-                .collect(),
+            operator_account_ids,
+            safekeeper_issuer: var_or("SAFEKEEPER_ISSUER", &safekeeper_url),
+            safekeeper_url: safekeeper_url.trim_end_matches('/').to_owned(),
+            access_audience: var_or("ACCESS_TOKEN_AUDIENCE", "platform"),
+            producer_rate,
+            producer_burst,
+            require_read_token: parse_or("REQUIRE_READ_TOKEN", false)?,
             auth_issuer: var_or("AUTH_ISSUER", &authenticator_url),
             authenticator_url: authenticator_url.trim_end_matches('/').to_owned(),
             consumer_group: var_or("CONSUMER_GROUP", "access-rule"),
@@ -196,6 +242,11 @@ impl Settings {
 
     pub fn jwks_url(&self) -> String {
         format!("{}/.well-known/jwks.json", self.authenticator_url)
+    }
+
+    /// The safekeeper's JWKS, for producers' and readers' access tokens.
+    pub fn access_jwks_url(&self) -> String {
+        format!("{}/.well-known/jwks.json", self.safekeeper_url)
     }
 }
 

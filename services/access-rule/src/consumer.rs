@@ -1,5 +1,6 @@
-//! Applies `iam.user.v1` to the users' active flag: a deactivated account
-//! can neither message nor purchase. Idempotent by version.
+//! Applies `iam.user.v1` to the users' active flag (a deactivated account
+//! can neither message nor purchase) and to the superusers (operators).
+//! Idempotent by version.
 
 use diesel::pg::PgConnection;
 use platform::events::{Envelope, Op};
@@ -11,6 +12,9 @@ use crate::{domain::RulesConfig, domain::UserId, store};
 struct Account {
     id: String,
     is_active: bool,
+    /// A superuser is an operator (older events may lack the field).
+    #[serde(default)]
+    is_superuser: bool,
 }
 
 /// Returns the user whose restrictions changed (an `access.restriction.v1`
@@ -40,6 +44,12 @@ pub fn apply(
         tracing::error!(event_id = %e.event_id, key = %e.key, "skipping a user event with an unusable id");
         return Ok(None);
     };
+    store::apply_superuser(
+        conn,
+        id.as_str(),
+        account.is_superuser && account.is_active && !deleted,
+        e.version,
+    )?;
     let changed = store::apply_account(
         conn,
         id.as_str(),

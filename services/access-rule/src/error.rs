@@ -23,6 +23,9 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// A producer over its rate; retry after the duration.
+    #[error("this producer is over its rate")]
+    TooManyEvents(std::time::Duration),
     /// The operator API cannot verify session tokens right now.
     #[error("{0}")]
     Unavailable(String),
@@ -61,6 +64,16 @@ impl ApiError {
             ApiError::Unauthenticated(d) => Problem::unauthorized(d.clone()),
             ApiError::Forbidden(d) => Problem::forbidden(d.clone()),
             ApiError::NotFound(d) => Problem::not_found(d.clone()),
+            ApiError::TooManyEvents(wait) => Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "producer-rate-exceeded",
+                "This producer is over its rate",
+            )
+            .with_detail(
+                "the event was not applied; this producer may post \
+                 PRODUCER_EVENTS_PER_SECOND events a second: send it again later",
+            )
+            .with_retry_after(wait.as_secs_f64().ceil().max(1.0) as u64),
             ApiError::Unavailable(d) => Problem::unavailable(d.clone()),
             ApiError::Store(e) => Problem::from(e),
             ApiError::Database(e) => Problem::internal(e),
@@ -79,6 +92,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::TooManyEvents(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) | ApiError::Store(StoreError::Pool(_)) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

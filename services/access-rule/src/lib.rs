@@ -7,6 +7,7 @@ pub mod config;
 pub mod consumer;
 pub mod domain;
 pub mod error;
+pub mod producers;
 pub mod routes;
 pub mod startup;
 pub mod state;

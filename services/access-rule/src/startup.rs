@@ -12,17 +12,20 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 use platform::{
     db,
     events::{self, topics, ConsumerConfig, OutboxSignal, RelayConfig, RelayNotify},
-    jwt::{KeySource, RemoteJwks, Verifier, SESSION_TYP},
+    jwt::{KeySource, RemoteJwks, Verifier, ACCESS_TYP, SESSION_TYP},
+    revocation::Revocations,
     server,
 };
 use tokio::{sync::watch, task::JoinHandle};
 
 use crate::{
+    auth::TokenCache,
     cache::{self, CheckCache},
     config::Settings,
     consumer,
     domain::Rule,
     error::ApiError,
+    producers::RateLimits,
     routes,
     state::{AppState, Suspensions},
     store,
@@ -40,6 +43,9 @@ pub struct Application {
     shutdown: watch::Sender<bool>,
 }
 
+/// Verified access tokens remembered (producers and readers are few).
+const TOKEN_CACHE_ENTRIES: usize = 10_000;
+
 /// Builds the shared state: migrates (and changes no data), loads the
 /// rules' suspensions.
 pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppState>> {
@@ -52,6 +58,15 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppStat
         settings.auth_issuer.clone(),
         SESSION_TYP,
     );
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()?;
+    let access = Verifier::new(
+        KeySource::Remote(Arc::new(RemoteJwks::new(settings.access_jwks_url(), http))),
+        settings.safekeeper_issuer.clone(),
+        ACCESS_TYP,
+    )
+    .with_audience(settings.access_audience.clone());
     let writers = EventWriters::start(
         &settings.common.database_url,
         settings.rules,
@@ -61,6 +76,10 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppStat
         writers,
         pool,
         sessions,
+        access,
+        tokens: TokenCache::new(TOKEN_CACHE_ENTRIES),
+        producers: RateLimits::new(settings.producer_rate, settings.producer_burst),
+        revocations: Revocations::new(),
         suspensions: Suspensions::default(),
         cache: Arc::new(CheckCache::new(settings.check_cache_entries)),
         tripwire: TripwireChecks::default(),
@@ -129,15 +148,18 @@ impl Application {
         platform::metrics::global().set_service("access-rule");
         let state = build_state(settings).await?;
         let s = &state.settings;
-        let (server, port) = server::start(
+        // Not ready until the revocations were read to the topic's end.
+        let (server, port) = server::start_with(
             &s.common,
             s.http_workers,
             state.clone(),
             state.pool.clone(),
             OPENAPI,
             routes::configure,
+            Some(state.revocations.ready_check()),
         )?;
         let (shutdown, rx) = watch::channel(false);
+        state.revocations.spawn(&s.common, rx.clone());
         let relay = tokio::spawn(events::run_relay(
             RelayConfig {
                 brokers: s.common.kafka_brokers.clone(),

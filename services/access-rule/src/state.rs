@@ -1,11 +1,11 @@
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
-use platform::{db::PgPool, events::OutboxSignal, jwt::Verifier};
+use platform::{db::PgPool, events::OutboxSignal, jwt::Verifier, revocation::Revocations};
 
 use crate::{
-    cache::CheckCache, config::Settings, domain::Rule, store::RuleRow, tripwire::TripwireChecks,
-    writer::EventWriters,
+    auth::TokenCache, cache::CheckCache, config::Settings, domain::Rule, producers::RateLimits,
+    store::RuleRow, tripwire::TripwireChecks, writer::EventWriters,
 };
 
 /// Everything a handler may need, shared by all workers.
@@ -20,6 +20,15 @@ pub struct AppState {
     pub tripwire: TripwireChecks,
     /// Verifies the authenticator's session tokens of operators.
     pub sessions: Verifier,
+    /// Verifies the safekeeper's access tokens of producers (and readers,
+    /// with `REQUIRE_READ_TOKEN`).
+    pub access: Verifier,
+    /// Access tokens already verified, until they expire.
+    pub tokens: TokenCache,
+    /// Each producer's rate.
+    pub producers: RateLimits,
+    /// Access tokens the safekeeper revoked (`oauth.revocation.v1`).
+    pub revocations: Revocations,
     pub outbox: OutboxSignal,
     /// Group commit of events (`None`: each request commits alone).
     pub writers: Option<EventWriters>,

@@ -99,6 +99,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    superusers (account_id) {
+        account_id -> Text,
+        is_superuser -> Bool,
+        version -> Int8,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(users, cards, events, restriction_log);
 
 pub const EVENT_ID_UNIQUE: &str = "events_event_id_key";
@@ -1407,6 +1415,37 @@ pub fn apply_account(
         }
         Ok(changed)
     })
+}
+
+/// Records whether `account_id` is an active superuser as of the account's
+/// event `version`; an older or replayed event changes nothing.
+pub fn apply_superuser(
+    conn: &mut PgConnection,
+    account_id: &str,
+    is_superuser: bool,
+    version: i64,
+) -> QueryResult<()> {
+    diesel::sql_query(
+        "INSERT INTO superusers (account_id, is_superuser, version) VALUES ($1, $2, $3) \
+         ON CONFLICT (account_id) DO UPDATE \
+         SET is_superuser = excluded.is_superuser, version = excluded.version \
+         WHERE superusers.version < excluded.version",
+    )
+    .bind::<diesel::sql_types::Text, _>(account_id)
+    .bind::<diesel::sql_types::Bool, _>(is_superuser)
+    .bind::<diesel::sql_types::BigInt, _>(version)
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Whether `iam.user.v1` last said `account_id` is an active superuser.
+pub fn is_superuser(conn: &mut PgConnection, account_id: &str) -> QueryResult<bool> {
+    Ok(superusers::table
+        .find(account_id)
+        .select(superusers::is_superuser)
+        .first::<bool>(conn)
+        .optional()?
+        .unwrap_or(false))
 }
 
 /// A page of what the checks read, by user id after `after` (the check

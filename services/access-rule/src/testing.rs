@@ -18,7 +18,19 @@ pub struct Options {
     pub rules: RulesConfig,
     /// Where the authenticator's JWKS is served (`AUTHENTICATOR_URL`).
     pub authenticator_url: String,
-    pub operator_usernames: Vec<String>,
+    /// `iss` of the authenticator's session tokens (default: its URL).
+    pub auth_issuer: Option<String>,
+    /// Account ids of operators (`OPERATOR_ACCOUNT_IDS`).
+    pub operator_account_ids: Vec<String>,
+    /// Where the safekeeper's JWKS is served (`SAFEKEEPER_URL`).
+    pub safekeeper_url: String,
+    /// `iss` and `aud` of its access tokens.
+    pub safekeeper_issuer: String,
+    pub access_audience: String,
+    /// `PRODUCER_EVENTS_PER_SECOND` and `PRODUCER_BURST`.
+    pub producer_rate: f64,
+    pub producer_burst: f64,
+    pub require_read_token: bool,
     /// How often suspensions are reloaded and the safety-net tripwire
     /// checks run (`RULES_REFRESH_MS`); 500 ms here.
     pub rules_refresh: Duration,
@@ -31,7 +43,14 @@ impl Options {
             database_url: db.url.clone(),
             rules: RulesConfig::default(),
             authenticator_url: "http://127.0.0.1:9".into(),
-            operator_usernames: vec!["admin".into()],
+            auth_issuer: None,
+            operator_account_ids: vec![],
+            safekeeper_url: "http://127.0.0.1:9".into(),
+            safekeeper_issuer: "http://127.0.0.1:5001".into(),
+            access_audience: "platform".into(),
+            producer_rate: 20_000.0,
+            producer_burst: 40_000.0,
+            require_read_token: false,
             rules_refresh: Duration::from_millis(500),
         }
     }
@@ -61,9 +80,15 @@ pub async fn spawn(o: Options) -> Running {
     s.common.kafka_brokers = o.brokers;
     s.rules = o.rules;
     s.operator_token = Some(SecretString::from(OPERATOR_TOKEN.to_owned()));
-    s.operator_usernames = o.operator_usernames;
-    s.authenticator_url = o.authenticator_url.clone();
-    s.auth_issuer = o.authenticator_url;
+    s.operator_account_ids = o.operator_account_ids;
+    s.auth_issuer = o.auth_issuer.unwrap_or_else(|| o.authenticator_url.clone());
+    s.authenticator_url = o.authenticator_url;
+    s.safekeeper_url = o.safekeeper_url;
+    s.safekeeper_issuer = o.safekeeper_issuer;
+    s.access_audience = o.access_audience;
+    s.producer_rate = o.producer_rate;
+    s.producer_burst = o.producer_burst;
+    s.require_read_token = o.require_read_token;
     s.consumer_group = format!("access-rule-test-{}", uuid::Uuid::new_v4().simple());
     s.http_workers = 2;
     s.outbox_poll = Duration::from_millis(100);

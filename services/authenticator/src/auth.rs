@@ -37,11 +37,20 @@ pub fn bearer_token(req: &HttpRequest) -> Result<String, ApiError> {
 /// The account behind a valid session token, and the token's claims.
 pub struct Caller(pub store::Account, pub SessionClaims);
 
-/// Who may administer accounts: an active superuser's session, or an
-/// access token of the safekeeper carrying `admin:user` (a service such as
-/// the user directory, by client credentials).
+/// Who may administer accounts: an active superuser's session, a person's
+/// access token of the safekeeper carrying `admin:user`, or a service's own
+/// token (client credentials, such as the user directory's) carrying
+/// `provision:user`, which reaches ordinary accounts only.
 pub enum Administrator {
     Superuser(Box<store::Account>),
+    /// A person's access token (its `sub` is their account id) with
+    /// `admin:user`: everything a superuser may.
+    Person {
+        user_id: Uuid,
+    },
+    /// A client's own token with `provision:user`: it creates and imports
+    /// accounts, and activates, deactivates and edits ORDINARY ones; it
+    /// never touches a superuser.
     Service {
         client_id: String,
         /// The token also carries `login:relay`.
@@ -49,7 +58,19 @@ pub enum Administrator {
     },
 }
 
+/// What people administer accounts with. Never honoured in a client's own
+/// token (client credentials).
 pub const ADMIN_USER_SCOPE: &str = "admin:user";
+/// What a service (the directory) provisions ordinary accounts with.
+pub const PROVISION_USER_SCOPE: &str = "provision:user";
+
+/// Whether an access token speaks for a person (a user `sub`, from a
+/// session exchange or the code flow) rather than for a client itself
+/// (client credentials: `sub` is the client id). The safekeeper refuses
+/// client ids that parse as UUIDs, so the two cannot be confused.
+pub fn is_persons_token(claims: &AccessClaims) -> bool {
+    claims.sub != claims.client_id && claims.sub.parse::<Uuid>().is_ok()
+}
 
 async fn caller(req: HttpRequest) -> Result<(store::Account, SessionClaims), ApiError> {
     let state = req
@@ -106,25 +127,45 @@ impl Administrator {
         )
     }
 
-    /// The account id of a superuser caller.
+    /// The account id of a person caller.
     pub fn account_id(&self) -> Option<Uuid> {
         match self {
             Administrator::Superuser(a) => Some(a.id),
+            Administrator::Person { user_id } => Some(*user_id),
             Administrator::Service { .. } => None,
+        }
+    }
+
+    /// Refuses (403) a change of `account` this caller may not make: a
+    /// service's token never touches a superuser's account.
+    pub fn may_change(&self, account: &store::Account) -> Result<(), ApiError> {
+        match self {
+            Administrator::Service { client_id, .. } if account.is_superuser => {
+                Err(ApiError::Forbidden(format!(
+                    "a service's token ({client_id}) cannot change a superuser's account; a superuser must"
+                )))
+            }
+            _ => Ok(()),
         }
     }
 }
 
 /// A service's access token of the safekeeper (signature, `typ`, issuer,
-/// audience, expiry).
+/// audience, expiry), not revoked (`oauth.revocation.v1`).
 pub async fn service_token(req: &HttpRequest, state: &AppState) -> Result<AccessClaims, ApiError> {
     let token = bearer_token(req)?;
-    state.access.verify(&token).await.map_err(|e| match e {
+    let claims: AccessClaims = state.access.verify(&token).await.map_err(|e| match e {
         TokenError::KeysUnavailable => ApiError::Unavailable(
             "the safekeeper's keys cannot be fetched right now; try again shortly".into(),
         ),
         other => ApiError::Unauthenticated(format!("invalid access token: {other}")),
-    })
+    })?;
+    if state.revocations.is_revoked(&claims) {
+        return Err(ApiError::Unauthenticated(
+            "the access token has been revoked".into(),
+        ));
+    }
+    Ok(claims)
 }
 
 async fn administrator(req: HttpRequest) -> Result<Administrator, ApiError> {
@@ -139,10 +180,30 @@ async fn administrator(req: HttpRequest) -> Result<Administrator, ApiError> {
             .expect("AppState is registered")
             .clone();
         let claims = service_token(&req, &state).await?;
-        if !claims.has_scope(ADMIN_USER_SCOPE) {
-            return Err(ApiError::Forbidden(format!(
-                "the access token lacks {ADMIN_USER_SCOPE}"
-            )));
+        let person = is_persons_token(&claims);
+        if person && claims.has_scope(ADMIN_USER_SCOPE) {
+            let user_id: Uuid = claims
+                .sub
+                .parse()
+                .map_err(|_| ApiError::Unauthenticated("invalid access token subject".into()))?;
+            // Checked against the live account, as a session is.
+            let live = platform::db::with_conn(&state.pool, move |c| {
+                store::by_id(c, user_id).map_err(ApiError::from)
+            })
+            .await?;
+            if !live.is_some_and(|a| a.is_active) {
+                return Err(ApiError::AccountInactive);
+            }
+            return Ok(Administrator::Person { user_id });
+        }
+        if !claims.has_scope(PROVISION_USER_SCOPE) {
+            return Err(ApiError::Forbidden(if claims.has_scope(ADMIN_USER_SCOPE) {
+                format!(
+                    "{ADMIN_USER_SCOPE} is honoured only in a person's token, never in a client's own token; a service needs {PROVISION_USER_SCOPE}"
+                )
+            } else {
+                format!("the access token lacks {PROVISION_USER_SCOPE} (a service) or {ADMIN_USER_SCOPE} (a person)")
+            }));
         }
         return Ok(Administrator::Service {
             may_relay: claims.has_scope(LOGIN_RELAY_SCOPE),

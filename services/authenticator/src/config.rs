@@ -51,8 +51,10 @@ pub struct Settings {
     pub trusted_proxies: TrustedProxies,
     pub http_workers: usize,
     pub outbox_poll: Duration,
-    /// Where the safekeeper's JWKS is: its access tokens with `admin:user`
-    /// may administer accounts (the user directory's client credentials).
+    /// Where the safekeeper's JWKS is: a person's access tokens with
+    /// `admin:user` administer accounts, a service's own token with
+    /// `provision:user` (the user directory's client credentials) ordinary
+    /// accounts only.
     pub safekeeper_url: String,
     pub safekeeper_issuer: String,
     pub access_audience: String,

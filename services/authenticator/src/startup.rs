@@ -100,6 +100,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppStat
         access,
         throttle,
         outbox: OutboxSignal::default(),
+        revocations: platform::revocation::Revocations::new(),
         settings,
     }))
 }
@@ -157,15 +158,18 @@ impl Application {
             )
             .await?;
         }
-        let (server, port) = server::start(
+        // Not ready until the revocations were read to the topic's end.
+        let (server, port) = server::start_with(
             &s.common,
             s.http_workers,
             state.clone(),
             state.pool.clone(),
             OPENAPI,
             routes::configure,
+            Some(state.revocations.ready_check()),
         )?;
         let (shutdown, rx) = watch::channel(false);
+        state.revocations.spawn(&s.common, rx.clone());
         let relay = tokio::spawn(events::run_relay(
             RelayConfig {
                 brokers: s.common.kafka_brokers.clone(),

@@ -4,6 +4,7 @@ use platform::{
     db::PgPool,
     events::OutboxSignal,
     jwt::{KeyRing, Verifier},
+    revocation::Revocations,
 };
 
 use crate::{config::Settings, hashing::Hasher, ratelimit::Throttle};
@@ -20,4 +21,6 @@ pub struct AppState {
     /// Guesses and sign-ups, counted per account and address.
     pub throttle: Throttle,
     pub outbox: OutboxSignal,
+    /// Revoked access tokens (`oauth.revocation.v1`), refused in `auth`.
+    pub revocations: Revocations,
 }

@@ -116,6 +116,32 @@ pub async fn access_token(state: &AppState, token: &str) -> Result<AccessClaims,
     Ok(claims)
 }
 
+/// Whether an access token speaks for a person (a user `sub`, from a
+/// session exchange or the code flow) rather than for a client itself
+/// (client credentials: `sub` is the client id). Client ids that parse as
+/// UUIDs are refused at creation, so the two cannot be confused.
+pub fn is_persons_token(claims: &AccessClaims) -> bool {
+    claims.sub != claims.client_id && claims.sub.parse::<Uuid>().is_ok()
+}
+
+/// An access token of a PERSON carrying `scope`, who still holds it: the
+/// administrative API answers people only, so a client's own token (client
+/// credentials) never grants a role or changes the catalogue, whatever
+/// scopes it was given.
+pub async fn require_persons_scope(
+    req: &HttpRequest,
+    state: &AppState,
+    scope: &'static str,
+) -> Result<AccessClaims, ApiError> {
+    let claims = require_scope(req, state, scope).await?;
+    if !is_persons_token(&claims) {
+        return Err(ApiError::Forbidden(format!(
+            "{scope} is honoured only in a person's token (from a session), never in a client's own token"
+        )));
+    }
+    Ok(claims)
+}
+
 /// An access token carrying `scope`, whose user still holds it.
 pub async fn require_scope(
     req: &HttpRequest,

@@ -120,6 +120,7 @@ mod tests {
                 redirect_uris: vec![],
                 grant_types: vec![],
                 created_at: Utc::now(),
+                pkce_required: true,
             },
             BTreeSet::new(),
         ))

@@ -1,8 +1,22 @@
 //! OAuth2 clients, authorization codes, refresh-token families and issued
 //! access tokens. Tokens and codes are stored only as SHA-256 hashes.
+//!
+//! Every revocation (a token, a family, a client, a user) is published on
+//! `oauth.revocation.v1` through the outbox, in the transaction that makes
+//! it, so that resource servers refuse what it covers within a second
+//! (`platform::revocation`).
+
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
 use diesel::{pg::PgConnection, prelude::*};
+use platform::{
+    events::{enqueue, topics},
+    revocation::{Kind, Revocation},
+};
 use uuid::Uuid;
 
 use crate::schema::*;
@@ -18,6 +32,9 @@ pub struct Client {
     pub redirect_uris: Vec<String>,
     pub grant_types: Vec<String>,
     pub created_at: DateTime<Utc>,
+    /// The code flow needs PKCE (the default, RFC 9700 2.1.1); `false` is
+    /// an administrator's opt-out for a confidential client that cannot.
+    pub pkce_required: bool,
 }
 
 impl Client {
@@ -49,6 +66,7 @@ pub struct NewClient {
     pub redirect_uris: Vec<String>,
     pub grant_types: Vec<String>,
     pub scopes: Vec<String>,
+    pub pkce_required: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +120,7 @@ pub fn create_client(conn: &mut PgConnection, c: NewClient) -> Result<(), Client
                 client::first_party.eq(c.first_party),
                 client::redirect_uris.eq(&c.redirect_uris),
                 client::grant_types.eq(&c.grant_types),
+                client::pkce_required.eq(c.pkce_required),
             ))
             .execute(conn)
             .map_err(|e| match e {
@@ -123,6 +142,7 @@ pub struct ClientChange {
     pub grant_types: Option<Vec<String>>,
     pub scopes: Option<Vec<String>>,
     pub secret_hash: Option<String>,
+    pub pkce_required: Option<bool>,
 }
 
 pub fn update_client(
@@ -150,6 +170,9 @@ pub fn update_client(
         if let Some(v) = ch.grant_types {
             c.grant_types = v;
         }
+        if let Some(v) = ch.pkce_required {
+            c.pkce_required = v;
+        }
         if ch.secret_hash.is_some() && !c.is_public {
             c.secret_hash = ch.secret_hash;
         }
@@ -160,6 +183,7 @@ pub fn update_client(
                 client::redirect_uris.eq(&c.redirect_uris),
                 client::grant_types.eq(&c.grant_types),
                 client::secret_hash.eq(&c.secret_hash),
+                client::pkce_required.eq(c.pkce_required),
             ))
             .execute(conn)?;
         if let Some(s) = ch.scopes {
@@ -169,8 +193,43 @@ pub fn update_client(
     })
 }
 
+/// Deletes a client (its grants go with it) and publishes the revocation
+/// of every token it was issued.
 pub fn delete_client(conn: &mut PgConnection, id: &str) -> QueryResult<bool> {
-    Ok(diesel::delete(client::table.find(id)).execute(conn)? > 0)
+    conn.transaction(|conn| {
+        let deleted = diesel::delete(client::table.find(id)).execute(conn)? > 0;
+        if deleted {
+            publish(
+                conn,
+                &Revocation::now(Kind::Client, id, revocation_keep()),
+                "client",
+            )?;
+        }
+        Ok(deleted)
+    })
+}
+
+/// The longest lifetime of an access token this process issues (seconds;
+/// 0 until [`note_access_ttl`]): how long a revocation must be kept.
+static LONGEST_ACCESS_TTL: AtomicU64 = AtomicU64::new(0);
+
+/// Records the access-token lifetime of the settings (at start).
+pub fn note_access_ttl(ttl: Duration) {
+    LONGEST_ACCESS_TTL.fetch_max(ttl.as_secs(), Ordering::Relaxed);
+}
+
+/// How long a family's, client's or user's revocation is kept: the
+/// longest access-token lifetime (a day until one is recorded).
+fn revocation_keep() -> Duration {
+    match LONGEST_ACCESS_TTL.load(Ordering::Relaxed) {
+        0 => Duration::from_secs(24 * 3600),
+        secs => Duration::from_secs(secs),
+    }
+}
+
+/// Queues `r` on `oauth.revocation.v1`, in the caller's transaction.
+fn publish(conn: &mut PgConnection, r: &Revocation, table: &str) -> QueryResult<()> {
+    enqueue(conn, topics::REVOCATION, &r.envelope(table))
 }
 
 pub fn new_family(
@@ -190,29 +249,45 @@ pub fn new_family(
 }
 
 /// Revokes a family: its refresh tokens stop working and its access
-/// tokens (which name the family in `sid`) show as inactive.
+/// tokens (which name the family in `sid`) show as inactive, here and, once
+/// the revocation is published, at every resource server.
 pub fn revoke_family(conn: &mut PgConnection, family: Uuid) -> QueryResult<()> {
-    diesel::update(
-        grant_family::table
-            .find(family)
-            .filter(grant_family::revoked_at.is_null()),
-    )
-    .set(grant_family::revoked_at.eq(Utc::now()))
-    .execute(conn)?;
-    Ok(())
+    conn.transaction(|conn| {
+        let revoked = diesel::update(
+            grant_family::table
+                .find(family)
+                .filter(grant_family::revoked_at.is_null()),
+        )
+        .set(grant_family::revoked_at.eq(Utc::now()))
+        .execute(conn)?;
+        if revoked > 0 {
+            publish(
+                conn,
+                &Revocation::now(Kind::Sid, family.to_string(), revocation_keep()),
+                "grant_family",
+            )?;
+        }
+        Ok(())
+    })
 }
 
-/// Revokes every grant of a user (deactivation). Their access tokens are
-/// refused anyway by the user-activity check.
+/// Revokes every grant of a user (deactivation), and publishes the
+/// revocation of every token issued to them so far.
 pub fn revoke_user(conn: &mut PgConnection, user: Uuid) -> QueryResult<()> {
-    diesel::update(
-        grant_family::table
-            .filter(grant_family::user_id.eq(user))
-            .filter(grant_family::revoked_at.is_null()),
-    )
-    .set(grant_family::revoked_at.eq(Utc::now()))
-    .execute(conn)?;
-    Ok(())
+    conn.transaction(|conn| {
+        diesel::update(
+            grant_family::table
+                .filter(grant_family::user_id.eq(user))
+                .filter(grant_family::revoked_at.is_null()),
+        )
+        .set(grant_family::revoked_at.eq(Utc::now()))
+        .execute(conn)?;
+        publish(
+            conn,
+            &Revocation::now(Kind::User, user.to_string(), revocation_keep()),
+            "users",
+        )
+    })
 }
 
 pub struct NewCode<'a> {
@@ -456,21 +531,33 @@ pub fn access_revoked(
     }
 }
 
+/// Revokes one access token (until its expiry) and publishes it.
 pub fn revoke_access(
     conn: &mut PgConnection,
     jti: Uuid,
     client_id: &str,
     expires_at: DateTime<Utc>,
 ) -> QueryResult<()> {
-    diesel::insert_into(revoked_access_token::table)
-        .values((
-            revoked_access_token::jti.eq(jti),
-            revoked_access_token::client_id.eq(client_id),
-            revoked_access_token::expires_at.eq(expires_at),
-        ))
-        .on_conflict_do_nothing()
-        .execute(conn)?;
-    Ok(())
+    conn.transaction(|conn| {
+        let inserted = diesel::insert_into(revoked_access_token::table)
+            .values((
+                revoked_access_token::jti.eq(jti),
+                revoked_access_token::client_id.eq(client_id),
+                revoked_access_token::expires_at.eq(expires_at),
+            ))
+            .on_conflict_do_nothing()
+            .execute(conn)?;
+        if inserted > 0 {
+            let r = Revocation {
+                kind: Kind::Jti,
+                value: jti.to_string(),
+                revoked_at: Utc::now().timestamp(),
+                expires_at: expires_at.timestamp(),
+            };
+            publish(conn, &r, "revoked_access_token")?;
+        }
+        Ok(())
+    })
 }
 
 /// Rows removed by one `prune_expired`.

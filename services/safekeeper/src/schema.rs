@@ -89,6 +89,7 @@ diesel::table! {
         redirect_uris -> Array<Text>,
         grant_types -> Array<Text>,
         created_at -> Timestamptz,
+        pkce_required -> Bool,
     }
 }
 

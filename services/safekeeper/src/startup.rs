@@ -33,6 +33,8 @@ pub struct Application {
 
 pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppState>> {
     let pool = db::migrated_pool(&settings.common, MIGRATIONS).await?;
+    // Revocations are kept as long as the tokens they cover may live.
+    grants::note_access_ttl(settings.access_ttl);
     let keys = Arc::new(KeyRing::load(
         settings.signing_key_pem(),
         settings
@@ -140,7 +142,7 @@ impl Application {
             RelayConfig {
                 brokers: s.common.kafka_brokers.clone(),
                 database_url: s.common.database_url.clone(),
-                topics: vec![topics::USER_ROLE],
+                topics: vec![topics::USER_ROLE, topics::REVOCATION],
                 partitions: s.common.kafka_topic_partitions,
                 replication: s.common.kafka_topic_replication,
                 poll: s.outbox_poll,

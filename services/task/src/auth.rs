@@ -9,6 +9,10 @@
 //!
 //! A token of a client (client credentials: `sub` is the client id) has no
 //! user behind it; it may only read (`su_read:task`).
+//!
+//! A token the safekeeper revoked (by itself, with its grant, its client or
+//! its user: `oauth.revocation.v1`) is refused with 401 on every request,
+//! cached or not (`platform::revocation`: a few hash lookups).
 
 use std::{future::Future, marker::PhantomData, pin::Pin};
 
@@ -112,6 +116,11 @@ async fn authenticate(req: HttpRequest) -> Result<Authenticated, ApiError> {
             c
         }
     };
+    if state.revocations.is_revoked(&claims) {
+        return Err(ApiError::Unauthenticated(
+            "the access token has been revoked".into(),
+        ));
+    }
     let Ok(id) = claims.sub.parse::<Uuid>() else {
         if claims.sub == claims.client_id {
             let client_id = claims.client_id.clone();

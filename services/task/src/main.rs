@@ -8,6 +8,11 @@ use task::{config::Settings, rebuild, startup};
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     platform::telemetry::init(settings.common.log_format);
+    // `task dlq list|replay TOPIC`: the dead letters of a consumed topic.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(done) = platform::dlq::command(&settings.common.kafka_brokers, &args).await {
+        return done;
+    }
     match std::env::args().nth(1).as_deref() {
         None | Some("serve") => {
             startup::Application::build(settings)
@@ -16,6 +21,8 @@ async fn main() -> anyhow::Result<()> {
                 .await
         }
         Some("rebuild-read-model") => rebuild::rebuild_read_model(&settings).await,
-        Some(other) => anyhow::bail!("unknown command {other:?}; use serve or rebuild-read-model"),
+        Some(other) => {
+            anyhow::bail!("unknown command {other:?}; use serve, rebuild-read-model or dlq")
+        }
     }
 }

@@ -12,6 +12,7 @@ use platform::{
     db,
     events::{self, topics, ConsumerConfig},
     jwt::{KeySource, RemoteJwks, Verifier, ACCESS_TYP},
+    revocation::Revocations,
     server,
 };
 use tokio::{sync::watch, task::JoinHandle};
@@ -58,6 +59,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppStat
         tokens: TokenCache::new(settings.caller_cache_entries),
         users: Arc::new(UserCache::new(settings.caller_cache_entries)),
         pages: Arc::new(PageCache::new(settings.page_cache_entries)),
+        revocations: Revocations::new(),
         settings,
     }))
 }
@@ -78,15 +80,18 @@ impl Application {
         platform::metrics::global().set_service("task");
         let state = build_state(settings).await?;
         let s = &state.settings;
-        let (server, port) = server::start(
+        // Not ready until the revocations were read to the topic's end.
+        let (server, port) = server::start_with(
             &s.common,
             s.http_workers,
             state.clone(),
             state.pool.clone(),
             OPENAPI,
             routes::configure,
+            Some(state.revocations.ready_check()),
         )?;
         let (shutdown, rx) = watch::channel(false);
+        state.revocations.spawn(&s.common, rx.clone());
         let listener = cache::spawn_listener(
             Caches {
                 users: state.users.clone(),

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use platform::{db::PgPool, jwt::Verifier};
+use platform::{db::PgPool, jwt::Verifier, revocation::Revocations};
 
 use crate::{
     cache::{PageCache, TokenCache, UserCache},
@@ -22,4 +22,6 @@ pub struct AppState {
     pub users: Arc<UserCache>,
     /// `/v1/task/own` response bodies (see `cache`).
     pub pages: Arc<PageCache>,
+    /// Revoked tokens, grants, clients and users (`oauth.revocation.v1`).
+    pub revocations: Revocations,
 }

@@ -121,7 +121,7 @@ async fn main() -> anyhow::Result<()> {
         .bearer_auth(&admin)
         .json(
             &json!({"client_id": "user-directory-bench", "name": "Bench", "client_secret": secret,
-                      "grant_types": ["client_credentials"], "scopes": ["admin:user", "login:relay"]}),
+                      "grant_types": ["client_credentials"], "scopes": ["provision:user", "login:relay"]}),
         )
         .send()
         .await?

@@ -16,7 +16,7 @@ pub const DEV_CLIENT_SECRET: &str = "user-directory-dev-secret";
 #[derive(Debug, Clone)]
 pub enum ProviderSettings {
     /// Our authenticator, administered with a client-credentials access
-    /// token (scopes `admin:user` and `login:relay`) from the safekeeper.
+    /// token (scopes `provision:user` and `login:relay`) from the safekeeper.
     Authenticator {
         authenticator_url: String,
         safekeeper_url: String,
@@ -78,6 +78,10 @@ pub struct Settings {
     pub import: ImportLimits,
     /// Proxies whose `X-Forwarded-For` names the end user's address.
     pub trusted_proxies: TrustedProxies,
+    /// The operators' token that `POST /org/create` needs for an
+    /// organization named in the directory's file (`ORG_BOOTSTRAP_TOKEN`);
+    /// unset, such organizations cannot be created through the API.
+    pub org_bootstrap_token: Option<SecretString>,
 }
 
 impl Settings {
@@ -91,7 +95,7 @@ impl Settings {
                 let client_secret = match secret("DIRECTORY_CLIENT_SECRET")? {
                     Some(s) => s,
                     None if common.is_production() => anyhow::bail!(
-                        "DIRECTORY_CLIENT_SECRET (or _FILE) is required in production"
+                        "DIRECTORY_CLIENT_SECRET (or _FILE) is required in production (APP_ENV=production): the development secret is never used there"
                     ),
                     None => SecretString::from(DEV_CLIENT_SECRET.to_owned()),
                 };
@@ -142,6 +146,7 @@ impl Settings {
             events_poll: Duration::from_millis(parse_or("WORKOS_EVENTS_POLL_MS", 5000)?),
             consumer_group: var_or("CONSUMER_GROUP", "user-directory"),
             trusted_proxies: TrustedProxies::from_env()?,
+            org_bootstrap_token: secret("ORG_BOOTSTRAP_TOKEN")?,
             import: ImportLimits {
                 max_bytes: parse_or("IMPORT_MAX_BYTES", 10 * 1024 * 1024)?,
                 max_rows: parse_or("IMPORT_MAX_ROWS", 50_000)?,

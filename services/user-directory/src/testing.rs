@@ -15,6 +15,8 @@ use crate::{
 };
 
 pub const ISSUER: &str = "http://127.0.0.1:5003";
+/// The operators' token the tests create configured organizations with.
+pub const BOOTSTRAP_TOKEN: &str = "test-org-bootstrap-token";
 
 pub struct Options {
     pub brokers: String,
@@ -94,6 +96,7 @@ pub async fn spawn(o: Options) -> Running {
     s.reconcile_every = o.reconcile_every;
     s.events_poll = o.events_poll;
     s.consumer_group = format!("ud-test-{}", uuid::Uuid::new_v4().simple());
+    s.org_bootstrap_token = Some(SecretString::from(BOOTSTRAP_TOKEN.to_owned()));
     s.import.sync_rows = o.import_sync_rows;
     s.import.max_rows = o.import_max_rows;
     s.import.max_bytes = o.import_max_bytes;

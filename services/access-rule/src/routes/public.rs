@@ -1,12 +1,13 @@
 //! The seed's API: events in, can-message and can-purchase checks out.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use platform::db::with_conn;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::{
+    auth::{self, Producer},
     domain::{Capability, Event, UserId},
     error::ApiError,
     state::AppState,
@@ -19,15 +20,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/canpurchase", web::get().to(can_purchase));
 }
 
-/// `POST /event` (anyone: the seed's producers are internal services).
-/// Applies `{"name", "event_properties": {"user_id", ...}, "event_id"?}`
+/// `POST /event` (a producer: an access token with `write:event`, within
+/// its rate, else 429 and nothing changes). Applies `{"name", "event_properties": {"user_id", ...}, "event_id"?}`
 /// and answers 200 only once the event and its effect are committed. An
 /// event resent with the same `event_id` answers its first outcome and
 /// changes nothing; the same id with a different event answers 409.
 async fn post_event(
     state: web::Data<AppState>,
+    producer: Producer,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
+    state
+        .producers
+        .take(&producer.client_id)
+        .map_err(ApiError::TooManyEvents)?;
     let event = Event::parse(&body)?;
     let user_id = event.user_id.clone();
     let cfg = state.settings.rules;
@@ -111,12 +117,15 @@ async fn allows(state: &AppState, q: CheckQuery, what: Capability) -> Result<boo
     Ok(r.allows(what, |rule| state.suspensions.is_suspended(rule, now)))
 }
 
-/// `GET /canmessage?user_id=` (anyone): `{"can_message": bool}`; 400 without
+/// `GET /canmessage?user_id=` (anyone, or `read:restriction` with
+/// `REQUIRE_READ_TOKEN`): `{"can_message": bool}`; 400 without
 /// user_id, 404 for a user never seen.
 async fn can_message(
+    req: HttpRequest,
     state: web::Data<AppState>,
     q: web::Query<CheckQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    auth::reader(&req, &state).await?;
     let ok = allows(&state, q.into_inner(), Capability::Message).await?;
     Ok(answer(if ok {
         r#"{"can_message":true}"#
@@ -125,12 +134,15 @@ async fn can_message(
     }))
 }
 
-/// `GET /canpurchase?user_id=` (anyone): `{"can_purchase": bool}`; 400
+/// `GET /canpurchase?user_id=` (anyone, or `read:restriction` with
+/// `REQUIRE_READ_TOKEN`): `{"can_purchase": bool}`; 400
 /// without user_id, 404 for a user never seen.
 async fn can_purchase(
+    req: HttpRequest,
     state: web::Data<AppState>,
     q: web::Query<CheckQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    auth::reader(&req, &state).await?;
     let ok = allows(&state, q.into_inner(), Capability::Purchase).await?;
     Ok(answer(if ok {
         r#"{"can_purchase":true}"#

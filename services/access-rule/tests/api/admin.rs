@@ -1,13 +1,16 @@
-//! The operator API: reasons, lifting by hand, operators by session token.
+//! The operator API: reasons, lifting by hand, operators by session token
+//! (named by account id or the superuser flag, never by username).
 
 use std::sync::Arc;
 
-use actix_web::{web, App, HttpResponse, HttpServer};
 use platform::jwt::{KeyRing, SessionClaims, SigningKey, ACCESS_TYP, SESSION_TYP};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{assert_problem, new_user_id, rules_in, spawn_app, spawn_app_with};
+use crate::helpers::{
+    assert_problem, eventually, fake_issuer, new_user_id, publish_account, rules_in, spawn_app,
+    spawn_app_with,
+};
 
 #[tokio::test]
 async fn operators_see_the_reasons_and_lift_a_restriction_until_new_evidence() {
@@ -79,95 +82,121 @@ async fn operators_see_the_reasons_and_lift_a_restriction_until_new_evidence() {
     assert_eq!(lifted["changes"][0]["cause"], "operator");
 }
 
-/// Serves `ring`'s JWKS as the authenticator would; returns its base URL.
-async fn fake_authenticator(ring: Arc<KeyRing>) -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = HttpServer::new(move || {
-        let ring = ring.clone();
-        App::new().route(
-            "/.well-known/jwks.json",
-            web::get().to(move || {
-                let jwks = ring.jwks();
-                async move { HttpResponse::Ok().json(jwks) }
-            }),
-        )
-    })
-    .workers(1)
-    .listen(listener)
+fn session(ring: &KeyRing, iss: &str, sub: &str, username: &str, exp: i64, typ: &str) -> String {
+    let now = chrono::Utc::now().timestamp();
+    ring.sign(
+        typ,
+        &SessionClaims {
+            iss: iss.into(),
+            sub: sub.into(),
+            username: username.into(),
+            iat: now,
+            exp: now + exp,
+            jti: new_user_id(),
+            sep: 0,
+        },
+    )
     .unwrap()
-    .run();
-    tokio::spawn(server);
-    format!("http://127.0.0.1:{port}")
 }
 
 #[tokio::test]
-async fn session_tokens_of_listed_operators_are_accepted_and_others_refused() {
+async fn operators_are_named_by_account_id_and_a_username_gives_nothing() {
     let ring = Arc::new(KeyRing::new(SigningKey::generate().unwrap().0, vec![]));
-    let auth = fake_authenticator(ring.clone()).await;
+    let auth = fake_issuer(ring.clone()).await;
+    let ops = new_user_id();
     let app = spawn_app_with(|o| {
         o.authenticator_url = auth.clone();
-        o.operator_usernames = vec!["admin".into(), "ops".into()];
+        o.operator_account_ids = vec![ops.clone()];
     })
     .await;
-    let now = chrono::Utc::now().timestamp();
-    let token = |username: &str, iss: &str, exp: i64, typ: &str| {
-        ring.sign(
-            typ,
-            &SessionClaims {
-                iss: iss.into(),
-                sub: new_user_id(),
-                username: username.into(),
-                iat: now,
-                exp: now + exp,
-                jti: new_user_id(),
-                sep: 0,
-            },
-        )
-        .unwrap()
-    };
     let app = &app;
     let get =
         |t: String| async move { app.admin_as(&t, Method::GET, "/v1/admin/rules", None).await };
+    // Whatever its username, the listed account is an operator.
     assert_eq!(
-        get(token("ops", &auth, 300, SESSION_TYP)).await.status(),
+        get(session(&ring, &auth, &ops, "ops", 300, SESSION_TYP))
+            .await
+            .status(),
         StatusCode::OK
     );
     let r = app
         .admin_as(
-            &token("admin", &auth, 300, SESSION_TYP),
+            &session(&ring, &auth, &ops, "mallory", 300, SESSION_TYP),
             Method::POST,
             "/v1/admin/rules/scam_flags/reset",
             None,
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    assert_problem(
-        get(token("mallory", &auth, 300, SESSION_TYP)).await,
-        StatusCode::FORBIDDEN,
-    )
-    .await;
+    // Anyone may register `admin` or `admin2`: the name gives nothing.
+    for name in ["admin", "admin2", "root"] {
+        assert_problem(
+            get(session(
+                &ring,
+                &auth,
+                &new_user_id(),
+                name,
+                300,
+                SESSION_TYP,
+            ))
+            .await,
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+    }
     for t in [
-        token("admin", "http://elsewhere", 300, SESSION_TYP),
-        token("admin", &auth, -600, SESSION_TYP),
-        token("admin", &auth, 300, ACCESS_TYP),
+        session(&ring, "http://elsewhere", &ops, "ops", 300, SESSION_TYP),
+        session(&ring, &auth, &ops, "ops", -600, SESSION_TYP),
+        session(&ring, &auth, &ops, "ops", 300, ACCESS_TYP),
     ] {
         assert_problem(get(t).await, StatusCode::UNAUTHORIZED).await;
     }
     let foreign = KeyRing::new(SigningKey::generate().unwrap().0, vec![]);
-    let forged = foreign
-        .sign(
-            SESSION_TYP,
-            &SessionClaims {
-                iss: auth.clone(),
-                sub: new_user_id(),
-                username: "admin".into(),
-                iat: now,
-                exp: now + 300,
-                jti: new_user_id(),
-                sep: 0,
-            },
-        )
-        .unwrap();
+    let forged = session(&foreign, &auth, &ops, "ops", 300, SESSION_TYP);
     assert_problem(get(forged).await, StatusCode::UNAUTHORIZED).await;
+}
+
+#[tokio::test]
+async fn a_superuser_is_an_operator_until_iam_user_says_otherwise() {
+    let ring = Arc::new(KeyRing::new(SigningKey::generate().unwrap().0, vec![]));
+    let auth = fake_issuer(ring.clone()).await;
+    let app = spawn_app_with(|o| o.authenticator_url = auth.clone()).await;
+    let (boss, plain) = (new_user_id(), new_user_id());
+    let status = |id: &str| {
+        let t = session(&ring, &auth, id, "admin", 300, SESSION_TYP);
+        let app = &app;
+        async move {
+            app.admin_as(&t, Method::GET, "/v1/admin/rules", None)
+                .await
+                .status()
+        }
+    };
+    publish_account(&app, &boss, 1, true, true).await;
+    publish_account(&app, &plain, 1, true, false).await;
+    eventually(30, "the superuser to be an operator", || async {
+        (status(&boss).await == StatusCode::OK).then_some(())
+    })
+    .await;
+    assert_eq!(status(&plain).await, StatusCode::FORBIDDEN);
+    // No longer a superuser: no longer an operator; an older event resent
+    // changes nothing.
+    publish_account(&app, &boss, 2, true, false).await;
+    publish_account(&app, &boss, 1, true, true).await;
+    eventually(30, "the former superuser to be refused", || async {
+        (status(&boss).await == StatusCode::FORBIDDEN).then_some(())
+    })
+    .await;
+    // A deactivated superuser is no operator either.
+    let other = new_user_id();
+    publish_account(&app, &other, 1, true, true).await;
+    eventually(30, "another superuser to be an operator", || async {
+        (status(&other).await == StatusCode::OK).then_some(())
+    })
+    .await;
+    publish_account(&app, &other, 2, false, true).await;
+    eventually(30, "the deactivated superuser to be refused", || async {
+        (status(&other).await == StatusCode::FORBIDDEN).then_some(())
+    })
+    .await;
+    assert_eq!(status(&boss).await, StatusCode::FORBIDDEN);
 }

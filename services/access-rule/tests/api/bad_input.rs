@@ -97,6 +97,7 @@ async fn bad_events_answer_4xx_problem_json_and_store_nothing() {
     let raw = |body: &'static str, ct: &'static str| {
         app.http
             .post(app.url("/event"))
+            .bearer_auth(&app.producer)
             .header("content-type", ct)
             .body(body)
             .send()
@@ -114,6 +115,7 @@ async fn bad_events_answer_4xx_problem_json_and_store_nothing() {
     let r = app
         .http
         .post(app.url("/event"))
+        .bearer_auth(&app.producer)
         .header("content-type", "application/json")
         .body(huge)
         .send()

@@ -1,19 +1,24 @@
 use std::{
     collections::HashSet,
     future::Future,
+    sync::Arc,
     time::{Duration, Instant},
 };
+
+use actix_web::{web, App, HttpResponse, HttpServer};
 
 use access_rule::testing::{self, Options, Running, OPERATOR_TOKEN};
 use diesel::{
     sql_query, sql_types::BigInt, Connection, PgConnection, QueryableByName, RunQueryDsl,
 };
 use platform::{
-    events::{client_config, ensure_topics, Envelope},
+    events::{client_config, ensure_topics, Envelope, Op, Source},
+    jwt::{AccessClaims, KeyRing, SigningKey, ACCESS_TYP},
     testkit::TestDatabase,
 };
 use rdkafka::{
     consumer::{BaseConsumer, Consumer, StreamConsumer},
+    producer::FutureRecord,
     Message, Offset, TopicPartitionList,
 };
 use reqwest::{Method, Response, StatusCode};
@@ -25,6 +30,62 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub db: TestDatabase,
     pub app: Running,
+    /// The keys of the stand-in safekeeper whose access tokens the app
+    /// accepts (see [`fake_issuer`]).
+    pub keys: Arc<KeyRing>,
+    /// A producer's token: client [`PRODUCER`] with `write:event`.
+    pub producer: String,
+}
+
+/// The stand-in safekeeper's `iss` and `aud` (the app's defaults in tests).
+pub const SK_ISSUER: &str = "http://127.0.0.1:5001";
+pub const SK_AUDIENCE: &str = "platform";
+/// The client id of the default producer's token.
+pub const PRODUCER: &str = "test-producer";
+
+/// Serves `ring`'s JWKS at `/.well-known/jwks.json`, as the authenticator
+/// and the safekeeper do; returns its base URL.
+pub async fn fake_issuer(ring: Arc<KeyRing>) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = HttpServer::new(move || {
+        let ring = ring.clone();
+        App::new().route(
+            "/.well-known/jwks.json",
+            web::get().to(move || {
+                let jwks = ring.jwks();
+                async move { HttpResponse::Ok().json(jwks) }
+            }),
+        )
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A client-credentials access token of `client` for `scope`, signed by
+/// `ring` as the safekeeper would sign it.
+pub fn client_token(ring: &KeyRing, client: &str, scope: &str) -> String {
+    let now = chrono::Utc::now().timestamp();
+    ring.sign(
+        ACCESS_TYP,
+        &AccessClaims {
+            iss: SK_ISSUER.into(),
+            sub: client.into(),
+            aud: SK_AUDIENCE.into(),
+            client_id: client.into(),
+            scope: scope.into(),
+            iat: now,
+            exp: now + 3600,
+            jti: uuid::Uuid::new_v4().to_string(),
+            username: None,
+            sid: None,
+        },
+    )
+    .unwrap()
 }
 
 pub const RESTRICTIONS: &str = "access.restriction.v1";
@@ -101,7 +162,11 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Options)) -> TestApp {
 /// Starts the app on `db` (a fresh one, or a shared one for a restart).
 pub async fn spawn_on(db: TestDatabase, tweak: impl FnOnce(&mut Options)) -> TestApp {
     let brokers = platform::testkit::shared_brokers();
+    let keys = Arc::new(KeyRing::new(SigningKey::generate().unwrap().0, vec![]));
     let mut o = Options::new(brokers.clone(), &db);
+    o.safekeeper_url = fake_issuer(keys.clone()).await;
+    o.safekeeper_issuer = SK_ISSUER.into();
+    o.access_audience = SK_AUDIENCE.into();
     tweak(&mut o);
     let app = testing::spawn(o).await;
     TestApp {
@@ -110,7 +175,45 @@ pub async fn spawn_on(db: TestDatabase, tweak: impl FnOnce(&mut Options)) -> Tes
         http: reqwest::Client::new(),
         db,
         app,
+        producer: client_token(&keys, PRODUCER, "write:event"),
+        keys,
     }
+}
+
+/// Publishes account `id`'s `iam.user.v1` event at `version`, as the
+/// authenticator would.
+pub async fn publish_account(
+    app: &TestApp,
+    id: &str,
+    version: i64,
+    is_active: bool,
+    is_superuser: bool,
+) {
+    let producer = platform::events::producer(&app.brokers).unwrap();
+    let e = Envelope::new(
+        if version == 1 { Op::Create } else { Op::Update },
+        "user",
+        id,
+        version,
+        Source {
+            service: "authenticator".into(),
+            table: "accounts".into(),
+        },
+        None,
+        Some(
+            json!({"id": id, "username": format!("u{version}"), "is_active": is_active,
+                    "is_superuser": is_superuser, "version": version}),
+        ),
+    );
+    let payload = serde_json::to_vec(&e).unwrap();
+    producer
+        .send(
+            FutureRecord::to("iam.user.v1").key(id).payload(&payload),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
 }
 
 /// A user id no other test uses.
@@ -143,13 +246,18 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
+    /// `POST /event` as the default producer.
     pub async fn post_event(&self, body: &Value) -> Response {
-        self.http
-            .post(self.url("/event"))
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+        self.post_event_as(Some(&self.producer), body).await
+    }
+
+    /// `POST /event` with `token` (or none).
+    pub async fn post_event_as(&self, token: Option<&str>, body: &Value) -> Response {
+        let mut req = self.http.post(self.url("/event")).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
     }
 
     /// Posts an event that must be accepted; returns the outcome.

@@ -1,39 +1,9 @@
 //! `iam.user.v1`: a deactivated account can neither message nor purchase.
 
-use std::time::Duration;
-
-use platform::events::{self, Envelope, Op, Source};
-use rdkafka::producer::FutureRecord;
-use serde_json::json;
-
-use crate::helpers::{eventually, new_user_id, spawn_app, TestApp};
+use crate::helpers::{eventually, new_user_id, publish_account, spawn_app, TestApp};
 
 async fn publish(app: &TestApp, id: &str, version: i64, is_active: bool) {
-    let producer = events::producer(&app.brokers).unwrap();
-    let e = Envelope::new(
-        if version == 1 { Op::Create } else { Op::Update },
-        "user",
-        id,
-        version,
-        Source {
-            service: "authenticator".into(),
-            table: "accounts".into(),
-        },
-        None,
-        Some(
-            json!({"id": id, "username": format!("u{version}"), "is_active": is_active,
-                    "is_superuser": false, "version": version}),
-        ),
-    );
-    let payload = serde_json::to_vec(&e).unwrap();
-    producer
-        .send(
-            FutureRecord::to("iam.user.v1").key(id).payload(&payload),
-            Duration::from_secs(10),
-        )
-        .await
-        .map_err(|(e, _)| e)
-        .unwrap();
+    publish_account(app, id, version, is_active, false).await
 }
 
 async fn account_version(app: &TestApp, id: &str) -> Option<i64> {

@@ -11,6 +11,8 @@ mod helpers;
 mod iam_consumer;
 mod idempotency;
 mod platform_endpoints;
+mod producers;
+mod real_tokens;
 mod restart;
 mod seed;
 mod tripwire;

@@ -1,5 +1,7 @@
 //! Account administration (the seed's admin panel as an API). Every route
-//! needs a superuser's session token or an access token with `admin:user`.
+//! needs a superuser's session token, a person's access token with
+//! `admin:user`, or a service's own token with `provision:user`, which
+//! never changes a superuser's account (see [`Administrator`]).
 
 use actix_web::{guard, http::StatusCode, web, HttpRequest, HttpResponse, ResponseError};
 use futures::future::join_all;
@@ -282,6 +284,15 @@ async fn get(
     Ok(HttpResponse::Ok().json(AccountView::from(&load(&state, *id).await?)))
 }
 
+/// Refuses (403) a change the caller may not make to account `id` (a
+/// service's token and a superuser), or 404.
+async fn may_change(state: &AppState, admin: &Administrator, id: Uuid) -> Result<(), ApiError> {
+    if let Administrator::Service { .. } = admin {
+        admin.may_change(&load(state, id).await?)?;
+    }
+    Ok(())
+}
+
 async fn apply(state: &AppState, id: Uuid, change: Change) -> Result<HttpResponse, ApiError> {
     let account = with_conn(&state.pool, move |c| {
         store::update(c, id, change).map_err(conflict_or)
@@ -303,11 +314,12 @@ struct ProfileRequest {
 
 /// `PATCH /v1/users/{id}` (administrator): change email, names or phone.
 async fn update_profile(
-    _admin: Administrator,
+    admin: Administrator,
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
     body: web::Json<ProfileRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    may_change(&state, &admin, *id).await?;
     let b = body.into_inner();
     let change = Change {
         email: b
@@ -334,10 +346,11 @@ async fn update_profile(
 
 /// `POST /v1/users/{id}/activate` (administrator).
 async fn activate(
-    _admin: Administrator,
+    admin: Administrator,
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
+    may_change(&state, &admin, *id).await?;
     apply(
         &state,
         *id,
@@ -361,6 +374,7 @@ async fn deactivate(
             "you cannot deactivate your own account".into(),
         ));
     }
+    may_change(&state, &admin, *id).await?;
     apply(
         &state,
         *id,
@@ -378,14 +392,17 @@ struct PasswordRequest {
     password: SecretString,
 }
 
-/// `POST /v1/users/{id}/password` (administrator): set a new password.
+/// `POST /v1/users/{id}/password` (administrator): set a new password. A
+/// service's token sets only an ordinary account's (the directory's
+/// organization administrators'), never a superuser's.
 async fn reset_password(
-    _admin: Administrator,
+    admin: Administrator,
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
     body: web::Json<PasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let account = load(&state, *id).await?;
+    admin.may_change(&account)?;
     let password = NewPassword::parse(body.into_inner().password, Some(&account.username))?;
     let hash = state.hasher.hash(password.secret()).await?;
     apply(

@@ -8,11 +8,21 @@ async fn health_readiness_metrics_and_openapi_are_served() {
     let app = spawn_app().await;
     let r = app.http.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let r = app.http.get(app.url("/readyz")).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let v: Value = r.json().await.unwrap();
+    // Ready once the revocations (oauth.revocation.v1) were read: polled.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let v: Value = loop {
+        let r = app.http.get(app.url("/readyz")).send().await.unwrap();
+        let ok = r.status() == StatusCode::OK;
+        let v: Value = r.json().await.unwrap();
+        if ok {
+            break v;
+        }
+        assert!(std::time::Instant::now() < deadline, "/readyz stays {v}");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    };
     assert_eq!(v["checks"]["database"], "ok");
     assert_eq!(v["checks"]["broker"], "ok");
+    assert_eq!(v["checks"]["revocations"], "ok");
 
     app.login("nobody-here", "Wrong-Passw0rd!").await;
     let metrics = app

@@ -1,6 +1,8 @@
-//! The admin API: clients (`admin:client`), roles, permissions and scopes
-//! (`admin:rbac`), user-role grants (`admin:user`). Every route needs an
-//! access token carrying its scope, held by a user who still has it.
+//! The admin API: clients (`admin:client`), roles, permissions, scopes and
+//! user-role grants (`admin:rbac`), finding users and reading their roles
+//! (`admin:user`). Every route needs a PERSON's access token (from a
+//! session, not client credentials) carrying its scope, held by a user who
+//! still has it: a client's own token never administers anything here.
 
 use actix_web::{
     body::MessageBody,
@@ -16,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
-    auth::require_scope,
+    auth::require_persons_scope,
     crypto,
     error::ApiError,
     grants::{self, Client, ClientChange, NewClient},
@@ -84,6 +86,9 @@ struct ClientView {
     redirect_uris: Vec<String>,
     grant_types: Vec<String>,
     scopes: Vec<String>,
+    /// The code flow needs PKCE (default `true`; only a confidential
+    /// client may be let off).
+    pkce_required: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     client_secret: Option<String>,
 }
@@ -97,6 +102,7 @@ fn view(c: Client, scopes: Vec<String>, secret: Option<String>) -> ClientView {
         redirect_uris: c.redirect_uris,
         grant_types: c.grant_types,
         scopes,
+        pkce_required: c.pkce_required,
         client_secret: secret,
     }
 }
@@ -156,7 +162,7 @@ async fn list_clients(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    require_scope(&req, &state, "admin:client").await?;
+    require_persons_scope(&req, &state, "admin:client").await?;
     let all = with_conn(&state.pool, |c| -> Result<_, ApiError> {
         let mut out = Vec::new();
         for client in grants::clients(c)? {
@@ -185,6 +191,25 @@ struct NewClientRequest {
     scopes: Vec<String>,
     /// Optional for confidential clients: one is generated otherwise.
     client_secret: Option<String>,
+    /// `false` lets a confidential client use the code flow without PKCE.
+    #[serde(default = "yes")]
+    pkce_required: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// RFC 9700 2.1.1: a public client cannot prove who redeems its codes
+/// otherwise, so it can never be let off PKCE.
+fn check_pkce_opt_out(public: bool, pkce_required: bool) -> Result<(), ApiError> {
+    if public && !pkce_required {
+        return Err(ApiError::BadRequest(
+            "a public client always needs PKCE: pkce_required=false is for confidential clients only"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// `POST /v1/admin/clients` (`admin:client`): 201 with the client; a
@@ -194,7 +219,7 @@ async fn create_client(
     state: web::Data<AppState>,
     body: web::Json<NewClientRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    require_scope(&req, &state, "admin:client").await?;
+    require_persons_scope(&req, &state, "admin:client").await?;
     let b = body.into_inner();
     if b.name.trim().is_empty() || b.name.len() > 100 {
         return Err(ApiError::BadRequest(
@@ -211,6 +236,14 @@ async fn create_client(
             "client_id must be 3 to 64 of A-Z a-z 0-9 . _ -".into(),
         ));
     }
+    // A client's own token carries its id as `sub`: a UUID would pass for
+    // a user's id at every resource server.
+    if Uuid::parse_str(&b.client_id).is_ok() {
+        return Err(ApiError::BadRequest(
+            "client_id must not be a UUID: a client's tokens would pass for a user's".into(),
+        ));
+    }
+    check_pkce_opt_out(b.public, b.pkce_required)?;
     check_redirect_uris(&b.redirect_uris)?;
     check_grant_types(&b.grant_types, b.public)?;
     if b.grant_types.iter().any(|g| g == "authorization_code") && b.redirect_uris.is_empty() {
@@ -239,6 +272,7 @@ async fn create_client(
         redirect_uris: b.redirect_uris,
         grant_types: b.grant_types,
         scopes: b.scopes,
+        pkce_required: b.pkce_required,
     };
     with_conn(&state.pool, move |c| {
         grants::create_client(c, new).map_err(ApiError::from)
@@ -253,7 +287,7 @@ async fn get_client(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    require_scope(&req, &state, "admin:client").await?;
+    require_persons_scope(&req, &state, "admin:client").await?;
     Ok(HttpResponse::Ok().json(client_view(&state, id.into_inner(), None).await?))
 }
 
@@ -265,6 +299,7 @@ struct ClientPatch {
     redirect_uris: Option<Vec<String>>,
     grant_types: Option<Vec<String>>,
     scopes: Option<Vec<String>>,
+    pkce_required: Option<bool>,
     /// `true` issues a new secret (shown once).
     #[serde(default)]
     rotate_secret: bool,
@@ -277,7 +312,7 @@ async fn update_client(
     id: web::Path<String>,
     body: web::Json<ClientPatch>,
 ) -> Result<HttpResponse, ApiError> {
-    require_scope(&req, &state, "admin:client").await?;
+    require_persons_scope(&req, &state, "admin:client").await?;
     let b = body.into_inner();
     let id = id.into_inner();
     if let Some(u) = &b.redirect_uris {
@@ -286,6 +321,9 @@ async fn update_client(
     let existing = client_view(&state, id.clone(), None).await?;
     if let Some(g) = &b.grant_types {
         check_grant_types(g, existing.public)?;
+    }
+    if let Some(p) = b.pkce_required {
+        check_pkce_opt_out(existing.public, p)?;
     }
     if b.rotate_secret && existing.public {
         return Err(ApiError::BadRequest("a public client has no secret".into()));
@@ -298,6 +336,7 @@ async fn update_client(
         grant_types: b.grant_types,
         scopes: b.scopes,
         secret_hash: secret.as_deref().map(crypto::digest),
+        pkce_required: b.pkce_required,
     };
     let cid = id.clone();
     with_conn(&state.pool, move |c| {
@@ -313,7 +352,7 @@ async fn delete_client(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    require_scope(&req, &state, "admin:client").await?;
+    require_persons_scope(&req, &state, "admin:client").await?;
     let id = id.into_inner();
     let cid = id.clone();
     if !with_conn(&state.pool, move |c| {
@@ -323,6 +362,8 @@ async fn delete_client(
     {
         return Err(ApiError::NotFound(format!("no client {id:?}")));
     }
+    // Publishes the revocation of its tokens now.
+    state.outbox.nudge();
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -331,7 +372,7 @@ async fn list_roles(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    require_scope(&req, &state, "admin:rbac").await?;
+    require_persons_scope(&req, &state, "admin:rbac").await?;
     Ok(HttpResponse::Ok()
         .json(with_conn(&state.pool, |c| rbac::list_roles(c).map_err(ApiError::from)).await?))
 }
@@ -366,7 +407,7 @@ async fn create_role(
     state: web::Data<AppState>,
     body: web::Json<NewRole>,
 ) -> Result<HttpResponse, ApiError> {
-    require_scope(&req, &state, "admin:rbac").await?;
+    require_persons_scope(&req, &state, "admin:rbac").await?;
     let b = body.into_inner();
     check_name("role", &b.name)?;
     with_conn(&state.pool, move |c| {
@@ -391,7 +432,7 @@ async fn set_role_permissions(
     name: web::Path<String>,
     body: web::Json<Permissions>,
 ) -> Result<HttpResponse, ApiError> {
-    require_scope(&req, &state, "admin:rbac").await?;
+    require_persons_scope(&req, &state, "admin:rbac").await?;
     let (name, perms) = (name.into_inner(), body.into_inner().permissions);
     let n = with_conn(&state.pool, move |c| {
         rbac::set_role_permissions(c, &name, &perms).map_err(ApiError::from)
@@ -407,7 +448,7 @@ async fn delete_role(
     state: web::Data<AppState>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    require_scope(&req, &state, "admin:rbac").await?;
+    require_persons_scope(&req, &state, "admin:rbac").await?;
     let name = name.into_inner();
     with_conn(&state.pool, move |c| {
         rbac::delete_role(c, &name).map_err(ApiError::from)
@@ -422,7 +463,7 @@ async fn list_permissions(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    require_scope(&req, &state, "admin:rbac").await?;
+    require_persons_scope(&req, &state, "admin:rbac").await?;
     Ok(HttpResponse::Ok().json(
         with_conn(&state.pool, |c| {
             rbac::list_permissions(c).map_err(ApiError::from)
@@ -448,7 +489,7 @@ async fn create_permission(
     state: web::Data<AppState>,
     body: web::Json<NewPermission>,
 ) -> Result<HttpResponse, ApiError> {
-    require_scope(&req, &state, "admin:rbac").await?;
+    require_persons_scope(&req, &state, "admin:rbac").await?;
     let b = body.into_inner();
     for (k, v) in [
         ("permission", &b.name),
@@ -470,7 +511,7 @@ async fn delete_permission(
     state: web::Data<AppState>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    require_scope(&req, &state, "admin:rbac").await?;
+    require_persons_scope(&req, &state, "admin:rbac").await?;
     let name = name.into_inner();
     with_conn(&state.pool, move |c| {
         rbac::delete_permission(c, &name).map_err(ApiError::from)
@@ -485,7 +526,7 @@ async fn list_scopes(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    require_scope(&req, &state, "admin:rbac").await?;
+    require_persons_scope(&req, &state, "admin:rbac").await?;
     Ok(HttpResponse::Ok().json(
         with_conn(&state.pool, |c| {
             rbac::list_scopes(c).map_err(ApiError::from)
@@ -508,7 +549,7 @@ async fn create_scope(
     state: web::Data<AppState>,
     body: web::Json<NewScope>,
 ) -> Result<HttpResponse, ApiError> {
-    require_scope(&req, &state, "admin:rbac").await?;
+    require_persons_scope(&req, &state, "admin:rbac").await?;
     let b = body.into_inner();
     let ok = b.name.len() <= 64
         && b.name.split_once(':').is_some_and(|(a, o)| {
@@ -536,7 +577,7 @@ async fn delete_scope(
     state: web::Data<AppState>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    require_scope(&req, &state, "admin:rbac").await?;
+    require_persons_scope(&req, &state, "admin:rbac").await?;
     let name = name.into_inner();
     with_conn(&state.pool, move |c| {
         rbac::delete_scope(c, &name).map_err(ApiError::from)
@@ -559,7 +600,7 @@ async fn find_users(
     state: web::Data<AppState>,
     q: web::Query<UserQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    require_scope(&req, &state, "admin:user").await?;
+    require_persons_scope(&req, &state, "admin:user").await?;
     let name = q.into_inner().username;
     let found: Vec<rbac::User> = with_conn(&state.pool, move |c| {
         use crate::schema::users;
@@ -597,7 +638,7 @@ async fn user_roles(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    require_scope(&req, &state, "admin:user").await?;
+    require_persons_scope(&req, &state, "admin:user").await?;
     Ok(HttpResponse::Ok().json(roles_of(&state, *id).await?))
 }
 
@@ -607,14 +648,15 @@ struct RoleSet {
     roles: Vec<String>,
 }
 
-/// `PUT /v1/admin/users/{id}/roles` (`admin:user`): replaces the user's roles.
+/// `PUT /v1/admin/users/{id}/roles` (`admin:rbac`, a person): replaces the
+/// user's roles.
 async fn set_user_roles(
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
     body: web::Json<RoleSet>,
 ) -> Result<HttpResponse, ApiError> {
-    require_scope(&req, &state, "admin:user").await?;
+    require_persons_scope(&req, &state, "admin:rbac").await?;
     let (user, roles) = (*id, body.into_inner().roles);
     with_conn(&state.pool, move |c| {
         rbac::set_user_roles(c, user, &roles).map_err(ApiError::from)
@@ -630,14 +672,15 @@ struct OneRole {
     role: String,
 }
 
-/// `POST /v1/admin/users/{id}/roles` (`admin:user`): `{role}` granted.
+/// `POST /v1/admin/users/{id}/roles` (`admin:rbac`, a person): `{role}`
+/// granted.
 async fn grant_role(
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
     body: web::Json<OneRole>,
 ) -> Result<HttpResponse, ApiError> {
-    require_scope(&req, &state, "admin:user").await?;
+    require_persons_scope(&req, &state, "admin:rbac").await?;
     let (user, role) = (*id, body.into_inner().role);
     with_conn(&state.pool, move |c| {
         rbac::grant_role(c, user, &role).map_err(ApiError::from)
@@ -647,13 +690,13 @@ async fn grant_role(
     Ok(HttpResponse::Ok().json(roles_of(&state, user).await?))
 }
 
-/// `DELETE /v1/admin/users/{id}/roles/{role}` (`admin:user`).
+/// `DELETE /v1/admin/users/{id}/roles/{role}` (`admin:rbac`, a person).
 async fn revoke_role(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(Uuid, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    require_scope(&req, &state, "admin:user").await?;
+    require_persons_scope(&req, &state, "admin:rbac").await?;
     let (user, role) = path.into_inner();
     with_conn(&state.pool, move |c| {
         rbac::revoke_role(c, user, &role).map_err(ApiError::from)

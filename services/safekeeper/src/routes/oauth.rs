@@ -36,6 +36,9 @@ use crate::{
 };
 
 pub const SESSION_COOKIE: &str = "sk_session";
+/// The scope (a client permission, never a role's) that lets a resource
+/// server introspect tokens issued to other clients.
+pub const INTROSPECT_SCOPE: &str = "introspect:token";
 /// The random value the sign-in form's CSRF token is bound to (there is no
 /// session before sign-in: a double-submit cookie).
 pub const LOGIN_CSRF_COOKIE: &str = "sk_login";
@@ -204,7 +207,9 @@ async fn check_request(state: &AppState, p: &Params) -> Result<AuthzRequest, Ref
         challenge.as_deref(),
         p.get("code_challenge_method").map(String::as_str),
     ) {
-        (None, _) if client.is_public => {
+        // RFC 9700 2.1.1: every client, confidential ones too, unless an
+        // administrator let a confidential client off.
+        (None, _) if client.is_public || client.pkce_required => {
             return Err(refuse(
                 "invalid_request",
                 "PKCE is required: send code_challenge with code_challenge_method=S256",
@@ -837,11 +842,16 @@ where
         + 'static,
 {
     let st = state.clone();
-    with_conn(&state.pool, move |c| -> Result<_, OAuthError> {
+    let outcome = with_conn(&state.pool, move |c| -> Result<_, OAuthError> {
         use diesel::Connection;
         Ok(c.transaction(|c| work(c, &st))?)
     })
-    .await?
+    .await?;
+    if outcome.is_err() {
+        // A refusal may have revoked a family: publish that now.
+        state.outbox.nudge();
+    }
+    outcome
 }
 
 async fn code_grant(
@@ -872,6 +882,7 @@ async fn code_grant(
             (Some(ch), Some(v)) if crypto::pkce_matches(v, ch) => {}
             (Some(_), _) => return Ok(Err(OAuthError::invalid_grant("code_verifier does not match the code challenge"))),
             (None, Some(_)) => return Ok(Err(OAuthError::invalid_grant("no code challenge was sent with the authorization"))),
+            (None, None) if client.pkce_required || client.is_public => return Ok(Err(OAuthError::invalid_grant("this client needs PKCE, and the code was issued without a challenge"))),
             (None, None) => {}
         }
         let user = rbac::user(c, code.user_id)?;
@@ -999,13 +1010,17 @@ async fn introspect(
     form: web::Form<Params>,
 ) -> Result<HttpResponse, OAuthError> {
     let form = form.into_inner();
-    let (client, _) = authenticate_client(&req, &state, &form).await?;
+    let (client, client_scopes) = authenticate_client(&req, &state, &form).await?;
     if client.is_public {
         return Err(OAuthError::new(
             "unauthorized_client",
             "only confidential clients may introspect",
         ));
     }
+    // RFC 9700 / RFC 7662 4: a token is described only to the client it was
+    // issued to, or (an access token) to a resource server holding
+    // `introspect:token`; any other client learns nothing of it.
+    let resource_server = client_scopes.contains(INTROSPECT_SCOPE);
     let token = required(&form, "token")?.to_owned();
     let inactive = || {
         HttpResponse::Ok()
@@ -1013,6 +1028,9 @@ async fn introspect(
             .json(json!({"active": false}))
     };
     if let Ok(claims) = state.access.verify::<AccessClaims>(&token).await {
+        if claims.client_id != client.id && !resource_server {
+            return Ok(inactive());
+        }
         let Ok(jti) = claims.jti.parse::<Uuid>() else {
             return Ok(inactive());
         };
@@ -1051,7 +1069,8 @@ async fn introspect(
     })
     .await?;
     Ok(match found {
-        Some((r, exp)) => HttpResponse::Ok()
+        // A refresh token is only ever presented by its own client.
+        Some((r, exp)) if r.client_id == client.id => HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(json!({
                 "active": true,
@@ -1061,7 +1080,7 @@ async fn introspect(
                 "sub": r.user_id,
                 "exp": exp.timestamp(),
             })),
-        None => inactive(),
+        _ => inactive(),
     })
 }
 
@@ -1100,6 +1119,8 @@ async fn revoke(
         })
         .await?;
     }
+    // Publishes the revocation (if any) now, not at the next poll.
+    state.outbox.nudge();
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish())

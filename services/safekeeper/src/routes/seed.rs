@@ -39,6 +39,8 @@ struct AuthorizeResponse {
 
 /// `POST /v1/authorize` (Bearer session token): `{"scopes": "a,b"}` to an
 /// access token carrying exactly those scopes, or 403 naming the missing.
+/// `client_id` (a first-party client's only, else 403) limits the scopes to
+/// what that client may obtain and names it in the token.
 async fn authorize(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -58,8 +60,15 @@ async fn authorize(
     let allowed = with_conn(&state.pool, move |c| -> Result<_, ApiError> {
         let mut held = rbac::user_scopes(c, uid)?;
         if cid != SESSION_CLIENT {
-            grants::client(c, &cid)?
+            let found = grants::client(c, &cid)?
                 .ok_or_else(|| ApiError::BadRequest(format!("unknown client {cid:?}")))?;
+            // A third-party client gets a user's token only through the
+            // code flow, with the user's consent.
+            if !found.first_party {
+                return Err(ApiError::Forbidden(format!(
+                    "client {cid:?} is not first-party: a third-party client obtains tokens through the authorization code flow, with the user's consent"
+                )));
+            }
             let client = rbac::client_scopes(c, &cid)?;
             held.retain(|s| client.contains(s));
         }

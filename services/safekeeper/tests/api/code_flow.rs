@@ -7,8 +7,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::helpers::{
-    assert_oauth_error, spawn, spawn_with, TestPlatform, Tweaks, PASSWORD, SERVICE, SERVICE_SECRET,
-    SPA, SPA_REDIRECT, THIRD_PARTY,
+    assert_oauth_error, spawn, spawn_with, TestPlatform, Tweaks, PASSWORD, RESOURCE_SERVER,
+    RESOURCE_SERVER_SECRET, SPA, SPA_REDIRECT, THIRD_PARTY,
 };
 
 pub(crate) const VERIFIER: &str = "a-very-long-code-verifier-of-at-least-43-characters-0123456789";
@@ -244,10 +244,11 @@ async fn refresh(p: &TestPlatform, token: &str) -> Response {
         .unwrap()
 }
 
+/// Introspection by a resource server (`introspect:token`).
 async fn introspect(p: &TestPlatform, token: &str) -> Value {
     p.http
         .post(p.sk("/oauth2/introspect"))
-        .basic_auth(SERVICE, Some(SERVICE_SECRET))
+        .basic_auth(RESOURCE_SERVER, Some(RESOURCE_SERVER_SECRET))
         .form(&[("token", token)])
         .send()
         .await

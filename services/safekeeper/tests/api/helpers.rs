@@ -11,6 +11,9 @@ pub const SPA_REDIRECT: &str = "http://127.0.0.1:8765/callback";
 pub const SERVICE: &str = "test-service";
 pub const SERVICE_SECRET: &str = "test-service-secret-0123456789";
 pub const THIRD_PARTY: &str = "third-party";
+/// A resource server: it may introspect tokens issued to other clients.
+pub const RESOURCE_SERVER: &str = "test-resource-server";
+pub const RESOURCE_SERVER_SECRET: &str = "test-resource-server-secret-0123";
 
 pub struct TestPlatform {
     pub auth: String,
@@ -162,6 +165,8 @@ impl TestPlatform {
                    "scopes": ["read:task"]}),
             json!({"client_id": SERVICE, "name": "Test Service", "client_secret": SERVICE_SECRET,
                    "grant_types": ["client_credentials"], "scopes": ["su_read:task"]}),
+            json!({"client_id": RESOURCE_SERVER, "name": "Test Resource Server", "client_secret": RESOURCE_SERVER_SECRET,
+                   "grant_types": ["client_credentials"], "scopes": ["introspect:token"]}),
         ] {
             let r = self
                 .admin_call(Method::POST, "/v1/admin/clients", Some(body))

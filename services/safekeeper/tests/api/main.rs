@@ -6,6 +6,8 @@ mod browser;
 mod code_flow;
 mod control_characters;
 mod helpers;
+mod least_privilege;
+mod revocations;
 mod seed;
 mod sign_in;
 mod tokens;

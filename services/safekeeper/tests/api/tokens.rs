@@ -187,10 +187,10 @@ async fn the_metadata_document_describes_the_server() {
 }
 
 #[tokio::test]
-async fn a_service_with_admin_user_administers_accounts_in_the_authenticator() {
+async fn a_service_with_provision_user_creates_accounts_in_the_authenticator() {
     let p = spawn().await;
     let body = serde_json::json!({"client_id": "directory-test", "name": "Directory", "client_secret": "directory-secret-0123456789",
-                                  "grant_types": ["client_credentials"], "scopes": ["admin:user"]});
+                                  "grant_types": ["client_credentials"], "scopes": ["provision:user"]});
     assert_eq!(
         p.admin_call(reqwest::Method::POST, "/v1/admin/clients", Some(body))
             .await
@@ -203,7 +203,7 @@ async fn a_service_with_admin_user_administers_accounts_in_the_authenticator() {
         .basic_auth("directory-test", Some("directory-secret-0123456789"))
         .form(&[
             ("grant_type", "client_credentials"),
-            ("scope", "admin:user"),
+            ("scope", "provision:user"),
         ])
         .send()
         .await
@@ -223,7 +223,7 @@ async fn a_service_with_admin_user_administers_accounts_in_the_authenticator() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(r.json::<Value>().await.unwrap()["has_password"], false);
-    // A token without admin:user may not.
+    // A token without provision:user may not.
     let other: Value = p
         .http
         .post(p.sk("/oauth2/token"))

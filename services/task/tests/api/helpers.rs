@@ -71,17 +71,15 @@ pub async fn spawn() -> TestPlatform {
     let auth_db = TestDatabase::create("authenticator");
     let sk_db = TestDatabase::create("safekeeper");
     let task_db = TestDatabase::create("task");
-    let auth = authenticator::testing::spawn(authenticator::testing::Options::new(
-        brokers.clone(),
-        &auth_db,
-    ))
-    .await;
-    let sk = safekeeper::testing::spawn(safekeeper::testing::Options::new(
-        brokers.clone(),
-        &sk_db,
-        &auth.address,
-    ))
-    .await;
+    // The authenticator verifies the safekeeper's tokens (its sign-in page
+    // relays logins with one), so it must know where the safekeeper listens.
+    let sk_port = platform::testkit::free_port();
+    let mut auth_opts = authenticator::testing::Options::new(brokers.clone(), &auth_db);
+    auth_opts.safekeeper_url = Some(format!("http://127.0.0.1:{sk_port}"));
+    let auth = authenticator::testing::spawn(auth_opts).await;
+    let mut sk_opts = safekeeper::testing::Options::new(brokers.clone(), &sk_db, &auth.address);
+    sk_opts.port = sk_port;
+    let sk = safekeeper::testing::spawn(sk_opts).await;
     let opts = task_options(&brokers, &task_db, &sk.address);
     let task_group = opts.consumer_group.clone();
     let task_app = task::testing::spawn(opts).await;

@@ -2,11 +2,14 @@
 //! safekeeper beside it (real HTTP, real broker, a database each).
 
 mod control_characters;
+mod forged_events;
 mod helpers;
 mod journey;
 mod platform_endpoints;
+mod poison;
 mod read_model;
 mod replicas;
+mod revocation;
 mod summary;
 mod tokens;
 mod validation;

@@ -1,5 +1,6 @@
 //! Our authenticator as the identity provider. Every administrative call
-//! carries a safekeeper access token with `admin:user`, obtained by client
+//! carries a safekeeper access token with `provision:user` (ordinary
+//! accounts only: never a superuser's, never a role), obtained by client
 //! credentials and cached until shortly before it expires. The same token
 //! carries `login:relay` when the directory's client holds it: then an
 //! organization admin's sign-in (and the creation of an organization's
@@ -25,7 +26,7 @@ use tokio::sync::Mutex;
 use super::{transport, Authenticated, Identity, IdentityProvider, NewIdentity, ProviderError};
 use crate::directory_config::OrganizationEntry;
 
-pub const ADMIN_SCOPE: &str = "admin:user";
+pub const PROVISION_SCOPE: &str = "provision:user";
 /// Accounts per `POST /v1/users/batch` (the authenticator takes up to 500).
 pub const MAX_BATCH: usize = 200;
 
@@ -107,7 +108,7 @@ impl AuthenticatorProvider {
                 return Ok(t.clone());
             }
         }
-        let scopes = format!("{ADMIN_SCOPE} {LOGIN_RELAY_SCOPE}");
+        let scopes = format!("{PROVISION_SCOPE} {LOGIN_RELAY_SCOPE}");
         let r = self
             .http
             .post(&self.token_url)

@@ -3,7 +3,7 @@
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use platform::db::{is_unique_violation, with_conn};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -34,9 +34,44 @@ struct CreateRequest {
     password: SecretString,
 }
 
-/// `POST /org/create` (anyone, seed): an organization, its tenant storage
-/// and its admin account at the identity provider, as one unit. 201. The
-/// caller's address goes to the provider with the account's creation.
+/// An organization named in the directory's file is the operators': its
+/// creation needs `Authorization: Bearer <ORG_BOOTSTRAP_TOKEN>` (compared
+/// in constant time), so that no stranger claims it (and its members)
+/// before they do.
+fn operators_only(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    let Some(expected) = &state.settings.org_bootstrap_token else {
+        return Err(ApiError::Forbidden(
+            "this organization is reserved by the directory's configuration; \
+             set ORG_BOOTSTRAP_TOKEN to create it"
+                .into(),
+        ));
+    };
+    let sent = crate::auth::bearer_token(req).map_err(|_| {
+        ApiError::Unauthenticated(
+            "this organization is reserved by the directory's configuration: \
+             send 'Authorization: Bearer <the operators' bootstrap token>'"
+                .into(),
+        )
+    })?;
+    let digest = |s: &str| ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
+    let same: bool = subtle::ConstantTimeEq::ct_eq(
+        digest(&sent).as_ref(),
+        digest(expected.expose_secret()).as_ref(),
+    )
+    .into();
+    if !same {
+        return Err(ApiError::Forbidden(
+            "the bootstrap token is wrong; this organization is reserved".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `POST /org/create` (anyone, seed; an organization named in the
+/// directory's file needs the operators' bootstrap token): an
+/// organization, its tenant storage and its admin account at the identity
+/// provider, as one unit. 201. The caller's address goes to the provider
+/// with the account's creation.
 async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -46,6 +81,9 @@ async fn create(
     let name = OrganizationName::parse("organization_name", &b.organization_name)?;
     let email = Email::parse(&b.email)?;
     let password = NewPassword::parse(b.password)?;
+    if state.config.current().organization(name.as_str()).is_some() {
+        operators_only(&req, &state)?;
+    }
     let org = saga::create_organization(
         &state,
         NewOrganization {

@@ -125,7 +125,7 @@ fn config_for(t: &Tweaks) -> ConfigFile {
 }
 
 /// The directory with our authenticator as provider: an authenticator, a
-/// safekeeper, an OAuth2 client with `admin:user` and `login:relay` for the
+/// safekeeper, an OAuth2 client with `provision:user` and `login:relay` for the
 /// directory (it administers accounts, and relays its admins' sign-ins
 /// with their addresses).
 pub async fn spawn_with_authenticator(t: Tweaks) -> TestApp {
@@ -164,7 +164,7 @@ pub async fn spawn_with_authenticator(t: Tweaks) -> TestApp {
         .bearer_auth(&admin)
         .json(
             &json!({"client_id": client_id, "name": "Directory", "client_secret": CLIENT_SECRET,
-                      "grant_types": ["client_credentials"], "scopes": ["admin:user", "login:relay"]}),
+                      "grant_types": ["client_credentials"], "scopes": ["provision:user", "login:relay"]}),
         )
         .send()
         .await
@@ -268,11 +268,13 @@ impl TestApp {
         r.send().await.unwrap()
     }
 
+    /// `POST /org/create` as the operators do (with the bootstrap token,
+    /// which only organizations named in the configuration need).
     pub async fn create_org(&self, name: &str, email: &str, password: &str) -> Response {
         self.call(
             Method::POST,
             "/org/create",
-            None,
+            Some(user_directory::testing::BOOTSTRAP_TOKEN),
             Some(json!({"organization_name": name, "email": email, "password": password})),
         )
         .await

@@ -362,3 +362,52 @@ async fn a_provider_outage_leaves_no_organization_behind() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_stranger_cannot_claim_an_organization_named_in_the_configuration() {
+    let app = spawn_with_authenticator(Tweaks::default()).await;
+    let name = unique("reserved");
+    app.add_config_org(&name, None);
+    let body = serde_json::json!({"organization_name": name, "email": format!("{name}@example.com"),
+                                  "password": crate::helpers::PASSWORD});
+    // Without a token, and with a made-up one.
+    let r = app
+        .call(
+            reqwest::Method::POST,
+            "/org/create",
+            None,
+            Some(body.clone()),
+        )
+        .await;
+    crate::helpers::assert_problem(r, reqwest::StatusCode::UNAUTHORIZED).await;
+    let r = app
+        .call(
+            reqwest::Method::POST,
+            "/org/create",
+            Some("guess"),
+            Some(body.clone()),
+        )
+        .await;
+    crate::helpers::assert_problem(r, reqwest::StatusCode::FORBIDDEN).await;
+    // Nothing was made: the operators can still create it.
+    let r = app
+        .create_org(
+            &name,
+            &format!("{name}@example.com"),
+            crate::helpers::PASSWORD,
+        )
+        .await;
+    assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+    // An organization nobody configured stays open to anyone (the seed's rule).
+    let free = crate::helpers::unique("free");
+    let r = app
+        .call(
+            reqwest::Method::POST,
+            "/org/create",
+            None,
+            Some(serde_json::json!({"organization_name": free, "email": format!("{free}@example.com"),
+                                    "password": crate::helpers::PASSWORD})),
+        )
+        .await;
+    assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+}
