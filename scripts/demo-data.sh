@@ -80,10 +80,10 @@ DIRECTORY_SECRET="${DIRECTORY_CLIENT_SECRET:-user-directory-dev-secret}"
 create_client "{\"client_id\":\"user-directory\",\"name\":\"User Directory\",\"client_secret\":\"$DIRECTORY_SECRET\",
   \"grant_types\":[\"client_credentials\"],\"scopes\":[\"provision:user\",\"login:relay\"]}" user-directory
 UD="${USER_DIRECTORY_URL:-http://127.0.0.1:5003}"
-# acme is named in the directory's configuration: the operators' bootstrap
-# token creates it (make up sets a development one).
+# acme is named in the directory's configuration: an operator (the
+# superuser's session) creates it.
 code=$(curl -sS -o /tmp/demo-org.$$ -w '%{http_code}' -X POST "$UD/org/create" -H 'Content-Type: application/json' \
-  -H "Authorization: Bearer ${ORG_BOOTSTRAP_TOKEN:-org-bootstrap-dev-token}" \
+  -H "Authorization: Bearer $ADMIN_SESSION" \
   -d '{"organization_name":"acme","email":"admin@acme.example","password":"Acme-Passw0rd!"}')
 case "$code" in
   201) echo "  created organization acme" ;;

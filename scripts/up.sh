@@ -30,9 +30,6 @@ for s in "${SERVICES[@]}"; do
     export BOOTSTRAP_ADMIN_EMAIL="${BOOTSTRAP_ADMIN_EMAIL:-admin@example.com}"
     # The user directory's client secret at the safekeeper (demo-data.sh registers it).
     export DIRECTORY_CLIENT_SECRET="${DIRECTORY_CLIENT_SECRET:-user-directory-dev-secret}"
-    # The operators' token for organizations named in the directory's file
-    # (development only; demo-data.sh creates acme with it).
-    export ORG_BOOTSTRAP_TOKEN="${ORG_BOOTSTRAP_TOKEN:-org-bootstrap-dev-token}"
     nohup "$CARGO_TARGET_DIR/release/$name" >>"$STATE_DIR/logs/$name.log" 2>&1 &
     echo $! >"$STATE_DIR/pids/$name.pid"
   )

@@ -1411,3 +1411,28 @@ pub fn cancel_removals(conn: &mut PgConnection, reference: &str) -> QueryResult<
     .execute(conn)
     .map(|_| ())
 }
+
+/// Records the use of the bootstrap token whose SHA-256 is `digest` for
+/// `organization`; false when it was used before.
+pub fn spend_bootstrap_token(
+    conn: &mut PgConnection,
+    digest: &[u8],
+    organization: &str,
+) -> QueryResult<bool> {
+    diesel::sql_query(
+        "INSERT INTO bootstrap_token_uses (token_sha256, organization) VALUES ($1, $2) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind::<diesel::sql_types::Bytea, _>(digest)
+    .bind::<diesel::sql_types::Text, _>(organization)
+    .execute(conn)
+    .map(|n| n == 1)
+}
+
+/// Gives a bootstrap token back after the creation it was spent on failed.
+pub fn unspend_bootstrap_token(conn: &mut PgConnection, digest: &[u8]) -> QueryResult<()> {
+    diesel::sql_query("DELETE FROM bootstrap_token_uses WHERE token_sha256 = $1")
+        .bind::<diesel::sql_types::Bytea, _>(digest)
+        .execute(conn)
+        .map(drop)
+}

@@ -213,13 +213,19 @@ async fn a_revoked_producer_is_refused_and_its_events_change_nothing() {
         .await
         .map_err(|(e, _)| e)
         .unwrap();
-    let other = new_user_id();
-    eventually(15, "the revoked producer to be refused", || async {
+    // Polled with a new user each time: until the revocation arrives the
+    // producer is still accepted.
+    let refused = eventually(15, "the revoked producer to be refused", || async {
+        let other = new_user_id();
         let r = app.post_event_as(Some(&token), &flag(&other)).await;
-        (r.status() == StatusCode::UNAUTHORIZED).then_some(())
+        (r.status() == StatusCode::UNAUTHORIZED).then_some(other)
     })
     .await;
-    assert_problem(app.check("canmessage", &other).await, StatusCode::NOT_FOUND).await;
+    assert_problem(
+        app.check("canmessage", &refused).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
     assert!(app.can_message(&u).await, "one flag only");
     // Other producers are not affected.
     assert_eq!(app.post_event(&flag(&u)).await.status(), StatusCode::OK);

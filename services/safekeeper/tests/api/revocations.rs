@@ -8,7 +8,7 @@ use platform::events::Envelope;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn, TestPlatform, SERVICE, SERVICE_SECRET};
+use crate::helpers::{assert_problem, eventually, spawn, TestPlatform, SERVICE, SERVICE_SECRET};
 
 /// The longest access-token lifetime of the test safekeeper (the default).
 const ACCESS_TTL: i64 = 300;
@@ -103,4 +103,72 @@ async fn deactivating_a_user_publishes_the_revocation_of_their_tokens() {
     let after = revocation_of(&p, &id).await.after.unwrap();
     assert_eq!(after["kind"], "user");
     assert_eq!(after["value"], id.as_str());
+}
+
+#[tokio::test]
+async fn a_service_token_revoked_at_the_safekeeper_is_refused_by_the_authenticator() {
+    let p = spawn().await;
+    let id = format!(
+        "provisioner-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let secret = "provisioner-secret-0123456789abcdef";
+    let r = p
+        .admin_call(
+            Method::POST,
+            "/v1/admin/clients",
+            Some(
+                json!({"client_id": id, "name": "Provisioner", "client_secret": secret,
+                        "grant_types": ["client_credentials"], "scopes": ["provision:user"]}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let token = p
+        .http
+        .post(p.sk("/oauth2/token"))
+        .basic_auth(&id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let list = || async {
+        p.http
+            .get(format!("{}/v1/users?limit=1", p.auth))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+    };
+    assert_eq!(list().await.status(), StatusCode::OK);
+
+    let r = p
+        .http
+        .post(p.sk("/oauth2/revoke"))
+        .basic_auth(&id, Some(secret))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = eventually(
+        15,
+        "the authenticator to refuse the revoked token",
+        || async {
+            let r = list().await;
+            (r.status() == StatusCode::UNAUTHORIZED).then_some(r)
+        },
+    )
+    .await;
+    let body = assert_problem(r, StatusCode::UNAUTHORIZED).await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("revoked"),
+        "{body}"
+    );
 }

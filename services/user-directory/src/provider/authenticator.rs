@@ -84,6 +84,26 @@ impl From<Account> for Identity {
 }
 
 impl AuthenticatorProvider {
+    /// `GET /v1/me` with `token`: a live (active, not ended) session of a
+    /// superuser.
+    pub async fn is_superuser_session(&self, token: &str) -> Result<bool, ProviderError> {
+        let answer = self
+            .http
+            .get(format!("{}/v1/me", self.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| ProviderError::Unavailable(format!("the authenticator: {e}")))?;
+        if !answer.status().is_success() {
+            return Ok(false);
+        }
+        let me: serde_json::Value = answer
+            .json()
+            .await
+            .map_err(|e| ProviderError::Unavailable(format!("the authenticator's /v1/me: {e}")))?;
+        Ok(me["is_superuser"] == true && me["is_active"] == true)
+    }
+
     pub fn new(
         http: reqwest::Client,
         authenticator_url: String,

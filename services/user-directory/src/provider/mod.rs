@@ -328,4 +328,14 @@ impl Provider {
     ) -> Result<Authenticated, ProviderError> {
         delegate!(self, p => p.authenticate(login, password, end_user))
     }
+
+    /// Whether `token` is a live session of a superuser of our
+    /// authenticator (an operator). Always false with WorkOS, whose
+    /// sessions the directory does not see.
+    pub async fn is_superuser_session(&self, token: &str) -> Result<bool, ProviderError> {
+        match self {
+            Provider::Authenticator(p) => p.is_superuser_session(token).await,
+            _ => Ok(false),
+        }
+    }
 }

@@ -34,37 +34,74 @@ struct CreateRequest {
     password: SecretString,
 }
 
-/// An organization named in the directory's file is the operators': its
-/// creation needs `Authorization: Bearer <ORG_BOOTSTRAP_TOKEN>` (compared
-/// in constant time), so that no stranger claims it (and its members)
-/// before they do.
-fn operators_only(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
-    let Some(expected) = &state.settings.org_bootstrap_token else {
-        return Err(ApiError::Forbidden(
-            "this organization is reserved by the directory's configuration; \
-             set ORG_BOOTSTRAP_TOKEN to create it"
-                .into(),
-        ));
-    };
+/// An organization named in the directory's file is the operators', so
+/// that no stranger claims it (and its members) before they do. Its
+/// creation needs `Authorization: Bearer` with either
+/// - a superuser's session token of our authenticator, checked live there
+///   (`GET /v1/me`: active, not ended, a superuser), or
+/// - the one-time `ORG_BOOTSTRAP_TOKEN` (compared in constant time), for
+///   the first organization, before any operator can sign in here; once it
+///   has created one it is spent.
+///
+/// Answers the digest of a bootstrap token it spent, to give back if the
+/// creation fails.
+async fn operators_only(
+    req: &HttpRequest,
+    state: &AppState,
+    organization: &str,
+) -> Result<Option<Vec<u8>>, ApiError> {
     let sent = crate::auth::bearer_token(req).map_err(|_| {
         ApiError::Unauthenticated(
-            "this organization is reserved by the directory's configuration: \
-             send 'Authorization: Bearer <the operators' bootstrap token>'"
+            "this organization is reserved by the directory's configuration: send \
+             'Authorization: Bearer <a superuser's session token>' (or the one-time \
+             bootstrap token)"
                 .into(),
         )
     })?;
-    let digest = |s: &str| ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
-    let same: bool = subtle::ConstantTimeEq::ct_eq(
-        digest(&sent).as_ref(),
-        digest(expected.expose_secret()).as_ref(),
-    )
-    .into();
-    if !same {
-        return Err(ApiError::Forbidden(
-            "the bootstrap token is wrong; this organization is reserved".into(),
-        ));
+    let digest = |s: &str| {
+        ring::digest::digest(&ring::digest::SHA256, s.as_bytes())
+            .as_ref()
+            .to_vec()
+    };
+    if let Some(expected) = &state.settings.org_bootstrap_token {
+        let same: bool = subtle::ConstantTimeEq::ct_eq(
+            &digest(&sent)[..],
+            &digest(expected.expose_secret())[..],
+        )
+        .into();
+        if same {
+            // Spent now, atomically (two creations cannot share it); given
+            // back if the creation fails.
+            let (d, o) = (digest(&sent), organization.to_owned());
+            let fresh = {
+                let d = d.clone();
+                with_conn(&state.pool, move |c| {
+                    store::spend_bootstrap_token(c, &d, &o).map_err(ApiError::from)
+                })
+                .await?
+            };
+            if !fresh {
+                return Err(ApiError::Forbidden(
+                    "the bootstrap token has been used; an operator creates further \
+                     organizations with a superuser's session token"
+                        .into(),
+                ));
+            }
+            return Ok(Some(d));
+        }
     }
-    Ok(())
+    if state.provider.is_superuser_session(&sent).await? {
+        tracing::info!(
+            organization,
+            "a configured organization created by an operator"
+        );
+        return Ok(None);
+    }
+    Err(ApiError::Forbidden(
+        "only an operator (a superuser's session) may create an organization named in the \
+         directory's configuration"
+            .into(),
+    ))
 }
 
 /// `POST /org/create` (anyone, seed; an organization named in the
@@ -81,10 +118,12 @@ async fn create(
     let name = OrganizationName::parse("organization_name", &b.organization_name)?;
     let email = Email::parse(&b.email)?;
     let password = NewPassword::parse(b.password)?;
-    if state.config.current().organization(name.as_str()).is_some() {
-        operators_only(&req, &state)?;
-    }
-    let org = saga::create_organization(
+    let bootstrap = if state.config.current().organization(name.as_str()).is_some() {
+        operators_only(&req, &state, name.as_str()).await?
+    } else {
+        None
+    };
+    let created = saga::create_organization(
         &state,
         NewOrganization {
             name: name.as_str().to_owned(),
@@ -93,7 +132,18 @@ async fn create(
             end_user_address: state.settings.trusted_proxies.of_request(&req),
         },
     )
-    .await?;
+    .await;
+    let org = match (created, bootstrap) {
+        (Ok(org), _) => org,
+        (Err(e), Some(d)) => {
+            with_conn(&state.pool, move |c| {
+                store::unspend_bootstrap_token(c, &d).map_err(ApiError::from)
+            })
+            .await?;
+            return Err(e);
+        }
+        (Err(e), None) => return Err(e),
+    };
     tracing::info!(organization.id = %org.id, name = %org.name, "organization created");
     Ok(HttpResponse::Created()
         .insert_header((

@@ -224,6 +224,22 @@ async fn spawn_directory(t: Tweaks, provider: ProviderSettings, brokers: String)
     }
 }
 
+/// The session token of a new ordinary account at the authenticator.
+pub async fn new_account_session(http: &reqwest::Client, auth: &str) -> String {
+    let name = format!("user.{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let r = http
+        .post(format!("{auth}/v1/user"))
+        .json(
+            &json!({"username": name, "password": PASSWORD, "email": format!("{name}@example.com"),
+                      "firstname": "Stranger", "lastname": "Danger"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    session(http, auth, &name, PASSWORD).await
+}
+
 pub async fn session(http: &reqwest::Client, auth: &str, username: &str, password: &str) -> String {
     let r = http
         .post(format!("{auth}/v1/login"))
@@ -268,16 +284,39 @@ impl TestApp {
         r.send().await.unwrap()
     }
 
-    /// `POST /org/create` as the operators do (with the bootstrap token,
-    /// which only organizations named in the configuration need).
+    /// `POST /org/create` as the operators do: with a superuser's session
+    /// of the authenticator, or (WorkOS) the one-time bootstrap token,
+    /// rotated after each use as an operator would. Only organizations
+    /// named in the configuration need either.
     pub async fn create_org(&self, name: &str, email: &str, password: &str) -> Response {
-        self.call(
-            Method::POST,
-            "/org/create",
-            Some(user_directory::testing::BOOTSTRAP_TOKEN),
-            Some(json!({"organization_name": name, "email": email, "password": password})),
-        )
-        .await
+        let operator = match &self.auth {
+            Some(auth) => {
+                session(
+                    &self.http,
+                    auth,
+                    authenticator::testing::ROOT_USER,
+                    authenticator::testing::ROOT_PASSWORD,
+                )
+                .await
+            }
+            None => user_directory::testing::BOOTSTRAP_TOKEN.to_owned(),
+        };
+        let r = self
+            .call(
+                Method::POST,
+                "/org/create",
+                Some(&operator),
+                Some(json!({"organization_name": name, "email": email, "password": password})),
+            )
+            .await;
+        if self.auth.is_none() {
+            use diesel::{Connection, RunQueryDsl};
+            let mut c = diesel::PgConnection::establish(&self.db.url).unwrap();
+            diesel::sql_query("DELETE FROM bootstrap_token_uses")
+                .execute(&mut c)
+                .unwrap();
+        }
+        r
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Response {

@@ -368,46 +368,56 @@ async fn a_stranger_cannot_claim_an_organization_named_in_the_configuration() {
     let app = spawn_with_authenticator(Tweaks::default()).await;
     let name = unique("reserved");
     app.add_config_org(&name, None);
-    let body = serde_json::json!({"organization_name": name, "email": format!("{name}@example.com"),
-                                  "password": crate::helpers::PASSWORD});
-    // Without a token, and with a made-up one.
-    let r = app
-        .call(
-            reqwest::Method::POST,
-            "/org/create",
-            None,
-            Some(body.clone()),
-        )
-        .await;
+    let body = |name: &str| {
+        serde_json::json!({"organization_name": name, "email": format!("{name}@example.com"),
+                           "password": crate::helpers::PASSWORD})
+    };
+    let create = |token: Option<String>, name: String| {
+        let app = &app;
+        async move {
+            app.call(
+                reqwest::Method::POST,
+                "/org/create",
+                token.as_deref(),
+                Some(body(&name)),
+            )
+            .await
+        }
+    };
+    // Without a token, with a made-up one, and with an ordinary user's session.
+    let r = create(None, name.clone()).await;
     crate::helpers::assert_problem(r, reqwest::StatusCode::UNAUTHORIZED).await;
-    let r = app
-        .call(
-            reqwest::Method::POST,
-            "/org/create",
-            Some("guess"),
-            Some(body.clone()),
-        )
-        .await;
+    let r = create(Some("guess".into()), name.clone()).await;
     crate::helpers::assert_problem(r, reqwest::StatusCode::FORBIDDEN).await;
-    // Nothing was made: the operators can still create it.
+    let auth = app.auth.clone().unwrap();
+    let stranger = crate::helpers::new_account_session(&app.http, &auth).await;
+    let r = create(Some(stranger), name.clone()).await;
+    crate::helpers::assert_problem(r, reqwest::StatusCode::FORBIDDEN).await;
+    // The one-time bootstrap token creates one; then it is spent.
+    let r = create(
+        Some(user_directory::testing::BOOTSTRAP_TOKEN.into()),
+        name.clone(),
+    )
+    .await;
+    assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+    let second = unique("reserved");
+    app.add_config_org(&second, None);
+    let r = create(
+        Some(user_directory::testing::BOOTSTRAP_TOKEN.into()),
+        second.clone(),
+    )
+    .await;
+    crate::helpers::assert_problem(r, reqwest::StatusCode::FORBIDDEN).await;
+    // An operator (a superuser's session) creates the next.
     let r = app
         .create_org(
-            &name,
-            &format!("{name}@example.com"),
+            &second,
+            &format!("{second}@example.com"),
             crate::helpers::PASSWORD,
         )
         .await;
     assert_eq!(r.status(), reqwest::StatusCode::CREATED);
     // An organization nobody configured stays open to anyone (the seed's rule).
-    let free = crate::helpers::unique("free");
-    let r = app
-        .call(
-            reqwest::Method::POST,
-            "/org/create",
-            None,
-            Some(serde_json::json!({"organization_name": free, "email": format!("{free}@example.com"),
-                                    "password": crate::helpers::PASSWORD})),
-        )
-        .await;
+    let r = create(None, unique("free")).await;
     assert_eq!(r.status(), reqwest::StatusCode::CREATED);
 }
