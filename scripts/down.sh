@@ -6,5 +6,5 @@ for s in "${SERVICES[@]}"; do
   stop_pidfile "$STATE_DIR/pids/$name.pid" && echo "stopped $name"
 done
 stop_pidfile "$STATE_DIR/pids/tansu.pid" && echo "stopped tansu"
-stop_pidfile "$STATE_DIR/pids/tansu-test.pid" && echo "stopped the tests' tansu"
+for f in "$STATE_DIR"/pids/tansu-test*.pid; do [ -e "$f" ] && stop_pidfile "$f" && echo "stopped a test broker ($(basename "$f" .pid))"; done; true
 stop_pidfile "$STATE_DIR/pids/tansu-bench.pid" && echo "stopped the benchmarks' tansu"

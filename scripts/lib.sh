@@ -58,7 +58,7 @@ ensure_database() {
 # Starts the local broker (tansu, durable sqlite storage) unless something
 # already listens on the Kafka port, then creates the platform's topics.
 # BROKER_NAME names its data folder, log and pid file (`tansu` for the
-# platform of `make up`, `tansu-test` for the tests' own broker).
+# platform of `make up`, `tansu-test-<port>` for the tests' own broker).
 ensure_broker() {
   local name="${BROKER_NAME:-tansu}"
   if ! port_open "$KAFKA_PORT"; then

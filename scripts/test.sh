@@ -14,13 +14,14 @@ ensure_tansu
 # script did not start is used as it is.
 KAFKA_PORT="${TEST_KAFKA_PORT:-9192}"
 KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
-BROKER_NAME=tansu-test
-stop_pidfile "$STATE_DIR/pids/tansu-test.pid"
+# Named by its port: runs on other ports never stop this one.
+BROKER_NAME="tansu-test-$KAFKA_PORT"
+stop_pidfile "$STATE_DIR/pids/$BROKER_NAME.pid"
 for _ in $(seq 1 50); do port_open "$KAFKA_PORT" || break; sleep 0.1; done
-port_open "$KAFKA_PORT" || rm -rf "$STATE_DIR/tansu-test"
+port_open "$KAFKA_PORT" || rm -rf "$STATE_DIR/$BROKER_NAME"
 ensure_broker
 # Stopped at the end too: an idle tansu still takes CPU from what runs next.
-trap 'stop_pidfile "$STATE_DIR/pids/tansu-test.pid"' EXIT
+trap 'stop_pidfile "$STATE_DIR/pids/$BROKER_NAME.pid"' EXIT
 export KAFKA_BROKERS TEST_DATABASE_URL="$PGHOST_URL"
 # Tests that stop and restart a broker start their own tansu.
 export TANSU_BIN="${TANSU_BIN:-$(command -v tansu)}"
