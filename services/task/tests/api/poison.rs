@@ -10,19 +10,6 @@ use serde_json::json;
 
 use crate::helpers::{eventually, spawn, EMPLOYEE_SCOPES};
 
-/// Dead letters of `iam.user.v1` set aside by `group` for `keys`.
-async fn dead_letters(brokers: &str, group_keys: &[String]) -> usize {
-    let b = brokers.to_owned();
-    let letters = tokio::task::spawn_blocking(move || platform::dlq::list(&b, topics::USER))
-        .await
-        .unwrap()
-        .unwrap();
-    letters
-        .iter()
-        .filter(|l| l.key.as_ref().is_some_and(|k| group_keys.contains(k)))
-        .count()
-}
-
 #[tokio::test]
 async fn twelve_poisoned_user_events_are_set_aside_and_a_later_deactivation_still_arrives() {
     let p = spawn().await;
@@ -84,15 +71,4 @@ async fn twelve_poisoned_user_events_are_set_aside_and_a_later_deactivation_stil
     assert!(ours.iter().all(|l| !l.error.is_empty()
         && l.origin.starts_with("iam.user.v1/")
         && serde_json::from_slice::<Envelope>(&l.payload).is_ok()));
-
-    // A replay writes them back: the consumers set them aside again.
-    let before = dead_letters(&p.brokers, &keys).await;
-    let replayed = platform::dlq::replay(&p.brokers, topics::USER)
-        .await
-        .unwrap();
-    assert!(replayed >= 12);
-    eventually(30, "the replayed letters set aside again", || async {
-        (dead_letters(&p.brokers, &keys).await >= before + 12).then_some(())
-    })
-    .await;
 }
