@@ -667,6 +667,48 @@ mod remote_jwks_tests {
     }
 }
 
+/// Access tokens verified already, with their claims, until they expire:
+/// a token's signature is checked once, not on every request. A hit needs
+/// the very same token text, so nothing unverified ever matches; what may
+/// change after issue (revocation, the user's state) is still checked by
+/// the caller on every request.
+pub struct TokenCache {
+    capacity: usize,
+    map: RwLock<HashMap<String, AccessClaims>>,
+}
+
+impl TokenCache {
+    /// About `capacity` tokens (0: disabled).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            map: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The claims of `token` if it was verified and has not expired.
+    pub fn get(&self, token: &str) -> Option<AccessClaims> {
+        if self.capacity == 0 {
+            return None;
+        }
+        let claims = self.map.read().ok()?.get(token).cloned()?;
+        (claims.exp > chrono::Utc::now().timestamp()).then_some(claims)
+    }
+
+    /// Remembers a verified token (when full, everything is forgotten).
+    pub fn put(&self, token: &str, claims: &AccessClaims) {
+        if self.capacity == 0 {
+            return;
+        }
+        if let Ok(mut m) = self.map.write() {
+            if m.len() >= self.capacity {
+                m.clear();
+            }
+            m.insert(token.to_owned(), claims.clone());
+        }
+    }
+}
+
 /// Verifies one kind of token from one issuer.
 #[derive(Clone)]
 pub struct Verifier {
@@ -850,5 +892,34 @@ mod tests {
             SigningKey::all_from_pem(&SigningKey::generate().unwrap().1).unwrap(),
         );
         assert_eq!(ring.jwks().keys.len(), 2);
+    }
+}
+
+#[cfg(test)]
+mod token_cache_tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_found_only_until_it_expires() {
+        let c = TokenCache::new(2);
+        let now = chrono::Utc::now().timestamp();
+        let claims = |exp| AccessClaims {
+            iss: "i".into(),
+            sub: "s".into(),
+            aud: "a".into(),
+            client_id: "c".into(),
+            scope: "read:task".into(),
+            iat: now,
+            exp,
+            jti: "j".into(),
+            username: None,
+            sid: None,
+        };
+        c.put("live", &claims(now + 60));
+        c.put("old", &claims(now - 1));
+        assert!(c.get("live").is_some());
+        assert!(c.get("old").is_none());
+        assert!(c.get("other").is_none());
+        assert!(TokenCache::new(0).get("live").is_none());
     }
 }

@@ -11,7 +11,7 @@
 //! - `/canmessage`, `/canpurchase`: anyone, or with `REQUIRE_READ_TOKEN` an
 //!   access token with `read:restriction`.
 
-use std::{collections::HashMap, future::Future, pin::Pin, sync::RwLock};
+use std::{future::Future, pin::Pin};
 
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use platform::jwt::{AccessClaims, SessionClaims, TokenError};
@@ -51,44 +51,6 @@ fn app_state(req: &HttpRequest) -> web::Data<AppState> {
     req.app_data::<web::Data<AppState>>()
         .expect("AppState is registered")
         .clone()
-}
-
-/// Verified access tokens and their claims, so that a producer's token is
-/// verified once, not on every event.
-pub struct TokenCache {
-    capacity: usize,
-    map: RwLock<HashMap<String, AccessClaims>>,
-}
-
-impl TokenCache {
-    /// About `capacity` tokens (0: disabled).
-    pub fn new(capacity: usize) -> Self {
-        Self {
-            capacity,
-            map: RwLock::new(HashMap::new()),
-        }
-    }
-
-    fn get(&self, token: &str) -> Option<AccessClaims> {
-        if self.capacity == 0 {
-            return None;
-        }
-        let claims = self.map.read().ok()?.get(token).cloned()?;
-        (claims.exp > chrono::Utc::now().timestamp()).then_some(claims)
-    }
-
-    /// Remembers a verified token (when full, everything is forgotten).
-    fn put(&self, token: &str, claims: &AccessClaims) {
-        if self.capacity == 0 {
-            return;
-        }
-        if let Ok(mut m) = self.map.write() {
-            if m.len() >= self.capacity {
-                m.clear();
-            }
-            m.insert(token.to_owned(), claims.clone());
-        }
-    }
 }
 
 /// Whether the safekeeper revoked this token (its `jti`, its grant, its

@@ -19,7 +19,6 @@ use platform::{
 use tokio::{sync::watch, task::JoinHandle};
 
 use crate::{
-    auth::TokenCache,
     cache::{self, CheckCache},
     config::Settings,
     consumer,
@@ -77,7 +76,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppStat
         pool,
         sessions,
         access,
-        tokens: TokenCache::new(TOKEN_CACHE_ENTRIES),
+        tokens: platform::jwt::TokenCache::new(TOKEN_CACHE_ENTRIES),
         producers: RateLimits::new(settings.producer_rate, settings.producer_burst),
         revocations: Revocations::new(),
         suspensions: Suspensions::default(),

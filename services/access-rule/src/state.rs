@@ -1,11 +1,16 @@
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
-use platform::{db::PgPool, events::OutboxSignal, jwt::Verifier, revocation::Revocations};
+use platform::{
+    db::PgPool,
+    events::OutboxSignal,
+    jwt::{TokenCache, Verifier},
+    revocation::Revocations,
+};
 
 use crate::{
-    auth::TokenCache, cache::CheckCache, config::Settings, domain::Rule, producers::RateLimits,
-    store::RuleRow, tripwire::TripwireChecks, writer::EventWriters,
+    cache::CheckCache, config::Settings, domain::Rule, producers::RateLimits, store::RuleRow,
+    tripwire::TripwireChecks, writer::EventWriters,
 };
 
 /// Everything a handler may need, shared by all workers.

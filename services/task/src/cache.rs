@@ -1,7 +1,7 @@
 //! This replica's memory of its callers, so that an authenticated request
 //! needs no signature check and no database read before its own work:
 //!
-//! - [`TokenCache`]: access tokens whose signature, issuer, audience and
+//! - [`platform::jwt::TokenCache`]: access tokens whose signature, issuer, audience and
 //!   `typ` were verified, with their claims, until they expire. Only the
 //!   very same token string is found.
 //! - [`UserCache`]: rows of the users read model. Every change of the
@@ -17,16 +17,10 @@
 //! kept, nothing is kept while the listener is disconnected, and another
 //! replica's change is seen here within a few milliseconds of its commit.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, RwLock},
-};
+use std::sync::Arc;
 
 use actix_web::web::Bytes;
-use platform::{
-    coherent::{self, Coherent, Subscriber},
-    jwt::AccessClaims,
-};
+use platform::coherent::{self, Coherent, Subscriber};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -37,44 +31,6 @@ pub const USERS_CHANNEL: &str = "task_users";
 /// The channel of the `task_pages_notify` trigger: an assignee's tasks
 /// changed.
 pub const PAGES_CHANNEL: &str = "task_pages";
-
-/// Verified access tokens and their claims.
-pub struct TokenCache {
-    capacity: usize,
-    map: RwLock<HashMap<String, AccessClaims>>,
-}
-
-impl TokenCache {
-    /// About `capacity` tokens (0: disabled).
-    pub fn new(capacity: usize) -> Self {
-        Self {
-            capacity,
-            map: RwLock::new(HashMap::new()),
-        }
-    }
-
-    /// The claims of `token` if it was verified and has not expired.
-    pub fn get(&self, token: &str) -> Option<AccessClaims> {
-        if self.capacity == 0 {
-            return None;
-        }
-        let claims = self.map.read().ok()?.get(token).cloned()?;
-        (claims.exp > chrono::Utc::now().timestamp()).then_some(claims)
-    }
-
-    /// Remembers a verified token (when full, everything is forgotten).
-    pub fn put(&self, token: &str, claims: &AccessClaims) {
-        if self.capacity == 0 {
-            return;
-        }
-        if let Ok(mut m) = self.map.write() {
-            if m.len() >= self.capacity {
-                m.clear();
-            }
-            m.insert(token.to_owned(), claims.clone());
-        }
-    }
-}
 
 /// Rows of the users read model by id (see [`platform::coherent`]).
 pub type UserCache = Coherent<Uuid, (), User>;
@@ -248,29 +204,5 @@ mod tests {
             c.users.lookup(&Uuid::from_u128(1), &()),
             Lookup::Bypass
         ));
-    }
-
-    #[test]
-    fn a_token_is_found_only_until_it_expires() {
-        let c = TokenCache::new(2);
-        let now = chrono::Utc::now().timestamp();
-        let claims = |exp| AccessClaims {
-            iss: "i".into(),
-            sub: "s".into(),
-            aud: "a".into(),
-            client_id: "c".into(),
-            scope: "read:task".into(),
-            iat: now,
-            exp,
-            jti: "j".into(),
-            username: None,
-            sid: None,
-        };
-        c.put("live", &claims(now + 60));
-        c.put("old", &claims(now - 1));
-        assert!(c.get("live").is_some());
-        assert!(c.get("old").is_none());
-        assert!(c.get("other").is_none());
-        assert!(TokenCache::new(0).get("live").is_none());
     }
 }

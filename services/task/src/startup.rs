@@ -18,7 +18,7 @@ use platform::{
 use tokio::{sync::watch, task::JoinHandle};
 
 use crate::{
-    cache::{self, Caches, PageCache, TokenCache, UserCache},
+    cache::{self, Caches, PageCache, UserCache},
     config::Settings,
     consumer, routes,
     state::AppState,
@@ -56,7 +56,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppStat
         pool,
         catalogue: Arc::new(catalogue),
         access,
-        tokens: TokenCache::new(settings.caller_cache_entries),
+        tokens: platform::jwt::TokenCache::new(settings.caller_cache_entries),
         users: Arc::new(UserCache::new(settings.caller_cache_entries)),
         pages: Arc::new(PageCache::new(settings.page_cache_entries)),
         revocations: Revocations::new(),

@@ -1,9 +1,13 @@
 use std::sync::Arc;
 
-use platform::{db::PgPool, jwt::Verifier, revocation::Revocations};
+use platform::{
+    db::PgPool,
+    jwt::{TokenCache, Verifier},
+    revocation::Revocations,
+};
 
 use crate::{
-    cache::{PageCache, TokenCache, UserCache},
+    cache::{PageCache, UserCache},
     catalogue::Catalogue,
     config::Settings,
 };
