@@ -1036,7 +1036,20 @@ async fn introspect(
         };
         let sub = claims.sub.parse::<Uuid>().ok();
         let family = claims.sid.as_deref().and_then(|f| f.parse::<Uuid>().ok());
+        // A deleted client's tokens are dead too: the caller's own client
+        // exists (it just authenticated), the seed's session exchange is no
+        // stored client; another is known from the client cache, or read in
+        // the same trip to the database.
+        let issued_to = (claims.client_id != client.id
+            && claims.client_id != super::seed::SESSION_CLIENT
+            && !matches!(state.clients.lookup(&claims.client_id), Lookup::Hit(_)))
+        .then(|| claims.client_id.clone());
         let live = with_conn(&state.pool, move |c| -> Result<bool, ApiError> {
+            if let Some(cid) = issued_to {
+                if grants::client(c, &cid)?.is_none() {
+                    return Ok(false);
+                }
+            }
             let inactive_user = match sub {
                 Some(u) => rbac::user(c, u)?.is_some_and(|u| !u.is_active),
                 None => false,

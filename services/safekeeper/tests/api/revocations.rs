@@ -8,7 +8,10 @@ use platform::events::Envelope;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, eventually, spawn, TestPlatform, SERVICE, SERVICE_SECRET};
+use crate::helpers::{
+    assert_problem, eventually, spawn, TestPlatform, RESOURCE_SERVER, RESOURCE_SERVER_SECRET,
+    SERVICE, SERVICE_SECRET,
+};
 
 /// The longest access-token lifetime of the test safekeeper (the default).
 const ACCESS_TTL: i64 = 300;
@@ -83,10 +86,41 @@ async fn deleting_a_client_publishes_the_revocation_of_its_tokens() {
         )
         .await;
     assert_eq!(r.status(), StatusCode::CREATED);
+    let token: Value = p
+        .http
+        .post(p.sk("/oauth2/token"))
+        .basic_auth(&id, Some("doomed-secret-0123456789abcdef"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "su_read:task"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_owned();
+    let introspected = || async {
+        p.http
+            .post(p.sk("/oauth2/introspect"))
+            .basic_auth(RESOURCE_SERVER, Some(RESOURCE_SERVER_SECRET))
+            .form(&[("token", token.as_str())])
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["active"]
+            .clone()
+    };
+    assert_eq!(introspected().await, true);
     let r = p
         .admin_call(Method::DELETE, &format!("/v1/admin/clients/{id}"), None)
         .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    // Its tokens are dead at the safekeeper too, not only downstream.
+    assert_eq!(introspected().await, false);
     let after = revocation_of(&p, &id).await.after.unwrap();
     assert_eq!(after["kind"], "client");
     assert_eq!(
