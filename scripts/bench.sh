@@ -15,26 +15,30 @@ case "$ONLY" in
   *) die "BENCH_ONLY must be access-rule, authenticator, safekeeper, user-directory or task, not '$ONLY'" ;;
 esac
 
-AUTH_PORT=5900
-SK_PORT=5901
+# BENCH_PORT_OFFSET moves the services' ports (59xx) and BENCH_DB_SUFFIX
+# renames their databases, so that two benches can run on one machine.
+PORT_BASE=$((5900 + ${BENCH_PORT_OFFSET:-0}))
+DBS="${BENCH_DB_SUFFIX:-}"
+AUTH_PORT=$PORT_BASE
+SK_PORT=$((PORT_BASE + 1))
 AUTH_URL="http://127.0.0.1:$AUTH_PORT"
 SK_URL="http://127.0.0.1:$SK_PORT"
-AUTH_DB=authenticator_bench
-SK_DB=safekeeper_bench
+AUTH_DB=authenticator_bench$DBS
+SK_DB=safekeeper_bench$DBS
 AUTH_PIDFILE="$STATE_DIR/pids/authenticator-bench.pid"
 SK_PIDFILE="$STATE_DIR/pids/safekeeper-bench.pid"
 AUTH_OUT="$ROOT/target/bench/results.json"
 SK_OUT="$ROOT/target/bench/safekeeper.json"
 BENCH="$CARGO_TARGET_DIR/release/bench"
-AR_PORT=5905
+AR_PORT=$((PORT_BASE + 5))
 AR_URL="http://127.0.0.1:$AR_PORT"
-AR_DB=access_rule_bench
+AR_DB=access_rule_bench$DBS
 AR_PIDFILE="$STATE_DIR/pids/access-rule-bench.pid"
 AR_OUT="$ROOT/target/bench/access-rule.json"
 AR_USERS=1000000
-TASK_PORT=5902
+TASK_PORT=$((PORT_BASE + 2))
 TASK_URL="http://127.0.0.1:$TASK_PORT"
-TASK_DB=task_bench
+TASK_DB=task_bench$DBS
 TASK_PIDFILE="$STATE_DIR/pids/task-bench.pid"
 TASK_OUT="$ROOT/target/bench/task.json"
 run_task() { [ "$ONLY" = all ] || [ "$ONLY" = task ]; }

@@ -4,7 +4,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STATE_DIR="${STATE_DIR:-$ROOT/.state}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-PGHOST_URL="${PGHOST_URL:-postgres://postgres@127.0.0.1:5432}"
+PG_PORT="${PG_PORT:-5432}"
+PGHOST_URL="${PGHOST_URL:-postgres://postgres@127.0.0.1:$PG_PORT}"
 # The local PostgreSQL is on loopback: no TLS (libpq would otherwise
 # negotiate it, since Debian's server has ssl on, and encrypt every query:
 # ~5 % of the CPU under `make bench`). A deployment sets sslmode in its
@@ -14,38 +15,75 @@ KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}"
 TOPICS=(iam.user.v1 iam.user-role.v1 directory.membership.v1 directory.organization.v1 access.restriction.v1 oauth.revocation.v1)
 # service name, port, database. Add a line as each service arrives.
+PORT_OFFSET="${PORT_OFFSET:-0}"
+DB_SUFFIX="${DB_SUFFIX:-}"
+PROFILE="${PROFILE:-release}"
 SERVICES=(
-  "authenticator 5000 authenticator"
-  "safekeeper 5001 safekeeper"
-  "access-rule 5005 access_rule"
-  "user-directory 5003 user_directory"
-  "task 5002 task"
+  "authenticator $((5000 + PORT_OFFSET)) authenticator$DB_SUFFIX"
+  "safekeeper $((5001 + PORT_OFFSET)) safekeeper$DB_SUFFIX"
+  "access-rule $((5005 + PORT_OFFSET)) access_rule$DB_SUFFIX"
+  "user-directory $((5003 + PORT_OFFSET)) user_directory$DB_SUFFIX"
+  "task $((5002 + PORT_OFFSET)) task$DB_SUFFIX"
 )
+# service_port NAME: the port NAME listens on.
+service_port() {
+  local s n p
+  for s in "${SERVICES[@]}"; do read -r n p _ <<<"$s"; [ "$n" = "$1" ] && echo "$p" && return 0; done
+  return 1
+}
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# The local broker, tansu, built with cargo once. Only what the platform
+# uses: its sqlite storage (`--storage-engine sqlite://tansu.db`) is the
+# `libsql` feature; no S3/memory (dynostore), PostgreSQL or lake engines.
+# `ensure_tansu --background` starts the build and returns at once (log in
+# .state/logs/tansu-install.log), so that it runs beside the services' build;
+# a later `ensure_tansu` waits for it. The build has a target directory of its
+# own (cargo's temporary one), so neither build waits for the other's lock.
 ensure_tansu() {
   export PATH="$HOME/.cargo/bin:$PATH"
-  if ! command -v tansu >/dev/null 2>&1; then
-    say "installing the tansu broker with cargo (once; about 10 minutes on 2 cores)"
-    cargo install --locked tansu --features dynostore,libsql
+  command -v tansu >/dev/null 2>&1 && return 0
+  local version="${TANSU_VERSION:-0.6.0}" features="${TANSU_FEATURES:-libsql}"
+  local log="$STATE_DIR/logs/tansu-install.log" pidf="$STATE_DIR/pids/tansu-install.pid" pid=""
+  local install=(env -u CARGO_TARGET_DIR cargo install --locked tansu --version "$version"
+    --no-default-features --features "$features")
+  mkdir -p "$STATE_DIR/logs" "$STATE_DIR/pids"
+  [ -f "$pidf" ] && pid="$(cat "$pidf")" && ! kill -0 "$pid" 2>/dev/null && pid="" && rm -f "$pidf"
+  if [ "${1:-}" = --background ]; then
+    if [ -z "$pid" ]; then
+      say "building the tansu broker $version in the background (once; log: $log)"
+      nohup "${install[@]}" >"$log" 2>&1 &
+      echo $! >"$pidf"
+    fi
+    return 0
   fi
+  if [ -n "$pid" ]; then
+    say "waiting for the tansu broker's build (log: $log)"
+    wait "$pid" 2>/dev/null || true # when this shell started it
+    while kill -0 "$pid" 2>/dev/null; do sleep 1; done
+    rm -f "$pidf"
+    command -v tansu >/dev/null 2>&1 || { tail -n 20 "$log" >&2; die "the tansu build failed; see $log"; }
+    return 0
+  fi
+  say "building the tansu broker $version with cargo (once; about 12 minutes on 2 cores)"
+  "${install[@]}"
 }
 
 ensure_postgres() {
-  if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+  if ! pg_isready -h 127.0.0.1 -p "$PG_PORT" -q 2>/dev/null; then
     say "starting PostgreSQL"
     if command -v pg_ctlcluster >/dev/null 2>&1; then
       pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n1)" main start
     else
-      die "PostgreSQL is not running on 127.0.0.1:5432 and pg_ctlcluster is not here to start it"
+      die "PostgreSQL is not running on 127.0.0.1:$PG_PORT and pg_ctlcluster is not here to start it"
     fi
-    for _ in $(seq 1 50); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 0.2; done
+    for _ in $(seq 1 50); do pg_isready -h 127.0.0.1 -p "$PG_PORT" -q && break; sleep 0.2; done
   fi
-  pg_isready -h 127.0.0.1 -p 5432 -q || die "PostgreSQL did not come up"
+  pg_isready -h 127.0.0.1 -p "$PG_PORT" -q || die "PostgreSQL did not come up"
 }
 
 ensure_database() {

@@ -1,15 +1,28 @@
 #!/usr/bin/env bash
 # make up: the whole platform on this machine, with demo data.
+# A second platform beside it (the fault suite's, the fuzzer's) sets
+# STATE_DIR, PORT_OFFSET (added to every service's port), DB_SUFFIX (added
+# to every database's name), KAFKA_PORT with BROKER_NAME, and PROFILE=debug
+# to run the debug build the tests have already made.
 source "$(dirname "$0")/lib.sh"
 
 ensure_postgres
 for s in "${SERVICES[@]}"; do read -r _ _ db <<<"$s"; ensure_database "$db"; done
+export AUTHENTICATOR_URL="http://127.0.0.1:$(service_port authenticator)"
+export SAFEKEEPER_URL="http://127.0.0.1:$(service_port safekeeper)"
+export USER_DIRECTORY_URL="http://127.0.0.1:$(service_port user-directory)"
 ensure_broker
 
-say "building the services (release)"
 packages=()
 for s in "${SERVICES[@]}"; do read -r name _ _ <<<"$s"; packages+=(-p "$name"); done
-cargo build --release --locked -q "${packages[@]}"
+if [ "$PROFILE" = release ]; then
+  say "building the services (release)"
+  cargo build --release --locked -q "${packages[@]}"
+else
+  say "building the services (debug)"
+  cargo build --locked -q "${packages[@]}"
+fi
+BIN_DIR="$CARGO_TARGET_DIR/$PROFILE"
 
 # The authenticator's login throttle is shared through Redis when one
 # answers here (else each replica counts in memory; `make up` runs one).
@@ -30,7 +43,7 @@ for s in "${SERVICES[@]}"; do
     export BOOTSTRAP_ADMIN_EMAIL="${BOOTSTRAP_ADMIN_EMAIL:-admin@example.com}"
     # The user directory's client secret at the safekeeper (demo-data.sh registers it).
     export DIRECTORY_CLIENT_SECRET="${DIRECTORY_CLIENT_SECRET:-user-directory-dev-secret}"
-    nohup "$CARGO_TARGET_DIR/release/$name" >>"$STATE_DIR/logs/$name.log" 2>&1 &
+    nohup "$BIN_DIR/$name" >>"$STATE_DIR/logs/$name.log" 2>&1 &
     echo $! >"$STATE_DIR/pids/$name.pid"
   )
 done
@@ -46,11 +59,11 @@ cat <<TXT
 
 The platform is up.
 
-  authenticator   http://127.0.0.1:5000   (JWKS: /.well-known/jwks.json, OpenAPI: /openapi.json)
-  safekeeper      http://127.0.0.1:5001   (OAuth2 metadata: /.well-known/oauth-authorization-server)
-  access-rule     http://127.0.0.1:5005   (GET /canmessage?user_id=, GET /canpurchase?user_id=, POST /event)
-  user-directory  http://127.0.0.1:5003   (POST /org/create, POST /admin/login, /v1/users; organization acme, admin@acme.example / Acme-Passw0rd!)
-  task            http://127.0.0.1:5002   (POST /v1/task/own, /v1/task/all, /v1/task, /v1/tasks/{id}, /v1/task/assignment, /v1/task/summary)
+  authenticator   http://127.0.0.1:$(service_port authenticator)   (JWKS: /.well-known/jwks.json, OpenAPI: /openapi.json)
+  safekeeper      http://127.0.0.1:$(service_port safekeeper)   (OAuth2 metadata: /.well-known/oauth-authorization-server)
+  access-rule     http://127.0.0.1:$(service_port access-rule)   (GET /canmessage?user_id=, GET /canpurchase?user_id=, POST /event)
+  user-directory  http://127.0.0.1:$(service_port user-directory)   (POST /org/create, POST /admin/login, /v1/users; organization acme, admin@acme.example / Acme-Passw0rd!)
+  task            http://127.0.0.1:$(service_port task)   (POST /v1/task/own, /v1/task/all, /v1/task, /v1/tasks/{id}, /v1/task/assignment, /v1/task/summary)
   broker          $KAFKA_BROKERS (tansu; topics: ${TOPICS[*]})
   PostgreSQL      $PGHOST_URL
   logs            $STATE_DIR/logs/
@@ -64,7 +77,7 @@ OAuth2 clients:
   demo-spa       public, PKCE, first-party; redirect http://127.0.0.1:8765/callback
   demo-service   confidential, secret demo-service-secret; client_credentials for su_read:task
 
-Try:  curl -s -X POST http://127.0.0.1:5000/v1/login -H 'Content-Type: application/json' \\
+Try:  curl -s -X POST $AUTHENTICATOR_URL/v1/login -H 'Content-Type: application/json' \\
         -d '{"username":"employer","password":"Employer-Passw0rd!"}'
 Stop: make down
 TXT

@@ -28,6 +28,7 @@ use serde_json::{json, Value};
 
 use crate::{
     load::Scenario,
+    overload,
     report::{cores, metric_counters, print_table, row, scenario_rows, with_goal, write_json},
     wire, Load,
 };
@@ -200,6 +201,35 @@ pub async fn run(url: &str, users: u64, load: &Load) -> anyhow::Result<()> {
     .await;
     mixed.report_first_error("mixed");
 
+    let ov_d = Duration::from_secs(env_number("BENCH_OVERLOAD_SECONDS", 5)?.max(1));
+    let ov_c = env_number("BENCH_OVERLOAD_CONNECTIONS", 256)?.max(1) as usize;
+    let plan = |saturation: f64| overload::Plan {
+        saturation,
+        duration: ov_d,
+        connections: ov_c,
+        want: 200,
+    };
+    let s = salt() as u64;
+    let to = Arc::clone(&t);
+    let check_overload = overload::scenario(
+        url,
+        "canmessage_overload",
+        plan(check.per_second()),
+        move |i| to.check(mix(s, 0, i), false),
+    )
+    .await;
+    let to = Arc::clone(&t);
+    let event_overload =
+        overload::scenario(url, "event_overload", plan(events.per_second()), move |i| {
+            to.event(
+                "flag_scam_message",
+                json!({}),
+                mix(s, 1, i),
+                (2_000_000_000, i),
+            )
+        })
+        .await;
+
     let [c_rate, c_p50, c_p99, c_err] = scenario_rows(
         "checks_per_s",
         "check_p50_ms",
@@ -250,8 +280,25 @@ pub async fn run(url: &str, users: u64, load: &Load) -> anyhow::Result<()> {
         row("concurrency", c as f64, "workers"),
         row("event_concurrency", ce as f64, "workers"),
     ];
+    let rows: Vec<_> = rows
+        .into_iter()
+        .chain(check_overload)
+        .chain(event_overload)
+        .chain([row("overload_connections", ov_c as f64, "connections")])
+        .collect();
     print_table(&rows);
     write_json(&load.out, "access-rule", cores(), rows)
+}
+
+/// `name` as a number, or `default` when unset.
+fn env_number(name: &str, default: u64) -> anyhow::Result<u64> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{name} must be a number, not {v:?}")),
+        _ => Ok(default),
+    }
 }
 
 /// The service's group-commit counters from `GET /metrics`: (transactions,

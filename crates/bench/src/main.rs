@@ -12,6 +12,7 @@
 mod access_rule;
 mod authenticator;
 mod load;
+mod overload;
 mod report;
 mod safekeeper;
 mod task;

@@ -95,6 +95,17 @@ pub struct Conn {
     consumed: usize,
     /// A chunked body, decoded.
     dechunked: Vec<u8>,
+    /// What the last response's head said about retrying.
+    last: Meta,
+}
+
+/// Headers of the last response that tell a refusal from a failure.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// It had a `Retry-After` header.
+    pub retry_after: bool,
+    /// Its body was `application/problem+json`.
+    pub problem: bool,
 }
 
 /// Where a response's body is.
@@ -111,7 +122,13 @@ impl Conn {
             buf: Vec::with_capacity(16 * 1024),
             consumed: 0,
             dechunked: Vec::new(),
+            last: Meta::default(),
         }
+    }
+
+    /// The `Retry-After` and media type of the last response.
+    pub fn last_meta(&self) -> Meta {
+        self.last
     }
 
     /// Sends `request` and answers the response's status and body.
@@ -138,7 +155,9 @@ impl Conn {
         self.consumed = 0;
     }
 
-    async fn round_trip(&mut self, request: &[u8]) -> Result<(u16, Body), String> {
+    /// Opens the connection now rather than at the first request (so that
+    /// no measured request pays for it).
+    pub async fn connect(&mut self) -> Result<(), String> {
         if self.stream.is_none() {
             let stream = TcpStream::connect(&self.addr)
                 .await
@@ -147,6 +166,11 @@ impl Conn {
             self.stream = Some(stream);
             self.buf.clear();
         }
+        Ok(())
+    }
+
+    async fn round_trip(&mut self, request: &[u8]) -> Result<(u16, Body), String> {
+        self.connect().await?;
         self.stream_mut()?
             .write_all(request)
             .await
@@ -158,6 +182,7 @@ impl Conn {
             self.fill().await?;
         };
         let head = Head::parse(&self.buf[..head_end])?;
+        self.last = head.meta;
         if head.close {
             // Answer this one, then start afresh.
             self.consumed = usize::MAX;
@@ -259,6 +284,7 @@ struct Head {
     length: Option<usize>,
     chunked: bool,
     close: bool,
+    meta: Meta,
 }
 
 impl Head {
@@ -276,6 +302,7 @@ impl Head {
             length: None,
             chunked: false,
             close: status_line.starts_with("HTTP/1.0"),
+            meta: Meta::default(),
         };
         for line in lines {
             let Some((name, value)) = line.split_once(':') else {
@@ -288,6 +315,10 @@ impl Head {
                 parsed.chunked = value.to_ascii_lowercase().contains("chunked");
             } else if name.eq_ignore_ascii_case("connection") {
                 parsed.close = value.eq_ignore_ascii_case("close");
+            } else if name.eq_ignore_ascii_case("retry-after") {
+                parsed.meta.retry_after = !value.is_empty();
+            } else if name.eq_ignore_ascii_case("content-type") {
+                parsed.meta.problem = value.starts_with("application/problem+json");
             }
         }
         Ok(parsed)

@@ -85,6 +85,9 @@ pub struct CommonConfig {
     pub port: u16,
     pub database_url: String,
     pub database_pool_size: u32,
+    /// Longest a request waits for a pooled connection before it is
+    /// answered 503 (`DATABASE_CHECKOUT_WAIT_MS`, default 2000).
+    pub database_checkout_wait: Duration,
     pub kafka_brokers: String,
     pub kafka_topic_partitions: i32,
     /// Replication factor of topics a service creates (3 in production).
@@ -97,6 +100,37 @@ pub struct CommonConfig {
     /// Longest a JWKS fetched from another service is kept
     /// (`JWKS_CACHE_TTL_SECONDS`); see [`crate::jwt::RemoteJwks`].
     pub jwks_cache_ttl: Duration,
+    /// Requests handled at once (`MAX_IN_FLIGHT`; 0: no limit); unset, it
+    /// follows the HTTP workers and the pool
+    /// ([`crate::admission::default_max_in_flight`]). See
+    /// [`crate::admission`].
+    pub max_in_flight: Option<usize>,
+    /// Longest a request beyond `MAX_IN_FLIGHT` waits for a slot before it
+    /// is answered 503 (`ADMISSION_WAIT_MS`, default 5).
+    pub admission_wait: Duration,
+    /// Open client connections, all workers together
+    /// (`HTTP_MAX_CONNECTIONS`, default 10000); beyond it new ones wait in
+    /// the listen backlog. Keep it below the process's open-files limit.
+    pub http_max_connections: usize,
+    /// Connections the kernel holds before the server accepts them
+    /// (`HTTP_BACKLOG`, default 1024; the kernel caps it at somaxconn).
+    pub http_backlog: u32,
+}
+
+/// Reads and parses `name` when it is set and not empty.
+pub fn parse_opt<T>(name: &str) -> anyhow::Result<Option<T>>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("environment variable {name}={v:?} is invalid: {e}")),
+        _ => Ok(None),
+    }
 }
 
 /// `JWKS_CACHE_TTL_SECONDS` (default 300, at least 1): the longest a remote
@@ -145,6 +179,10 @@ impl CommonConfig {
             port: parse_or("PORT", default_port)?,
             database_url,
             database_pool_size: parse_or("DATABASE_POOL_SIZE", 16)?,
+            database_checkout_wait: Duration::from_millis(parse_or(
+                "DATABASE_CHECKOUT_WAIT_MS",
+                2000,
+            )?),
             kafka_brokers: var_or("KAFKA_BROKERS", "127.0.0.1:9092"),
             kafka_topic_partitions: parse_or("KAFKA_TOPIC_PARTITIONS", 3)?,
             kafka_topic_replication: parse_or("KAFKA_TOPIC_REPLICATION", 1)?,
@@ -152,6 +190,24 @@ impl CommonConfig {
             state_dir: PathBuf::from(var_or("STATE_DIR", ".state")),
             max_body_bytes: parse_or("MAX_BODY_BYTES", 64 * 1024)?,
             jwks_cache_ttl: jwks_cache_ttl()?,
+            max_in_flight: parse_opt("MAX_IN_FLIGHT")?,
+            admission_wait: Duration::from_millis(parse_or("ADMISSION_WAIT_MS", 5)?),
+            http_max_connections: match parse_or("HTTP_MAX_CONNECTIONS", 10_000)? {
+                0 => bail!("HTTP_MAX_CONNECTIONS must be at least 1"),
+                n => n,
+            },
+            http_backlog: match parse_or("HTTP_BACKLOG", 1024)? {
+                0 => bail!("HTTP_BACKLOG must be at least 1"),
+                n => n,
+            },
+        })
+    }
+
+    /// The admission limit of a server with `workers` HTTP workers: the
+    /// setting, or the default that follows the workers and the pool.
+    pub fn max_in_flight_for(&self, workers: usize) -> usize {
+        self.max_in_flight.unwrap_or_else(|| {
+            crate::admission::default_max_in_flight(workers, self.database_pool_size)
         })
     }
 

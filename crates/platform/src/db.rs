@@ -2,14 +2,16 @@
 //! async code: [`with_conn`], which checks a connection out and runs the
 //! work on tokio's blocking pool with the caller's span.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use diesel::{
+    connection::{Instrumentation, InstrumentationEvent},
     expression::expression_types::Untyped,
     pg::{Pg, PgConnection},
     query_builder::{AstPass, Query, QueryFragment, QueryId},
-    r2d2::{ConnectionManager, Pool, PoolError},
+    r2d2::{ConnectionManager, ManageConnection, Pool, PoolError, R2D2Connection},
+    result::{DatabaseErrorKind, Error as DieselError},
     serialize::ToSql,
     sql_query,
     sql_types::HasSqlType,
@@ -20,7 +22,106 @@ use tokio::task::JoinError;
 
 use crate::problem::Problem;
 
-pub type PgPool = Pool<ConnectionManager<PgConnection>>;
+pub type PgPool = Pool<PgManager>;
+
+/// A connection idle longer than this is pinged (`SELECT 1`) before it is
+/// handed out; one used more recently is handed out as it is. A database
+/// restart kills every pooled connection without a word to the pool: the
+/// ping finds those that sat idle, and [`Health`] those a request found
+/// dead, so that no request gets a connection known to be dead. Busy
+/// connections are not pinged: a round trip per request would cost a
+/// tenth of the throughput of the fastest routes.
+const PING_WHEN_IDLE: Duration = Duration::from_millis(500);
+
+/// How a pooled connection has fared, kept in the connection's diesel
+/// instrumentation slot (which sees every statement's outcome) so the
+/// pool can read it back when the connection is checked out or returned.
+struct Health {
+    /// A statement failed because the connection is gone.
+    lost: bool,
+    /// When the connection was last given back to the pool.
+    returned: Instant,
+}
+
+impl Instrumentation for Health {
+    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        if let InstrumentationEvent::FinishQuery { error: Some(e), .. } = event {
+            if is_connection_lost(e) {
+                self.lost = true;
+            }
+        }
+    }
+}
+
+fn health(conn: &mut PgConnection) -> Option<&mut Health> {
+    conn.instrumentation().downcast_mut::<Health>()
+}
+
+/// True when `e` says the connection to PostgreSQL is gone (the server
+/// restarted or went away), as opposed to a fault of the statement.
+pub fn is_connection_lost(e: &DieselError) -> bool {
+    matches!(
+        e,
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _
+        ) | DieselError::BrokenTransactionManager
+    )
+}
+
+/// A database error as a client sees it: 503 with `Retry-After` when the
+/// connection was lost (the database restarts; the request may be sent
+/// again), else an opaque 500 with the cause logged.
+pub fn database_problem(e: &DieselError) -> Problem {
+    if is_connection_lost(e) {
+        tracing::warn!(error = %e, "the database connection was lost");
+        Problem::unavailable("the database is restarting or unreachable; try again shortly")
+    } else {
+        Problem::internal(e)
+    }
+}
+
+/// diesel's r2d2 manager, with dead connections told from live ones (see
+/// [`PING_WHEN_IDLE`] and [`Health`]).
+#[derive(Debug)]
+pub struct PgManager(ConnectionManager<PgConnection>);
+
+impl ManageConnection for PgManager {
+    type Connection = PgConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<PgConnection, Self::Error> {
+        let mut conn = self.0.connect()?;
+        conn.set_instrumentation(Health {
+            lost: false,
+            returned: Instant::now(),
+        });
+        Ok(conn)
+    }
+
+    fn is_valid(&self, conn: &mut PgConnection) -> Result<(), Self::Error> {
+        match health(conn) {
+            Some(h) if h.lost => Err(diesel::r2d2::Error::QueryError(
+                DieselError::BrokenTransactionManager,
+            )),
+            Some(h) if h.returned.elapsed() < PING_WHEN_IDLE => Ok(()),
+            _ => conn.ping().map_err(diesel::r2d2::Error::QueryError),
+        }
+    }
+
+    fn has_broken(&self, conn: &mut PgConnection) -> bool {
+        if std::thread::panicking() || conn.is_broken() {
+            return true;
+        }
+        match health(conn) {
+            Some(h) => {
+                h.returned = Instant::now();
+                h.lost
+            }
+            None => false,
+        }
+    }
+}
 
 /// The platform's own tables (the outbox), run before a service's.
 pub const PLATFORM_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/platform");
@@ -52,13 +153,21 @@ impl From<StoreError> for Problem {
     }
 }
 
-pub fn build_pool(database_url: &str, max_size: u32) -> anyhow::Result<PgPool> {
-    let manager = ConnectionManager::<PgConnection>::new(database_url);
+/// A pool of at most `max_size` connections. A request waits at most
+/// `checkout_wait` for one, then is answered 503 with `Retry-After`
+/// ([`StoreError::Pool`]) rather than queueing without bound.
+pub fn build_pool(
+    database_url: &str,
+    max_size: u32,
+    checkout_wait: Duration,
+) -> anyhow::Result<PgPool> {
+    let manager = PgManager(ConnectionManager::<PgConnection>::new(database_url));
     Pool::builder()
         .max_size(max_size)
         .min_idle(Some(1))
-        .connection_timeout(Duration::from_secs(5))
-        .test_on_check_out(false)
+        .connection_timeout(checkout_wait)
+        // `PgManager::is_valid` pings only connections idle for a while.
+        .test_on_check_out(true)
         .build(manager)
         .with_context(|| "connecting to PostgreSQL (DATABASE_URL)".to_string())
 }
@@ -88,7 +197,11 @@ pub async fn migrated_pool(
 ) -> anyhow::Result<PgPool> {
     let url = common.database_url.clone();
     blocking(move || migrate(&url, service)).await??;
-    build_pool(&common.database_url, common.database_pool_size)
+    build_pool(
+        &common.database_url,
+        common.database_pool_size,
+        common.database_checkout_wait,
+    )
 }
 
 /// Runs `work` with a pooled connection on the blocking pool. The caller's

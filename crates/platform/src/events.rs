@@ -296,7 +296,6 @@ pub async fn run_relay(
     let mut producer: Option<FutureProducer> = None;
     let mut topics_ready = false;
     let mut backoff = Duration::from_millis(100);
-    let mut last_prune = std::time::Instant::now();
     let metrics = crate::metrics::global();
     loop {
         if *shutdown.borrow() {
@@ -313,12 +312,6 @@ pub async fn run_relay(
         let wait = match step {
             Ok(0) => {
                 backoff = Duration::from_millis(100);
-                if last_prune.elapsed() >= PRUNE_EVERY {
-                    last_prune = std::time::Instant::now();
-                    if let Err(e) = prune(&mut leader).await {
-                        tracing::warn!(error = format!("{e:#}"), "pruning the outbox failed");
-                    }
-                }
                 cfg.poll
             }
             Ok(n) => {
@@ -349,27 +342,54 @@ pub async fn run_relay(
             _ = shutdown.changed() => {}
         }
     }
+    flush_before_exit(&cfg, &mut leader, &mut producer, &mut topics_ready).await;
     tracing::info!("outbox relay stopped");
 }
 
-/// Published rows are kept a week (for audits and replays by hand), then
-/// deleted, so the outbox does not grow without bound.
-const KEEP_PUBLISHED_DAYS: i64 = 7;
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// The longest a stopping relay spends publishing what is left.
+const FLUSH_AT_SHUTDOWN: Duration = Duration::from_secs(5);
 
-async fn prune(leader: &mut Option<PgConnection>) -> anyhow::Result<()> {
+/// At shutdown the HTTP server has drained, so the outbox holds every
+/// change this process acknowledged: the leader publishes it before the
+/// process exits (within [`FLUSH_AT_SHUTDOWN`]), rather than leaving it to
+/// the next leader's start. What is left after that is not lost: it stays
+/// in the outbox for the next relay.
+async fn flush_before_exit(
+    cfg: &RelayConfig,
+    leader: &mut Option<PgConnection>,
+    producer: &mut Option<FutureProducer>,
+    topics_ready: &mut bool,
+) {
     if leader.is_none() {
-        return Ok(());
+        return;
     }
-    let cutoff = Utc::now() - chrono::Duration::days(KEEP_PUBLISHED_DAYS);
-    let n = on_conn(leader, move |c| {
-        diesel::delete(outbox::table.filter(outbox::published_at.lt(cutoff))).execute(c)
-    })
-    .await?;
-    if n > 0 {
-        tracing::info!(rows = n, "pruned published outbox rows");
+    // relay_step stops waiting for acknowledgements when this changes; it
+    // never does.
+    let (_keep, mut never) = watch::channel(false);
+    let deadline = tokio::time::Instant::now() + FLUSH_AT_SHUTDOWN;
+    let mut flushed = 0;
+    loop {
+        let step = tokio::time::timeout_at(
+            deadline,
+            relay_step(cfg, leader, producer, topics_ready, &mut never),
+        )
+        .await;
+        match step {
+            Ok(Ok(0)) => break,
+            Ok(Ok(n)) => flushed += n,
+            Ok(Err(e)) => {
+                tracing::warn!(error = format!("{e:#}"), "the last outbox flush failed");
+                break;
+            }
+            Err(_) => {
+                tracing::warn!("the outbox was not flushed within the shutdown's time");
+                break;
+            }
+        }
     }
-    Ok(())
+    if flushed > 0 {
+        tracing::info!(events = flushed, "outbox flushed at shutdown");
+    }
 }
 
 async fn on_conn<T: Send + 'static>(
@@ -588,6 +608,11 @@ pub fn stream_consumer(brokers: &str, group_id: &str) -> anyhow::Result<Platform
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("partition.assignment.strategy", "cooperative-sticky")
+        // A replica that dies without leaving the group (SIGKILL, a lost
+        // node) holds its partitions until its session times out: 10 s
+        // rather than librdkafka's 45, so that its partitions move on soon.
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "2000")
         .create_with_context(CooperativeContext)?)
 }
 

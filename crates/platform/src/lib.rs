@@ -2,6 +2,7 @@
 //! own business. No service logic lives here.
 
 pub mod address;
+pub mod admission;
 pub mod coherent;
 pub mod config;
 pub mod credentials;
@@ -14,7 +15,9 @@ pub mod jwt;
 pub mod kafka;
 pub mod metrics;
 pub mod problem;
+pub mod retention;
 pub mod revocation;
+pub mod routecheck;
 pub mod server;
 pub mod telemetry;
 pub mod testkit;

@@ -2,8 +2,20 @@
 //! `GET /healthz`, `GET /readyz` (database and broker), `GET /metrics`,
 //! `GET /openapi.json`, problem+json for bad bodies and unknown routes, and
 //! a 400 for control characters in a path, query or body ([`crate::input`]).
+//!
+//! Every queue in front of a handler is bounded: connections
+//! (`HTTP_MAX_CONNECTIONS`, then the listen backlog `HTTP_BACKLOG`), the
+//! time a client may take to send its request head
+//! ([`CLIENT_REQUEST_TIMEOUT`]), the requests handled at once
+//! (`MAX_IN_FLIGHT`, [`crate::admission`]; beyond it a fast 503 with
+//! `Retry-After`) and the blocking threads each worker may start
+//! ([`blocking_threads_per_worker`]).
 
-use std::{net::TcpListener, sync::Arc, time::Duration};
+use std::{
+    net::{SocketAddr, TcpListener, ToSocketAddrs},
+    sync::Arc,
+    time::Duration,
+};
 
 use actix_web::{
     dev::Server, http::StatusCode, middleware::from_fn, web, App, HttpResponse, HttpServer,
@@ -12,7 +24,7 @@ use diesel::{sql_query, RunQueryDsl};
 use rdkafka::producer::{FutureProducer, Producer};
 use serde_json::json;
 
-use crate::{config::CommonConfig, db::PgPool, problem::extractors};
+use crate::{admission::Admission, config::CommonConfig, db::PgPool, problem::extractors};
 
 /// What `/readyz` checks.
 #[derive(Clone)]
@@ -147,21 +159,151 @@ pub fn json_bytes(body: web::Bytes) -> HttpResponse {
         .body(body)
 }
 
-/// Binds `host:port` (port 0 picks a free one) and returns the listener
-/// with the port it got.
+/// The listen backlog of [`bind`].
+pub const DEFAULT_BACKLOG: u32 = 1024;
+
+/// Longest a client may take to send a request head on a new connection
+/// before it is answered 408 and dropped (actix's default, made explicit).
+pub const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Longest an idle kept-alive connection is kept open.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
+
+/// Longest a closing connection is given to read the last response.
+pub const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Seconds in-flight requests get to finish at shutdown.
+pub const SHUTDOWN_TIMEOUT_SECONDS: u64 = 10;
+
+/// Binds `host:port` (port 0 picks a free one) with a listen backlog of
+/// [`DEFAULT_BACKLOG`] and returns the listener with the port it got.
 pub fn bind(host: &str, port: u16) -> anyhow::Result<(TcpListener, u16)> {
-    let listener = TcpListener::bind((host, port))
-        .map_err(|e| anyhow::anyhow!("binding {host}:{port}: {e}"))?;
-    let port = listener.local_addr()?.port();
-    Ok((listener, port))
+    bind_with_backlog(host, port, DEFAULT_BACKLOG)
+}
+
+/// Binds `common`'s host and port with its `HTTP_BACKLOG`.
+pub fn bind_common(common: &CommonConfig) -> anyhow::Result<(TcpListener, u16)> {
+    bind_with_backlog(&common.http_host, common.port, common.http_backlog)
+}
+
+/// [`bind`] with a given listen backlog (the kernel caps it at somaxconn).
+pub fn bind_with_backlog(
+    host: &str,
+    port: u16,
+    backlog: u32,
+) -> anyhow::Result<(TcpListener, u16)> {
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| anyhow::anyhow!("resolving {host}:{port}: {e}"))?
+        .collect();
+    let mut last = None;
+    for addr in addrs {
+        match listen_on(addr, backlog) {
+            Ok(listener) => {
+                let port = listener.local_addr()?.port();
+                return Ok((listener, port));
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    let why = last.map_or_else(|| "no address".to_owned(), |e| e.to_string());
+    Err(anyhow::anyhow!("binding {host}:{port}: {why}"))
+}
+
+fn listen_on(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // As std's TcpListener::bind does: a restarted service may bind again
+    // while the old one's connections linger in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    Ok(socket.into())
+}
+
+/// Blocking threads each HTTP worker may start (tokio's default is 512
+/// divided among the workers). A handler's database work runs there
+/// ([`crate::db::with_conn`]); requests are at most `max_in_flight`
+/// ([`crate::admission`]), so more threads would never be used by them,
+/// and the few beyond are for what bypasses admission (`/readyz`).
+/// tokio's queue of blocking work is unbounded, but only admitted
+/// requests and the probes feed it, so it holds at most that many.
+pub fn blocking_threads_per_worker(max_in_flight: usize) -> usize {
+    const PROBES: usize = 8;
+    const TOKIO_DEFAULT: usize = 512;
+    if max_in_flight == 0 {
+        TOKIO_DEFAULT
+    } else {
+        (max_in_flight + PROBES).min(TOKIO_DEFAULT)
+    }
+}
+
+/// The admission middleware of a server with `workers` HTTP workers
+/// (`MAX_IN_FLIGHT`, `ADMISSION_WAIT_MS`); wrap it outermost.
+pub fn admission(common: &CommonConfig, workers: usize) -> Admission {
+    let max = common.max_in_flight_for(workers);
+    crate::metrics::global().gauge(
+        "http_max_in_flight",
+        "requests a replica handles at once (MAX_IN_FLIGHT; 0: no limit)",
+        max as f64,
+    );
+    Admission::new(max, common.admission_wait, common.max_body_bytes)
+}
+
+/// The limits of a service's HTTP server (see [`with_limits!`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub workers: usize,
+    /// `HTTP_MAX_CONNECTIONS` shared among the workers.
+    pub max_connections_per_worker: usize,
+    pub backlog: u32,
+    pub blocking_threads_per_worker: usize,
+}
+
+impl Limits {
+    pub fn new(common: &CommonConfig, workers: usize) -> Self {
+        let workers = workers.max(1);
+        Self {
+            workers,
+            max_connections_per_worker: common.http_max_connections.div_ceil(workers),
+            backlog: common.http_backlog,
+            blocking_threads_per_worker: blocking_threads_per_worker(
+                common.max_in_flight_for(workers),
+            ),
+        }
+    }
+}
+
+/// Applies the platform's limits to a service's `HttpServer` (before
+/// `listen`): `workers` workers, `HTTP_MAX_CONNECTIONS` shared among them,
+/// the timeouts of [`crate::server`] and the blocking threads for
+/// `MAX_IN_FLIGHT` ([`Limits`]). A macro, as `HttpServer`'s type bounds
+/// name crates the platform does not depend on.
+/// `platform::with_limits!(HttpServer::new(...), &common, workers)`.
+#[macro_export]
+macro_rules! with_limits {
+    ($server:expr, $common:expr, $workers:expr) => {{
+        let limits = $crate::server::Limits::new($common, $workers);
+        $server
+            .workers(limits.workers)
+            .max_connections(limits.max_connections_per_worker)
+            .backlog(limits.backlog)
+            .client_request_timeout($crate::server::CLIENT_REQUEST_TIMEOUT)
+            .keep_alive($crate::server::KEEP_ALIVE)
+            .client_disconnect_timeout($crate::server::CLIENT_DISCONNECT_TIMEOUT)
+            .worker_max_blocking_threads(limits.blocking_threads_per_worker)
+            .shutdown_timeout($crate::server::SHUTDOWN_TIMEOUT_SECONDS)
+    }};
 }
 
 /// Binds `common`'s host and port and starts a service's HTTP server on
 /// `workers` threads: its `routes` with `state`, beside the common routes
-/// ([`configure`]; `/readyz` checks `pool` and the broker), each request in
+/// ([`configure`]; `/readyz` checks `pool` and the broker), at most
+/// `MAX_IN_FLIGHT` requests at once ([`crate::admission`]), each request in
 /// a span ([`crate::telemetry::request_span`]), requests holding control
-/// characters refused ([`crate::input`]); in-flight requests get 10 s
-/// to finish at shutdown. Returns the server (to await) and its port.
+/// characters refused ([`crate::input`]), the limits of [`with_limits!`];
+/// in-flight requests get 10 s to finish at shutdown. Returns the server
+/// (to await) and its port.
 pub fn start<S: Send + Sync + 'static>(
     common: &CommonConfig,
     workers: usize,
@@ -188,12 +330,14 @@ pub fn start_with<S: Send + Sync + 'static>(
         pool,
         producer: crate::events::producer(&common.kafka_brokers)?,
     };
-    let (listener, port) = bind(&common.http_host, common.port)?;
+    let (listener, port) = bind_common(common)?;
     let max_body = common.max_body_bytes;
+    let admission = admission(common, workers);
     let server = HttpServer::new(move || {
         App::new()
             .wrap(crate::input::RejectControlCharacters::new(max_body))
             .wrap(from_fn(crate::telemetry::request_span))
+            .wrap(admission.clone())
             .app_data(state.clone())
             .configure(configure_with(
                 probe.clone(),
@@ -202,10 +346,9 @@ pub fn start_with<S: Send + Sync + 'static>(
                 max_body,
             ))
             .configure(routes)
-    })
-    .workers(workers)
-    .shutdown_timeout(10)
-    .listen(listener)?
-    .run();
+    });
+    let server = crate::with_limits!(server, common, workers)
+        .listen(listener)?
+        .run();
     Ok((server, port))
 }

@@ -59,6 +59,8 @@ pub struct Settings {
     /// How long a stored event (the record that makes a resent event_id
     /// idempotent) is kept; `None`: for ever.
     pub event_retention: Option<Duration>,
+    /// When pruning runs, and how long published outbox rows are kept.
+    pub retention: platform::retention::Settings,
 }
 
 /// The rules file: every key optional, the defaults are the seed's rules.
@@ -234,8 +236,8 @@ impl Settings {
             )?),
             check_cache_entries: parse_or("CHECK_CACHE_ENTRIES", 1_000_000)?,
             batch,
-            event_retention: (retention_days > 0)
-                .then(|| Duration::from_secs(retention_days.saturating_mul(86_400))),
+            event_retention: platform::retention::days(retention_days),
+            retention: platform::retention::Settings::from_env()?,
             common,
         })
     }

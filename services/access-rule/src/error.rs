@@ -76,7 +76,7 @@ impl ApiError {
             .with_retry_after(wait.as_secs_f64().ceil().max(1.0) as u64),
             ApiError::Unavailable(d) => Problem::unavailable(d.clone()),
             ApiError::Store(e) => Problem::from(e),
-            ApiError::Database(e) => Problem::internal(e),
+            ApiError::Database(e) => platform::db::database_problem(e),
             ApiError::Internal(e) => Problem::internal(e.as_ref()),
         }
     }
@@ -86,6 +86,9 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         // Without building the problem: that would log internal errors twice.
         match self {
+            ApiError::Database(e) if platform::db::is_connection_lost(e) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::EventIdReused(_) => StatusCode::CONFLICT,

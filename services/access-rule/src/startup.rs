@@ -1,5 +1,6 @@
 //! Wiring only: build the state, bind, run the server, the outbox relay,
-//! the `iam.user.v1` consumer and the reload of the rules' suspensions.
+//! the `iam.user.v1` consumer, the reload of the rules' suspensions and
+//! the pruning.
 //! Production and tests run this same code; tests bind port 0.
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use platform::{
     db,
     events::{self, topics, ConsumerConfig, OutboxSignal, RelayConfig, RelayNotify},
     jwt::{KeySource, RemoteJwks, Verifier, ACCESS_TYP, SESSION_TYP},
+    retention::{Pruner, Step},
     revocation::Revocations,
     server,
 };
@@ -97,49 +99,21 @@ async fn reload_suspensions(state: &AppState) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// How often stored events past their retention are looked for.
-const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
-const PRUNE_PAGE: i64 = 5_000;
-
-/// Deletes stored events older than `EVENT_RETENTION_DAYS` once a minute,
-/// a page at a time, until shutdown.
-async fn prune_events(state: web::Data<AppState>, mut shutdown: watch::Receiver<bool>) {
-    let Some(keep) = state.settings.event_retention else {
-        return;
-    };
-    let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::TimeDelta::MAX);
-    let mut tick = tokio::time::interval(PRUNE_EVERY);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.changed() => return,
-        }
-        let before = chrono::Utc::now()
-            .checked_sub_signed(keep)
-            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
-        let mut pruned = 0;
-        loop {
-            let r = db::with_conn(&state.pool, move |c| {
-                store::prune_events(c, before, PRUNE_PAGE).map_err(ApiError::from)
-            })
-            .await;
-            match r {
-                Ok(n) => {
-                    pruned += n;
-                    if (n as i64) < PRUNE_PAGE || *shutdown.borrow() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "pruning stored events failed");
-                    break;
-                }
-            }
-        }
-        if pruned > 0 {
-            tracing::info!(pruned, before = %before, "stored events past their retention deleted");
-        }
-    }
+/// What access-rule prunes ([`platform::retention`]): published outbox
+/// rows, then stored events past `EVENT_RETENTION_DAYS` (the record that
+/// makes a resent `event_id` apply once).
+pub fn pruner(state: &AppState) -> Pruner {
+    let s = &state.settings;
+    let events = s.event_retention.map(|keep| {
+        Step::new("events", move |c, n| {
+            store::prune_events(c, platform::retention::cutoff(keep), n)
+        })
+    });
+    Pruner::new(
+        state.pool.clone(),
+        s.retention.clone(),
+        events.into_iter().collect(),
+    )
 }
 
 impl Application {
@@ -225,7 +199,7 @@ impl Application {
                 }
             }
         });
-        let pruner = tokio::spawn(prune_events(state.clone(), shutdown.subscribe()));
+        let pruner = tokio::spawn(pruner(&state).run(shutdown.subscribe()));
         let listener = tokio::spawn(cache::run_listener(
             state.cache.clone(),
             s.common.database_url.clone(),

@@ -1487,15 +1487,16 @@ pub fn check_page(
 }
 
 /// Deletes up to `limit` stored events received before `before` (the
-/// retention of the idempotency record); returns how many.
+/// retention of the idempotency record); returns how many. Rows another
+/// pruner holds are skipped.
 pub fn prune_events(
     conn: &mut PgConnection,
     before: DateTime<Utc>,
     limit: i64,
 ) -> QueryResult<usize> {
     diesel::sql_query(
-        "DELETE FROM events WHERE id IN \
-           (SELECT id FROM events WHERE received_at < $1 LIMIT $2)",
+        "DELETE FROM events WHERE id = ANY(ARRAY(\
+           SELECT id FROM events WHERE received_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED))",
     )
     .bind::<diesel::sql_types::Timestamptz, _>(before)
     .bind::<diesel::sql_types::BigInt, _>(limit)

@@ -34,6 +34,12 @@ pub struct Options {
     /// How often suspensions are reloaded and the safety-net tripwire
     /// checks run (`RULES_REFRESH_MS`); 500 ms here.
     pub rules_refresh: Duration,
+    /// Time between pruning rounds, the first one included
+    /// (`RETENTION_INTERVAL_SECONDS`); `None`: the setting's.
+    pub retention_interval: Option<Duration>,
+    /// `MAX_IN_FLIGHT` and `ADMISSION_WAIT_MS`; `None`: the settings'.
+    pub max_in_flight: Option<usize>,
+    pub admission_wait: Option<Duration>,
 }
 
 impl Options {
@@ -52,6 +58,9 @@ impl Options {
             producer_burst: 40_000.0,
             require_read_token: false,
             rules_refresh: Duration::from_millis(500),
+            retention_interval: None,
+            max_in_flight: None,
+            admission_wait: None,
         }
     }
 }
@@ -93,6 +102,15 @@ pub async fn spawn(o: Options) -> Running {
     s.http_workers = 2;
     s.outbox_poll = Duration::from_millis(100);
     s.rules_refresh = o.rules_refresh;
+    if let Some(every) = o.retention_interval {
+        s.retention.interval = every;
+    }
+    if o.max_in_flight.is_some() {
+        s.common.max_in_flight = o.max_in_flight;
+    }
+    if let Some(wait) = o.admission_wait {
+        s.common.admission_wait = wait;
+    }
     let app = Application::build(s).await.expect("access-rule builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();

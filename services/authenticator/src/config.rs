@@ -58,6 +58,8 @@ pub struct Settings {
     pub safekeeper_url: String,
     pub safekeeper_issuer: String,
     pub access_audience: String,
+    /// When pruning runs, and how long published outbox rows are kept.
+    pub retention: platform::retention::Settings,
 }
 
 impl Settings {
@@ -147,6 +149,7 @@ impl Settings {
             ),
             safekeeper_url: var_or("SAFEKEEPER_URL", "http://127.0.0.1:5001"),
             access_audience: var_or("ACCESS_TOKEN_AUDIENCE", "platform"),
+            retention: platform::retention::Settings::from_env()?,
             common,
         })
     }

@@ -114,7 +114,7 @@ impl ApiError {
             )
             .with_retry_after(*retry_after_seconds),
             ApiError::Store(e) => Problem::from(e),
-            ApiError::Database(e) => Problem::internal(e),
+            ApiError::Database(e) => platform::db::database_problem(e),
             ApiError::Internal(e) => Problem::internal(e.as_ref()),
         }
     }
@@ -124,6 +124,9 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         // Without building the problem: that would log internal errors twice.
         match self {
+            ApiError::Database(e) if platform::db::is_connection_lost(e) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Invalid(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::UsernameTaken | ApiError::EmailTaken => StatusCode::CONFLICT,
             ApiError::InvalidCredentials | ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,

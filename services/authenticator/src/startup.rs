@@ -1,4 +1,5 @@
-//! Wiring only: build the state, bind, run the server and the outbox relay.
+//! Wiring only: build the state, bind, run the server, the outbox relay
+//! and the pruning of published outbox rows.
 //! Production and tests run this same code; tests bind port 0.
 
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use platform::{
     db,
     events::{self, topics, OutboxSignal, RelayConfig},
     jwt::{KeyRing, KeySource, RemoteJwks, Verifier, ACCESS_TYP, SESSION_TYP},
+    retention::Pruner,
     server,
 };
 use secrecy::ExposeSecret;
@@ -34,7 +36,7 @@ pub const OPENAPI: &str = include_str!("../openapi.json");
 pub struct Application {
     port: u16,
     server: Server,
-    relay: JoinHandle<()>,
+    background: Vec<JoinHandle<()>>,
     shutdown: watch::Sender<bool>,
     state: web::Data<AppState>,
 }
@@ -182,13 +184,17 @@ impl Application {
                 notify: None,
             },
             state.outbox.clone(),
-            rx,
+            rx.clone(),
         ));
+        // Published outbox rows only: the authenticator keeps nothing else
+        // that expires.
+        let pruner = Pruner::new(state.pool.clone(), s.retention.clone(), vec![]);
+        let pruner = tokio::spawn(pruner.run(rx));
         tracing::info!(port, "authenticator listening");
         Ok(Self {
             port,
             server,
-            relay,
+            background: vec![relay, pruner],
             shutdown,
             state,
         })
@@ -203,11 +209,13 @@ impl Application {
     }
 
     /// Serves until SIGTERM/SIGINT (actix drains in-flight requests), then
-    /// stops the relay.
+    /// stops the relay and the pruning.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let result = self.server.await;
         let _ = self.shutdown.send(true);
-        let _ = self.relay.await;
+        for h in self.background {
+            let _ = h.await;
+        }
         Ok(result?)
     }
 }

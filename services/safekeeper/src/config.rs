@@ -38,6 +38,12 @@ pub struct Settings {
     /// How long a replica may answer from its client cache.
     pub client_cache_ttl: Duration,
     pub consumer_group: String,
+    /// When pruning runs, and how long published outbox rows are kept.
+    pub retention: platform::retention::Settings,
+    /// How long expired codes and refresh tokens are kept after their
+    /// expiry (`EXPIRED_GRANT_RETENTION_HOURS`, default 1; 0: deleted at
+    /// expiry): a spent one replayed within it still revokes its grant.
+    pub expired_grant_retention: Duration,
 }
 
 impl Settings {
@@ -75,6 +81,10 @@ impl Settings {
             outbox_poll: Duration::from_millis(parse_or("OUTBOX_POLL_MS", 500)?),
             client_cache_ttl: Duration::from_millis(parse_or("CLIENT_CACHE_TTL_MS", 60_000)?),
             consumer_group: var_or("CONSUMER_GROUP", "safekeeper"),
+            retention: platform::retention::Settings::from_env()?,
+            expired_grant_retention: Duration::from_secs(
+                parse_or::<u64>("EXPIRED_GRANT_RETENTION_HOURS", 1)?.saturating_mul(3600),
+            ),
             common,
         })
     }

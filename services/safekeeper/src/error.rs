@@ -70,7 +70,7 @@ impl ApiError {
             ApiError::Conflict(d) => Problem::conflict("conflict", d.clone()),
             ApiError::Unavailable(d) => Problem::unavailable(d.clone()),
             ApiError::Store(e) => Problem::from(e),
-            ApiError::Database(e) => Problem::internal(e),
+            ApiError::Database(e) => platform::db::database_problem(e),
             ApiError::Internal(e) => Problem::internal(e.as_ref()),
         }
     }
@@ -79,6 +79,9 @@ impl ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
+            ApiError::Database(e) if platform::db::is_connection_lost(e) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) | ApiError::MissingScopes(_) => StatusCode::FORBIDDEN,
@@ -148,6 +151,10 @@ impl From<ApiError> for OAuthError {
     fn from(e: ApiError) -> Self {
         match e {
             ApiError::Store(StoreError::Pool(_)) => Self {
+                status: 503,
+                ..Self::new("temporarily_unavailable", "try again shortly")
+            },
+            ApiError::Database(ref d) if platform::db::is_connection_lost(d) => Self {
                 status: 503,
                 ..Self::new("temporarily_unavailable", "try again shortly")
             },

@@ -560,62 +560,49 @@ pub fn revoke_access(
     })
 }
 
-/// Rows removed by one `prune_expired`.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Pruned {
-    pub codes: usize,
-    pub refresh_tokens: usize,
-    pub revoked_access_tokens: usize,
-    pub families: usize,
-}
-
-/// Deletes what can no longer matter: codes an hour past their expiry
-/// (a replay that late is refused as unknown, and what the code issued
-/// has expired too), expired refresh tokens, revocation-list entries of
-/// tokens that have expired anyway, and grant families left without codes
-/// or refresh tokens whose access tokens (`access_ttl`) are all expired.
-/// An access token whose family is gone counts as revoked, so a family is
-/// only removed once nothing it issued can still be presented.
-pub fn prune_expired(
-    conn: &mut PgConnection,
-    access_ttl: std::time::Duration,
-) -> QueryResult<Pruned> {
-    let now = Utc::now();
-    conn.transaction(|c| {
-        let codes = diesel::delete(
-            authorization_code::table
-                .filter(authorization_code::expires_at.lt(now - chrono::Duration::hours(1))),
-        )
-        .execute(c)?;
-        let refresh_tokens =
-            diesel::delete(refresh_token::table.filter(refresh_token::expires_at.lt(now)))
-                .execute(c)?;
-        let revoked_access_tokens = diesel::delete(
-            revoked_access_token::table.filter(revoked_access_token::expires_at.lt(now)),
-        )
-        .execute(c)?;
-        // Newer than this, a family may still have live access tokens even
-        // without a refresh token.
-        let settled = now
-            - chrono::Duration::from_std(access_ttl).unwrap_or(chrono::Duration::days(1))
-            - chrono::Duration::hours(1);
-        let families = diesel::delete(
-            grant_family::table
-                .filter(grant_family::created_at.lt(settled))
-                .filter(diesel::dsl::not(diesel::dsl::exists(
-                    refresh_token::table.filter(refresh_token::family_id.eq(grant_family::id)),
-                )))
-                .filter(diesel::dsl::not(diesel::dsl::exists(
-                    authorization_code::table
-                        .filter(authorization_code::family_id.eq(grant_family::id)),
-                ))),
-        )
-        .execute(c)?;
-        Ok(Pruned {
-            codes,
-            refresh_tokens,
-            revoked_access_tokens,
-            families,
-        })
-    })
+/// Deletes what can no longer matter, in this order (see
+/// [`platform::retention`]): codes `grace` past their expiry (a replay
+/// within it still revokes what the code issued; later it is refused as
+/// unknown, and what the code issued has expired too), refresh tokens
+/// `grace` past theirs (likewise for a spent one replayed),
+/// revocation-list entries of tokens that have expired anyway, and grant
+/// families left without codes or refresh tokens whose access tokens
+/// (`access_ttl`) are all expired. An access token whose family is gone
+/// counts as revoked, so a family is only removed an hour after nothing
+/// it issued can still be presented.
+pub fn retention_steps(access_ttl: Duration, grace: Duration) -> Vec<platform::retention::Step> {
+    use platform::retention::Step;
+    let settled = access_ttl.saturating_add(Duration::from_secs(3600));
+    vec![
+        Step::older_than(
+            "authorization_code",
+            grace,
+            "DELETE FROM authorization_code WHERE code_hash = ANY(ARRAY(\
+               SELECT code_hash FROM authorization_code WHERE expires_at < $1 \
+                LIMIT $2 FOR UPDATE SKIP LOCKED))",
+        ),
+        Step::older_than(
+            "refresh_token",
+            grace,
+            "DELETE FROM refresh_token WHERE token_hash = ANY(ARRAY(\
+               SELECT token_hash FROM refresh_token WHERE expires_at < $1 \
+                LIMIT $2 FOR UPDATE SKIP LOCKED))",
+        ),
+        Step::older_than(
+            "revoked_access_token",
+            Duration::ZERO,
+            "DELETE FROM revoked_access_token WHERE jti = ANY(ARRAY(\
+               SELECT jti FROM revoked_access_token WHERE expires_at < $1 \
+                ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+        ),
+        Step::older_than(
+            "grant_family",
+            settled,
+            "DELETE FROM grant_family WHERE id = ANY(ARRAY(\
+               SELECT f.id FROM grant_family f WHERE f.created_at < $1 \
+                  AND NOT EXISTS (SELECT 1 FROM refresh_token r WHERE r.family_id = f.id) \
+                  AND NOT EXISTS (SELECT 1 FROM authorization_code a WHERE a.family_id = f.id) \
+                LIMIT $2 FOR UPDATE OF f SKIP LOCKED))",
+        ),
+    ]
 }

@@ -8,6 +8,7 @@ use platform::{
     db,
     events::{self, topics, ConsumerConfig, OutboxSignal, RelayConfig},
     jwt::{KeyRing, KeySource, RemoteJwks, Verifier, ACCESS_TYP, SESSION_TYP},
+    retention::Pruner,
     server::{self, Probe},
     telemetry,
 };
@@ -78,32 +79,15 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppStat
     }))
 }
 
-/// Expired codes, refresh tokens, revocation-list entries and spent grant
-/// families are deleted once a minute after start, then every hour.
-async fn prune_periodically(state: web::Data<AppState>, mut shutdown: watch::Receiver<bool>) {
-    let mut wait = std::time::Duration::from_secs(60);
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = shutdown.changed() => return,
-        }
-        wait = std::time::Duration::from_secs(3600);
-        let ttl = state.settings.access_ttl;
-        match db::with_conn(&state.pool, move |c| {
-            grants::prune_expired(c, ttl).map_err(crate::error::ApiError::from)
-        })
-        .await
-        {
-            Ok(p) => tracing::info!(
-                codes = p.codes,
-                refresh_tokens = p.refresh_tokens,
-                revoked_access_tokens = p.revoked_access_tokens,
-                families = p.families,
-                "pruned expired grants"
-            ),
-            Err(e) => tracing::warn!(error = format!("{e:#}"), "pruning expired grants failed"),
-        }
-    }
+/// What the safekeeper prunes ([`platform::retention`]): published outbox
+/// rows, then expired grants ([`grants::retention_steps`]).
+pub fn pruner(state: &AppState) -> Pruner {
+    let s = &state.settings;
+    Pruner::new(
+        state.pool.clone(),
+        s.retention.clone(),
+        grants::retention_steps(s.access_ttl, s.expired_grant_retention),
+    )
 }
 
 impl Application {
@@ -115,22 +99,23 @@ impl Application {
             pool: state.pool.clone(),
             producer: events::producer(&s.common.kafka_brokers)?,
         };
-        let (listener, port) = server::bind(&s.common.http_host, s.common.port)?;
+        let (listener, port) = server::bind_common(&s.common)?;
         let max_body = s.common.max_body_bytes;
         let app_state = state.clone();
+        let admission = server::admission(&s.common, s.http_workers);
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(routes::forget_cached_clients))
                 .wrap(platform::input::RejectControlCharacters::new(max_body))
                 .wrap(from_fn(telemetry::request_span))
+                .wrap(admission.clone())
                 .app_data(app_state.clone())
                 .configure(server::configure(probe.clone(), OPENAPI, max_body))
                 .configure(routes::configure)
-        })
-        .workers(s.http_workers)
-        .shutdown_timeout(10)
-        .listen(listener)?
-        .run();
+        });
+        let server = platform::with_limits!(server, &s.common, s.http_workers)
+            .listen(listener)?
+            .run();
         let (shutdown, rx) = watch::channel(false);
         // Stops by itself on shutdown.
         clients::spawn_listener(
@@ -152,7 +137,7 @@ impl Application {
             state.outbox.clone(),
             rx.clone(),
         ));
-        let pruner = tokio::spawn(prune_periodically(state.clone(), rx.clone()));
+        let pruner = tokio::spawn(pruner(&state).run(rx.clone()));
         let signal = state.outbox.clone();
         let consumer = tokio::spawn({
             let cfg = ConsumerConfig {

@@ -120,7 +120,7 @@ impl ApiError {
             .with("allowed", allowed),
             ApiError::Unavailable(d) => Problem::unavailable(d.clone()),
             ApiError::Store(e) => Problem::from(e),
-            ApiError::Database(e) => Problem::internal(e),
+            ApiError::Database(e) => platform::db::database_problem(e),
             ApiError::Internal(e) => Problem::internal(e.as_ref()),
         }
     }
@@ -138,6 +138,9 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         // Without building the problem: that would log internal errors twice.
         match self {
+            ApiError::Database(e) if platform::db::is_connection_lost(e) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,

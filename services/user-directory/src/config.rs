@@ -3,7 +3,10 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use platform::config::{flag, parse_or, secret, var_or, CommonConfig};
+use platform::{
+    config::{flag, parse_or, secret, var_or, CommonConfig},
+    retention::days,
+};
 use secrecy::{ExposeSecret, SecretString};
 
 use platform::address::TrustedProxies;
@@ -82,6 +85,29 @@ pub struct Settings {
     /// organization named in the directory's file (`ORG_BOOTSTRAP_TOKEN`);
     /// unset, such organizations cannot be created through the API.
     pub org_bootstrap_token: Option<SecretString>,
+    /// When pruning runs, and how long published outbox rows are kept.
+    pub retention: platform::retention::Settings,
+    /// What else is pruned, and when ([`RetentionWindows`]).
+    pub windows: RetentionWindows,
+}
+
+/// How long finished work is kept before it is pruned; `None`: for ever.
+#[derive(Debug, Clone)]
+pub struct RetentionWindows {
+    /// Applied provider events, after their receipt
+    /// (`PROVIDER_EVENT_RETENTION_DAYS`, default 7): an event delivered
+    /// again within it is recognised and skipped; later it is applied
+    /// again, which changes nothing older than what a user already has.
+    pub provider_events: Option<Duration>,
+    /// Finished import jobs, after they finished
+    /// (`IMPORT_JOB_RETENTION_DAYS`, default 30): `GET /v1/imports/{id}`
+    /// answers 404 afterwards.
+    pub import_jobs: Option<Duration>,
+    /// Completed and failed creations, and provider tasks done, after
+    /// their last change (`SAGA_RETENTION_DAYS`, default 30). Compensated
+    /// creations are kept: they are how the directory recognises an
+    /// account it made and removed, to take it back on a retry.
+    pub saga: Option<Duration>,
 }
 
 impl Settings {
@@ -152,6 +178,12 @@ impl Settings {
                 max_rows: parse_or("IMPORT_MAX_ROWS", 50_000)?,
                 sync_rows: parse_or("IMPORT_SYNC_ROWS", 200)?,
                 concurrency: parse_or("IMPORT_CONCURRENCY", 16)?,
+            },
+            retention: platform::retention::Settings::from_env()?,
+            windows: RetentionWindows {
+                provider_events: days(parse_or("PROVIDER_EVENT_RETENTION_DAYS", 7)?),
+                import_jobs: days(parse_or("IMPORT_JOB_RETENTION_DAYS", 30)?),
+                saga: days(parse_or("SAGA_RETENTION_DAYS", 30)?),
             },
             common,
         })

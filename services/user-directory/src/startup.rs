@@ -1,5 +1,5 @@
 //! Wiring only: build the state, bind, run the server, the outbox relay,
-//! the provider sync and the reconciler. Production and tests run this
+//! the provider sync, the reconciler and the pruning. Production and tests run this
 //! same code; tests bind port 0.
 
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use platform::{
     db,
     events::{self, topics, ConsumerConfig, OutboxSignal, RelayConfig},
     jwt::{KeyRing, KeySource, Verifier},
+    retention::Pruner,
     server,
 };
 use secrecy::ExposeSecret;
@@ -30,7 +31,7 @@ use crate::{
     provider::Provider,
     routes,
     state::AppState,
-    sync,
+    store, sync,
 };
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/user-directory");
@@ -90,6 +91,16 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppStat
     }))
 }
 
+/// What the directory prunes ([`platform::retention`]): published outbox
+/// rows, then finished work past its window ([`store::retention_steps`]).
+pub fn pruner(state: &AppState) -> Pruner {
+    Pruner::new(
+        state.pool.clone(),
+        state.settings.retention.clone(),
+        store::retention_steps(&state.settings.windows),
+    )
+}
+
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         platform::metrics::global().set_service("user-directory");
@@ -127,6 +138,7 @@ impl Application {
             )),
             tokio::spawn(background::run_applier(state.clone(), rx.clone())),
             tokio::spawn(background::run_reconciler(state.clone(), rx.clone())),
+            tokio::spawn(pruner(&state).run(rx.clone())),
         ];
         match &state.provider {
             Provider::WorkOs(_) => background.push(tokio::spawn(background::run_events_reader(

@@ -32,6 +32,9 @@ pub struct Options {
     pub import_max_rows: usize,
     pub import_max_bytes: usize,
     pub provider_timeout: Duration,
+    /// Time between pruning rounds, the first one included
+    /// (`RETENTION_INTERVAL_SECONDS`); `None`: the setting's.
+    pub retention_interval: Option<Duration>,
 }
 
 impl Options {
@@ -54,6 +57,7 @@ impl Options {
             import_max_rows: 50_000,
             import_max_bytes: 10 * 1024 * 1024,
             provider_timeout: Duration::from_secs(5),
+            retention_interval: None,
         }
     }
 }
@@ -100,6 +104,9 @@ pub async fn spawn(o: Options) -> Running {
     s.import.sync_rows = o.import_sync_rows;
     s.import.max_rows = o.import_max_rows;
     s.import.max_bytes = o.import_max_bytes;
+    if let Some(every) = o.retention_interval {
+        s.retention.interval = every;
+    }
     let app = Application::build(s).await.expect("user-directory builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let state = app.state();

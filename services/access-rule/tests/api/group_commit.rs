@@ -162,8 +162,12 @@ async fn stored_events_past_their_retention_are_pruned_and_their_ids_free_again(
     .execute(&mut c)
     .unwrap();
 
-    // The default retention is 30 days; pruning runs at start, then each minute.
-    let app = spawn_on(first.db.share(), |_| {}).await;
+    // The default retention is 30 days; pruning runs an interval after
+    // start, then every interval.
+    let app = spawn_on(first.db.share(), |o| {
+        o.retention_interval = Some(std::time::Duration::from_millis(200))
+    })
+    .await;
     crate::helpers::eventually(30, "the old event to be pruned", || async {
         (app.count("events") == 1).then_some(())
     })

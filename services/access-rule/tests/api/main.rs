@@ -10,6 +10,8 @@ mod group_commit;
 mod helpers;
 mod iam_consumer;
 mod idempotency;
+mod openapi_routes;
+mod overload;
 mod platform_endpoints;
 mod producers;
 mod real_tokens;

@@ -7,6 +7,7 @@ mod batch;
 mod control_characters;
 mod events;
 mod helpers;
+mod openapi_routes;
 mod platform_endpoints;
 mod sign_in;
 mod tokens;

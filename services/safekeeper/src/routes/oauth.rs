@@ -129,6 +129,30 @@ fn redirect_to(uri: &str, pairs: &[(&str, String)]) -> HttpResponse {
         .finish()
 }
 
+/// A database failure while a browser's request is checked: the 503 page
+/// ("try again") only when the database is unavailable, which a retry may
+/// mend; anything else is our fault, a 500 page with its cause logged.
+/// (Malformed input never gets this far: control characters, which
+/// PostgreSQL refuses in text, are answered 400 before any handler runs.)
+fn store_failure(e: ApiError) -> Refusal {
+    if actix_web::ResponseError::status_code(&e) == StatusCode::SERVICE_UNAVAILABLE {
+        tracing::warn!(error = %e, "the database is unavailable for an authorization request");
+        Refusal::Page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Please try again in a moment.".into(),
+        )
+    } else {
+        tracing::error!(
+            error = format!("{e:#}"),
+            "an authorization request could not be checked"
+        );
+        Refusal::Page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong on our side.".into(),
+        )
+    }
+}
+
 const AUTHZ_FIELDS: [&str; 7] = [
     "response_type",
     "client_id",
@@ -154,12 +178,7 @@ async fn check_request(state: &AppState, p: &Params) -> Result<AuthzRequest, Ref
         grants::client(c, &cid).map_err(ApiError::from)
     })
     .await
-    .map_err(|_| {
-        Refusal::Page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Please try again in a moment.".into(),
-        )
-    })?
+    .map_err(store_failure)?
     .ok_or_else(|| {
         Refusal::Page(
             StatusCode::BAD_REQUEST,
@@ -416,12 +435,7 @@ async fn grantable(
         Ok((rbac::user_scopes(c, user)?, rbac::client_scopes(c, &cid)?))
     })
     .await
-    .map_err(|_| {
-        Refusal::Page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Please try again in a moment.".into(),
-        )
-    })?;
+    .map_err(store_failure)?;
     let wanted = if r.scope.is_empty() {
         client.clone()
     } else {

@@ -520,10 +520,13 @@ async fn a_wrong_password_on_the_login_page_shows_the_page_again_with_an_error()
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
-/// Expired grants are deleted; what is still valid survives the pruning.
+/// Expired grants are deleted, a few rows per statement; what is still
+/// valid, or expired for less than the grace, survives the pruning.
 #[tokio::test]
-async fn pruning_removes_expired_grants_and_keeps_live_ones() {
+async fn pruning_removes_expired_grants_in_batches_and_keeps_live_ones() {
     use diesel::{Connection, RunQueryDsl};
+    use platform::retention::{Pruner, Settings};
+    use std::time::Duration;
     let p = spawn().await;
     let code = code_for(&p, "read:task", "Employee").await;
     let t: Value = exchange(&p, &code, VERIFIER, SPA_REDIRECT)
@@ -540,26 +543,79 @@ async fn pruning_removes_expired_grants_and_keeps_live_ones() {
         .unwrap();
 
     let mut conn = diesel::PgConnection::establish(&p.sk_database_url()).unwrap();
-    // Age the first grant: its refresh token expired, its family is old.
+    let run = |conn: &mut diesel::PgConnection, sql: &str, hash: &str| {
+        diesel::sql_query(sql)
+            .bind::<diesel::sql_types::Text, _>(hash)
+            .execute(conn)
+            .unwrap()
+    };
+    // Age the first grant past the grace: its refresh token and code
+    // expired two hours ago, its family is old.
     let hash = URL_SAFE_NO_PAD.encode(Sha256::digest(expired_refresh.as_bytes()));
     for sql in [
         "UPDATE grant_family SET created_at = now() - interval '2 days'
           WHERE id = (SELECT family_id FROM refresh_token WHERE token_hash = $1)",
-        "UPDATE refresh_token SET expires_at = now() - interval '1 minute' WHERE token_hash = $1",
+        "UPDATE refresh_token SET expires_at = now() - interval '2 hours' WHERE token_hash = $1",
         "UPDATE authorization_code SET expires_at = now() - interval '2 hours'
           WHERE family_id = (SELECT family_id FROM refresh_token WHERE token_hash = $1)",
     ] {
-        diesel::sql_query(sql)
-            .bind::<diesel::sql_types::Text, _>(&hash)
-            .execute(&mut conn)
-            .unwrap();
+        run(&mut conn, sql, &hash);
     }
+    // The live grant's spent code expired half an hour ago: within the grace.
+    let live_hash = URL_SAFE_NO_PAD.encode(Sha256::digest(
+        live["refresh_token"].as_str().unwrap().as_bytes(),
+    ));
+    let live_family_codes = "SELECT 1 FROM authorization_code
+          WHERE family_id = (SELECT family_id FROM refresh_token WHERE token_hash = $1)";
+    run(
+        &mut conn,
+        "UPDATE authorization_code SET expires_at = now() - interval '30 minutes'
+          WHERE family_id = (SELECT family_id FROM refresh_token WHERE token_hash = $1)",
+        &live_hash,
+    );
+    // Three revocation-list entries of tokens expired, one of a live token.
+    diesel::sql_query(
+        "INSERT INTO revoked_access_token (jti, client_id, expires_at)
+         SELECT gen_random_uuid(), 'gone', now() - interval '1 minute' FROM generate_series(1, 3)
+         UNION ALL SELECT gen_random_uuid(), 'live', now() + interval '5 minutes'",
+    )
+    .execute(&mut conn)
+    .unwrap();
 
-    let pruned =
-        safekeeper::grants::prune_expired(&mut conn, std::time::Duration::from_secs(300)).unwrap();
-    assert_eq!(pruned.refresh_tokens, 1, "{pruned:?}");
-    assert_eq!(pruned.codes, 1, "{pruned:?}");
-    assert_eq!(pruned.families, 1, "{pruned:?}");
+    let pool = platform::db::build_pool(&p.sk_database_url(), 2, Duration::from_secs(5)).unwrap();
+    let settings = Settings {
+        interval: Duration::from_secs(3600),
+        batch: 2,
+        pause: Duration::ZERO,
+        outbox: None,
+    };
+    let steps =
+        safekeeper::grants::retention_steps(Duration::from_secs(300), Duration::from_secs(3600));
+    let pruned = Pruner::new(pool, settings, steps)
+        .prune_once()
+        .await
+        .unwrap();
+    assert_eq!(pruned["refresh_token"], 1, "{pruned:?}");
+    assert_eq!(pruned["authorization_code"], 1, "{pruned:?}");
+    assert_eq!(pruned["grant_family"], 1, "{pruned:?}");
+    assert_eq!(
+        pruned["revoked_access_token"], 3,
+        "three rows, two statements: {pruned:?}"
+    );
+    assert_eq!(
+        run(&mut conn, live_family_codes, &live_hash),
+        1,
+        "within the grace"
+    );
+    assert_eq!(
+        run(
+            &mut conn,
+            "SELECT 1 FROM revoked_access_token WHERE client_id <> $1",
+            "nobody"
+        ),
+        1,
+        "only the live token's entry is left"
+    );
 
     assert_oauth_error(
         refresh(&p, &expired_refresh).await,

@@ -137,3 +137,75 @@ async fn a_nul_byte_in_a_query_or_a_json_field_is_400_and_creates_nothing() {
         r.text().await.unwrap()
     );
 }
+
+/// What a fuzzer sends the browser endpoints (bad escapes, bytes that are
+/// not UTF-8, an overlong client id, the wrong media type): a 4xx, never
+/// the 503 "try again" page, which would tell the browser to send the
+/// same again.
+#[tokio::test]
+async fn malformed_authorization_forms_are_4xx_never_a_503_page() {
+    let p = spawn().await;
+    let long = format!("client_id={}&response_type=code", "a".repeat(10_000));
+    let bodies: [(&str, Vec<u8>); 6] = [
+        (
+            "application/x-www-form-urlencoded",
+            b"client_id=%ZZ&x=%".to_vec(),
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            b"client_id=%FF%FE&response_type=code".to_vec(),
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            b"client_id=\xff\xfe".to_vec(),
+        ),
+        ("application/x-www-form-urlencoded", long.into_bytes()),
+        (
+            "application/x-www-form-urlencoded",
+            format!("client_id={SPA}&client_id=other&response_type=code&decision=allow")
+                .into_bytes(),
+        ),
+        (
+            "application/json",
+            format!(r#"{{"client_id":"{SPA}"}}"#).into_bytes(),
+        ),
+    ];
+    for path in ["/oauth2/consent", "/oauth2/login"] {
+        for (media_type, body) in &bodies {
+            let r = p
+                .http
+                .post(p.sk(path))
+                .header("Content-Type", *media_type)
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            let text = r.text().await.unwrap();
+            assert!(
+                status.is_client_error(),
+                "{path} {:?}: {status} {text}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+    // The same through the authorization request's query string.
+    for query in ["client_id=%FF%FE&response_type=code", "client_id=%ZZ"] {
+        let r = p
+            .http
+            .get(format!("{}?{query}", p.sk("/oauth2/authorize")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{query}");
+    }
+    let r = p
+        .http
+        .post(p.sk("/oauth2/consent"))
+        .header("Content-Type", "application/json")
+        .body(format!(r#"{{"client_id":"{SPA}"}}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::BAD_REQUEST).await;
+}

@@ -7,6 +7,7 @@ mod code_flow;
 mod control_characters;
 mod helpers;
 mod least_privilege;
+mod openapi_routes;
 mod revocations;
 mod seed;
 mod sign_in;

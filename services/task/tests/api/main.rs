@@ -5,6 +5,7 @@ mod control_characters;
 mod forged_events;
 mod helpers;
 mod journey;
+mod openapi_routes;
 mod platform_endpoints;
 mod poison;
 mod read_model;

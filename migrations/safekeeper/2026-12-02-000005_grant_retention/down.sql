@@ -1,0 +1,4 @@
+DROP INDEX authorization_code_family_idx;
+DROP INDEX grant_family_created_brin;
+DROP INDEX refresh_token_expiry_brin;
+DROP INDEX authorization_code_expiry_brin;

@@ -1,0 +1,2 @@
+DROP INDEX user_creations_finished;
+DROP INDEX provider_events_applied;

@@ -1,0 +1,148 @@
+//! Beyond `MAX_IN_FLIGHT` requests at once, the service answers 503
+//! problem+json with `Retry-After` at once; its probes and metrics still
+//! answer, and it serves again as soon as the flood stops.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{new_user_id, spawn_app_with};
+
+/// How long the flood lasts.
+const FLOOD: Duration = Duration::from_millis(1500);
+/// Clients sending back to back during the flood.
+const CLIENTS: usize = 24;
+
+/// What one answer was: 200, or a 503 as a client must see it.
+async fn judge(r: reqwest::Response) -> Result<bool, String> {
+    let status = r.status();
+    if status == StatusCode::OK {
+        return Ok(false);
+    }
+    let retry_after = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let media = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let body = r.text().await.unwrap_or_default();
+    if status != StatusCode::SERVICE_UNAVAILABLE {
+        return Err(format!("{status}: {body}"));
+    }
+    if retry_after.is_none_or(|s| s < 1) {
+        return Err(format!("503 without a Retry-After: {body}"));
+    }
+    if media != "application/problem+json" {
+        return Err(format!("503 as {media:?}: {body}"));
+    }
+    let problem: Value = serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
+    if problem["status"] != 503 {
+        return Err(format!("503 with the problem {problem}"));
+    }
+    Ok(true)
+}
+
+#[tokio::test]
+async fn beyond_its_capacity_the_service_refuses_at_once_and_still_answers_its_probes() {
+    let app = spawn_app_with(|o| {
+        o.max_in_flight = Some(1);
+        o.admission_wait = Some(Duration::ZERO);
+    })
+    .await;
+    let users: Vec<String> = (0..4).map(|_| new_user_id()).collect();
+    for u in &users {
+        app.flag(u).await;
+    }
+
+    // A flood of events and checks from many clients at once.
+    let deadline = Instant::now() + FLOOD;
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let (http, base) = (reqwest::Client::new(), app.url(""));
+            let (producer, user) = (app.producer.clone(), users[c % users.len()].clone());
+            tokio::spawn(async move {
+                let mut answers = Vec::new();
+                let mut i = 0;
+                while Instant::now() < deadline {
+                    let r = if (c + i) % 2 == 0 {
+                        http.post(format!("{base}/event"))
+                            .bearer_auth(&producer)
+                            .json(&json!({"name": "flag_scam_message",
+                                          "event_properties": {"user_id": user}}))
+                            .send()
+                            .await
+                    } else {
+                        http.get(format!("{base}/canmessage"))
+                            .query(&[("user_id", &user)])
+                            .send()
+                            .await
+                    };
+                    answers.push(match r {
+                        Ok(r) => judge(r).await,
+                        Err(e) => Err(format!("no answer: {e}")),
+                    });
+                    i += 1;
+                }
+                answers
+            })
+        })
+        .collect();
+
+    // Meanwhile an orchestrator probes: never refused.
+    let mut probes = 0;
+    while Instant::now() < deadline {
+        for path in ["/healthz", "/readyz", "/metrics"] {
+            let r = app.http.get(app.url(path)).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK, "{path} during the flood");
+        }
+        probes += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(probes > 0);
+
+    let mut refused = 0;
+    let mut served = 0;
+    for c in clients {
+        for answer in c.await.unwrap() {
+            match answer {
+                Ok(true) => refused += 1,
+                Ok(false) => served += 1,
+                Err(e) => panic!("neither a success nor a proper 503: {e}"),
+            }
+        }
+    }
+    assert!(
+        refused > 0,
+        "{CLIENTS} clients at once never met the limit of 1"
+    );
+    assert!(served > 0, "nothing was served during the flood");
+
+    // The refusals are counted where an operator looks.
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let counted: u64 = metrics
+        .lines()
+        .find(|l| l.starts_with("http_requests_refused_total{"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(counted >= refused, "{counted} counted, {refused} seen");
+
+    // Once the flood is over, the service serves again.
+    let u = new_user_id();
+    app.flag(&u).await;
+    assert!(app.can_message(&u).await);
+}

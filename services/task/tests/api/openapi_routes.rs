@@ -1,0 +1,31 @@
+//! The routes the service registers and the operations of the OpenAPI
+//! document it serves are the same (see `platform::routecheck`): nothing
+//! documented is missing, nothing served is undocumented.
+
+use platform::testkit::TestDatabase;
+
+/// The task service alone: no request of the check gets as far as asking
+/// the safekeeper.
+#[tokio::test]
+async fn every_route_is_documented_and_every_documented_operation_is_served() {
+    let db = TestDatabase::create("task");
+    let app = task::testing::spawn(task::testing::Options::new(
+        platform::testkit::shared_brokers(),
+        &db,
+        "http://127.0.0.1:9",
+    ))
+    .await;
+    let doc = reqwest::get(format!("{}/openapi.json", app.address))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    platform::routecheck::assert_routes_match_document(
+        &app.address,
+        &doc,
+        env!("CARGO_MANIFEST_DIR"),
+    )
+    .await;
+    app.stop().await;
+}
