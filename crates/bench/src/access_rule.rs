@@ -15,6 +15,14 @@
 //! group commits applied per transaction during the events run (from its
 //! `/metrics`; 0 when it commits each event alone, `EVENT_WRITERS=0`).
 //!
+//! Then the overload of `/canmessage` and of `POST /event`
+//! ([`crate::overload`]): each at half its saturation rate (the checks' and
+//! the events' closed-loop rates above) and at twice it, open loop, a
+//! second of each in turn for `BENCH_OVERLOAD_ROUNDS` rounds (default 5),
+//! over `BENCH_OVERLOAD_CONNECTIONS` connections (default 256, the most
+//! requests outstanding); the goals: the admitted requests' p99 within
+//! twice the unsaturated p99, and no error but 503 with `Retry-After`.
+//!
 //! Events are posted as a producer: `BENCH_EVENT_TOKEN` holds a safekeeper
 //! access token with `write:event` (scripts/bench.sh obtains it by client
 //! credentials, and makes it outlive the run), sent on every event.
@@ -201,11 +209,11 @@ pub async fn run(url: &str, users: u64, load: &Load) -> anyhow::Result<()> {
     .await;
     mixed.report_first_error("mixed");
 
-    let ov_d = Duration::from_secs(env_number("BENCH_OVERLOAD_SECONDS", 5)?.max(1));
+    let ov_rounds = env_number("BENCH_OVERLOAD_ROUNDS", 5)?.clamp(1, 1000) as u32;
     let ov_c = env_number("BENCH_OVERLOAD_CONNECTIONS", 256)?.max(1) as usize;
     let plan = |saturation: f64| overload::Plan {
         saturation,
-        duration: ov_d,
+        rounds: ov_rounds,
         connections: ov_c,
         want: 200,
     };

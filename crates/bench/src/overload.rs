@@ -15,7 +15,8 @@
 //! connection is not in it but is seen as requests not sent.
 //!
 //! [`scenario`] runs a route at half its saturation rate (its unsaturated
-//! p99) and at twice it, and makes the table's rows: offered, sent and
+//! p99) and at twice it, a second of each in turn, and makes the table's
+//! rows: offered, sent and
 //! admitted rates, the admitted requests' p99 and its ratio to the
 //! unsaturated one (goal: at most 2), the 503s (each must carry
 //! `Retry-After` and a problem+json body) and every other error (goal:
@@ -166,17 +167,30 @@ impl OpenLoop {
     }
 }
 
+/// Opens `n` connections to `url` (so that no measured request pays for
+/// one).
+pub async fn connect(url: &str, n: usize) -> Vec<Conn> {
+    let mut conns = Vec::with_capacity(n);
+    for _ in 0..n.max(1) {
+        let mut c = Conn::new(url);
+        if let Err(e) = c.connect().await {
+            eprintln!("open loop: {e}");
+        }
+        conns.push(c);
+    }
+    conns
+}
+
 /// Sends `request(i)` for the `i`-th scheduled request, `rate` a second
-/// for `duration`, over `connections` kept-alive connections to `url`;
-/// `want` is the status of an admitted request.
+/// for `duration`, one at a time on each of `conns`; `want` is the status
+/// of an admitted request. Answers what it measured and the connections.
 pub async fn open_loop<F, B>(
-    url: &str,
+    conns: Vec<Conn>,
     rate: f64,
     duration: Duration,
-    connections: usize,
     want: u16,
     request: F,
-) -> OpenLoop
+) -> (OpenLoop, Vec<Conn>)
 where
     F: Fn(u64) -> B + Clone + Send + 'static,
     B: AsRef<[u8]> + Send,
@@ -185,16 +199,7 @@ where
     let scheduled = (rate * duration.as_secs_f64()) as u64;
     let interval_ns = 1e9 / rate;
     let next = Arc::new(AtomicU64::new(0));
-    // Every connection is opened before the first request is due.
-    let mut conns = Vec::with_capacity(connections);
-    for _ in 0..connections.max(1) {
-        let mut c = Conn::new(url);
-        if let Err(e) = c.connect().await {
-            eprintln!("open loop: {e}");
-        }
-        conns.push(c);
-    }
-    let start = Instant::now() + Duration::from_millis(50);
+    let start = Instant::now() + Duration::from_millis(10);
     let running: Vec<_> = conns
         .into_iter()
         .map(|mut conn| {
@@ -239,15 +244,19 @@ where
                         }
                     }
                 }
-                mine
+                (mine, conn)
             })
         })
         .collect();
     let mut total = OpenLoop::new(rate, duration);
     total.scheduled = scheduled;
+    let mut conns = Vec::with_capacity(running.len());
     for r in running {
         match r.await {
-            Ok(mine) => total.merge(mine),
+            Ok((mine, conn)) => {
+                total.merge(mine);
+                conns.push(conn);
+            }
             Err(e) => {
                 total.failures += 1;
                 total
@@ -256,7 +265,7 @@ where
             }
         }
     }
-    total
+    (total, conns)
 }
 
 /// How an overload scenario is run.
@@ -264,58 +273,53 @@ where
 pub struct Plan {
     /// The route's saturation throughput (a closed loop's rate).
     pub saturation: f64,
-    /// Each of the two open-loop runs.
-    pub duration: Duration,
+    /// Rounds of one second at half the rate and one at twice it.
+    pub rounds: u32,
     /// Connections, the most requests outstanding.
     pub connections: usize,
     /// The status of an admitted request.
     pub want: u16,
 }
 
-/// Where the numbering of the second run's requests starts.
-const SECOND_RUN: u64 = 1 << 40;
+/// One phase of a round.
+const PHASE: Duration = Duration::from_secs(1);
+/// The pause after each phase, for its queues to drain.
+const SETTLE: Duration = Duration::from_millis(300);
 
-/// Runs `request` at half the saturation rate, then at twice it, and
-/// makes the rows named `<name>_...`.
+/// Runs `request` in rounds of a second at half the saturation rate and a
+/// second at twice it, and makes the rows named `<name>_...`. The two
+/// loads alternate so that both meet whatever else the machine is doing
+/// (other builds and tests share its two cores): a slow minute then
+/// weighs on the reference and the overload alike.
 pub async fn scenario<F, B>(url: &str, name: &str, plan: Plan, request: F) -> Vec<Row>
 where
     F: Fn(u64) -> B + Clone + Send + 'static,
     B: AsRef<[u8]> + Send,
 {
-    let d = plan.duration;
+    let (half, twice) = (plan.saturation / 2.0, plan.saturation * 2.0);
     eprintln!(
-        "{name}: {:.0}/s (half the saturation rate) for {}s, {} connections",
-        plan.saturation / 2.0,
-        d.as_secs(),
-        plan.connections
+        "{name}: {} rounds of {half:.0}/s then {twice:.0}/s, {} connections",
+        plan.rounds, plan.connections
     );
-    let calm = open_loop(
-        url,
-        plan.saturation / 2.0,
-        d,
-        plan.connections,
-        plan.want,
-        request.clone(),
-    )
-    .await;
+    let mut conns = connect(url, plan.connections).await;
+    let mut calm = OpenLoop::new(half, Duration::ZERO);
+    let mut over = OpenLoop::new(twice, Duration::ZERO);
+    for round in 0..u64::from(plan.rounds.max(1)) {
+        for (phase, rate) in [(0, half), (1, twice)] {
+            // Numbers of their own (event ids, say) for each phase.
+            let base = (round * 2 + phase) << 32;
+            let r = request.clone();
+            let (measured, back) =
+                open_loop(conns, rate, PHASE, plan.want, move |i| r(base + i)).await;
+            conns = back;
+            let into = if phase == 0 { &mut calm } else { &mut over };
+            into.duration += measured.duration;
+            into.scheduled += measured.scheduled;
+            into.merge(measured);
+            tokio::time::sleep(SETTLE).await;
+        }
+    }
     calm.describe(&format!("{name} at half"));
-    // The first run's events and requests settle before the second.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    eprintln!(
-        "{name}: {:.0}/s (twice the saturation rate) for {}s",
-        plan.saturation * 2.0,
-        d.as_secs()
-    );
-    // Numbers of their own (event ids, say).
-    let over = open_loop(
-        url,
-        plan.saturation * 2.0,
-        d,
-        plan.connections,
-        plan.want,
-        move |i| request(SECOND_RUN + i),
-    )
-    .await;
     over.describe(&format!("{name} at twice"));
     rows(name, plan, &calm, &over)
 }
@@ -414,10 +418,12 @@ mod tests {
     async fn an_open_loop_sends_on_schedule_and_sorts_the_answers() {
         let url = serve().await;
         let get = crate::wire::request("GET", &url, "/", &[], b"");
-        let r = open_loop(&url, 500.0, Duration::from_millis(400), 4, 200, move |_| {
+        let conns = connect(&url, 4).await;
+        let (r, conns) = open_loop(conns, 500.0, Duration::from_millis(400), 200, move |_| {
             get.clone()
         })
         .await;
+        assert_eq!(conns.len(), 4);
         assert_eq!(r.scheduled, 200);
         assert_eq!(r.sent + r.not_sent, 200);
         assert_eq!(r.count(200) + r.count(503), r.sent);

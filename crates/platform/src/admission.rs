@@ -11,6 +11,13 @@
 //! answers 503 to its clients, not to its orchestrator, which would
 //! otherwise restart it at the worst moment.
 //!
+//! A small body (a `Content-Length` up to the service's body limit) is
+//! read before the request takes a slot, within [`BODY_WAIT`] (else 408):
+//! a client sending its body slowly must not hold a slot meanwhile, or a
+//! few such clients would have every other request refused. It also lets a
+//! refused request's connection stay open (actix closes one whose body
+//! was left unread).
+//!
 //! The hot path is one `try_acquire` on a semaphore; a refusal is a
 //! prepared body and three headers. Refusals are counted in
 //! `http_requests_total{status="503"}` under their route and in
@@ -27,9 +34,9 @@ use std::{
 
 use actix_web::{
     body::EitherBody,
-    dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform},
+    dev::{forward_ready, Payload, Service, ServiceRequest, ServiceResponse, Transform},
     http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER},
-    web::Bytes,
+    web::{Bytes, BytesMut},
     Error, HttpMessage, HttpResponse,
 };
 use futures::{
@@ -46,20 +53,19 @@ pub const EXEMPT_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 /// What a refused client is told to wait before it tries again.
 pub const RETRY_AFTER_SECONDS: u64 = 1;
 
-/// How long a refusal waits for the rest of a small request body before it
-/// answers. A body left unread would make actix close the connection after
-/// the 503, and a client that reconnects costs the server more than one
-/// that sends again on the same connection.
-const DRAIN_WAIT: Duration = Duration::from_millis(500);
+/// Longest a client may take to send a small body once its head has
+/// arrived (as long as it may take for the head); then 408.
+pub const BODY_WAIT: Duration = Duration::from_secs(5);
 
 /// The `MAX_IN_FLIGHT` of a service that does not set it: room for every
-/// HTTP worker and every pooled connection to be busy, four times over,
-/// so that a short burst queues for the pool (bounded by
-/// `DATABASE_CHECKOUT_WAIT_MS`) or the other bounded queues rather than
-/// being refused, while a flood is refused before it queues for seconds.
-/// 72 with 2 workers and 16 connections.
+/// HTTP worker and every pooled connection to be busy, sixteen times
+/// over, so that a burst (a hundred parallel requests from one client)
+/// queues for the pool (bounded by `DATABASE_CHECKOUT_WAIT_MS`) or the
+/// other bounded queues rather than being refused, while a flood is
+/// refused before it queues for seconds. 288 with 2 workers and 16
+/// connections.
 pub fn default_max_in_flight(workers: usize, pool_size: u32) -> usize {
-    4 * (workers.max(1) + pool_size as usize)
+    16 * (workers.max(1) + pool_size as usize)
 }
 
 /// The admission middleware. One per server, cloned into each worker's
@@ -76,8 +82,8 @@ struct Shared {
     permits: Option<Arc<Semaphore>>,
     limit: usize,
     wait: Duration,
-    /// How much of a refused request's body is read (the body limit).
-    drain_limit: usize,
+    /// The largest body read before a slot is taken (the body limit).
+    small_body: usize,
     body: Bytes,
     started: Instant,
     /// Seconds since `started` of the last warning, and refusals since.
@@ -88,8 +94,7 @@ struct Shared {
 impl Admission {
     /// At most `max_in_flight` requests at once (0: no limit), a further
     /// one waiting up to `wait` for a slot. `max_body_bytes`: the service's
-    /// body limit (a refused body up to that size is read and dropped, so
-    /// that the connection stays open).
+    /// body limit (a body up to that size is read before a slot is taken).
     pub fn new(max_in_flight: usize, wait: Duration, max_body_bytes: usize) -> Self {
         let problem = Problem::unavailable(
             "the service is handling as many requests as it can; \
@@ -102,7 +107,7 @@ impl Admission {
                 permits: (max_in_flight > 0).then(|| Arc::new(Semaphore::new(max_in_flight))),
                 limit: max_in_flight,
                 wait,
-                drain_limit: max_body_bytes,
+                small_body: max_body_bytes,
                 body: Bytes::from(body),
                 started: Instant::now(),
                 warned_at: AtomicU64::new(0),
@@ -126,29 +131,8 @@ impl Admission {
 }
 
 impl Shared {
-    /// The 503 for `req`, counted, its body read first when it is small
-    /// and arrives promptly.
-    async fn refuse(self: Arc<Self>, mut req: ServiceRequest) -> ServiceResponse {
-        let started = Instant::now();
-        let length = req
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or(0);
-        if length > 0 && length <= self.drain_limit {
-            let mut payload = req.take_payload();
-            let _ = tokio::time::timeout(DRAIN_WAIT, async {
-                let mut read = 0;
-                while let Some(Ok(chunk)) = payload.next().await {
-                    read += chunk.len();
-                    if read >= length {
-                        break;
-                    }
-                }
-            })
-            .await;
-        }
+    /// The 503 for `req`, counted.
+    fn refuse(&self, req: ServiceRequest, started: Instant) -> ServiceResponse {
         self.count(&req, started.elapsed());
         let resp = HttpResponse::ServiceUnavailable()
             .insert_header((CONTENT_TYPE, "application/problem+json"))
@@ -158,13 +142,31 @@ impl Shared {
         req.into_response(resp)
     }
 
-    fn count(&self, req: &ServiceRequest, elapsed: Duration) {
-        let metrics = crate::metrics::global();
+    /// The length of `req`'s body when it is small enough to read before a
+    /// slot is taken.
+    fn small_body(&self, req: &ServiceRequest) -> Option<usize> {
+        let length = req
+            .headers()
+            .get(CONTENT_LENGTH)?
+            .to_str()
+            .ok()?
+            .parse::<usize>()
+            .ok()?;
+        (length > 0 && length <= self.small_body).then_some(length)
+    }
+
+    /// Counts an answer made here (the request span never sees it).
+    fn observe(req: &ServiceRequest, status: u16, elapsed: Duration) {
         let route = req
             .match_pattern()
             .unwrap_or_else(|| "unmatched".to_owned());
         let method = crate::telemetry::method_label(req.method().as_str());
-        metrics.observe_request(method, &route, 503, elapsed);
+        crate::metrics::global().observe_request(method, &route, status, elapsed);
+    }
+
+    fn count(&self, req: &ServiceRequest, elapsed: Duration) {
+        let metrics = crate::metrics::global();
+        Self::observe(req, 503, elapsed);
         metrics.count(
             "http_requests_refused_total",
             "requests answered 503 at once because MAX_IN_FLIGHT requests were being handled",
@@ -251,12 +253,35 @@ where
 
     forward_ready!(service);
 
-    fn call(&self, req: ServiceRequest) -> Self::Future {
+    fn call(&self, mut req: ServiceRequest) -> Self::Future {
         let Some(permits) = &self.shared.permits else {
             return self.admit(req, None);
         };
         if exempt(req.path()) {
             return self.admit(req, None);
+        }
+        let started = Instant::now();
+        if let Some(length) = self.shared.small_body(&req) {
+            let (permits, shared) = (Arc::clone(permits), Arc::clone(&self.shared));
+            let service = Rc::clone(&self.service);
+            return Box::pin(async move {
+                if let Err(problem) = read_body(&mut req, length).await {
+                    Shared::observe(&req, problem.status, started.elapsed());
+                    return Ok(req.error_response(problem).map_into_right_body());
+                }
+                let permit = match Arc::clone(&permits).try_acquire_owned() {
+                    Ok(p) => Some(p),
+                    Err(_) => wait_for(&permits, shared.wait).await,
+                };
+                match permit {
+                    Some(permit) => {
+                        let resp = service.call(req).await;
+                        drop(permit);
+                        resp.map(ServiceResponse::map_into_left_body)
+                    }
+                    None => Ok(shared.refuse(req, started).map_into_right_body()),
+                }
+            });
         }
         match Arc::clone(permits).try_acquire_owned() {
             Ok(permit) => self.admit(req, Some(permit)),
@@ -264,21 +289,67 @@ where
                 let (permits, shared) = (Arc::clone(permits), Arc::clone(&self.shared));
                 let service = Rc::clone(&self.service);
                 Box::pin(async move {
-                    match tokio::time::timeout(shared.wait, permits.acquire_owned()).await {
-                        Ok(Ok(permit)) => {
+                    match wait_for(&permits, shared.wait).await {
+                        Some(permit) => {
                             let resp = service.call(req).await;
                             drop(permit);
                             resp.map(ServiceResponse::map_into_left_body)
                         }
-                        _ => Ok(shared.refuse(req).await.map_into_right_body()),
+                        None => Ok(shared.refuse(req, started).map_into_right_body()),
                     }
                 })
             }
             Err(_) => {
-                let shared = Arc::clone(&self.shared);
-                Box::pin(async move { Ok(shared.refuse(req).await.map_into_right_body()) })
+                let resp = self.shared.refuse(req, started).map_into_right_body();
+                Box::pin(ready(Ok(resp)))
             }
         }
+    }
+}
+
+/// A slot, if one frees within `wait`.
+async fn wait_for(permits: &Arc<Semaphore>, wait: Duration) -> Option<OwnedSemaphorePermit> {
+    if wait.is_zero() {
+        return None;
+    }
+    match tokio::time::timeout(wait, Arc::clone(permits).acquire_owned()).await {
+        Ok(Ok(permit)) => Some(permit),
+        _ => None,
+    }
+}
+
+/// Reads `req`'s body of `length` bytes (its `Content-Length`) and puts it
+/// back, whole, for the handler.
+async fn read_body(req: &mut ServiceRequest, length: usize) -> Result<(), Problem> {
+    let mut payload = req.take_payload();
+    let mut body = BytesMut::with_capacity(length);
+    let read = tokio::time::timeout(BODY_WAIT, async {
+        while let Some(chunk) = payload.next().await {
+            body.extend_from_slice(&chunk?);
+            if body.len() >= length {
+                break;
+            }
+        }
+        Ok::<_, actix_web::error::PayloadError>(())
+    })
+    .await;
+    match read {
+        Ok(Ok(())) => {
+            req.set_payload(Payload::from(body.freeze()));
+            Ok(())
+        }
+        Ok(Err(e)) => Err(Problem::bad_request(format!(
+            "the request body could not be read: {e}"
+        ))),
+        Err(_) => Err(Problem::new(
+            actix_web::http::StatusCode::REQUEST_TIMEOUT,
+            "request-timeout",
+            "Request timeout",
+        )
+        .with_detail(format!(
+            "the body did not arrive within {} s of the request head",
+            BODY_WAIT.as_secs()
+        ))),
     }
 }
 
@@ -389,9 +460,72 @@ mod tests {
         }
     }
 
+    /// Sends `head` (and `body`) on a new connection to `port`; answers the
+    /// connection.
+    async fn send(port: u16, text: &str) -> tokio::net::TcpStream {
+        use tokio::io::AsyncWriteExt;
+        let mut c = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        c.write_all(text.as_bytes()).await.unwrap();
+        c
+    }
+
+    /// The status of the next response on `c`.
+    async fn status_of(c: &mut tokio::net::TcpStream) -> u16 {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), c.read(&mut buf))
+            .await
+            .expect("an answer")
+            .unwrap();
+        let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+        head.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0)
+    }
+
+    #[actix_web::test]
+    async fn a_slow_body_does_not_hold_a_slot_while_it_arrives() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = actix_web::HttpServer::new(|| {
+            App::new()
+                .wrap(Admission::new(1, Duration::ZERO, 1024))
+                .route(
+                    "/echo",
+                    web::post().to(|body: web::Bytes| async move { HttpResponse::Ok().body(body) }),
+                )
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+
+        // Half a body, then nothing for a while.
+        let mut slow = send(
+            port,
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhalf",
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The only slot is free for another client.
+        let mut fast = send(
+            port,
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok",
+        )
+        .await;
+        assert_eq!(status_of(&mut fast).await, 200);
+        // And the slow one is served once its body is complete.
+        use tokio::io::AsyncWriteExt;
+        slow.write_all(b"-body!").await.unwrap();
+        assert_eq!(status_of(&mut slow).await, 200);
+        handle.stop(false).await;
+    }
+
     #[test]
     fn the_default_leaves_room_for_every_worker_and_connection() {
-        assert_eq!(default_max_in_flight(2, 16), 72);
+        assert_eq!(default_max_in_flight(2, 16), 288);
         assert!(default_max_in_flight(0, 0) >= 1);
     }
 }

@@ -28,7 +28,13 @@ fn flag(user: &str, id: &str) -> Value {
 #[tokio::test]
 async fn a_burst_of_events_from_many_users_is_applied_exactly_once_and_durably() {
     // Every user of the burst is restricted: keep the tripwire out of it.
-    let app = spawn_app_with(|o| o.rules.tripwire.min_population = 1_000_000).await;
+    // 480 requests at once, all to be applied: no admission limit either
+    // (tests/api/overload.rs covers that).
+    let app = spawn_app_with(|o| {
+        o.rules.tripwire.min_population = 1_000_000;
+        o.max_in_flight = Some(0);
+    })
+    .await;
     let users: Vec<String> = (0..60).map(|_| new_user_id()).collect();
     // Four flags per user, each sent twice at the same time, all at once.
     let bodies: Vec<Value> = users
