@@ -1,5 +1,5 @@
 # The platform's commands. `make up` and `make test` work on a fresh machine.
-.PHONY: up down test bench chaos fuzz tools fmt lint ci logs
+.PHONY: up down test bench chaos fuzz soak tools fmt lint ci logs
 
 up:        ## build and start everything with demo data, print where it is
 	@bash scripts/up.sh
@@ -19,6 +19,9 @@ chaos:     ## the fault suite against a platform of its own (scripts/chaos.py)
 fuzz:      ## schemathesis against every service's OpenAPI on a platform of its own: no 5xx but documented 503s
 	@bash scripts/fuzz.sh
 
+soak:      ## 10 minutes of mixed load on a platform of its own: no errors, flat memory, p99 and pruned tables
+	@bash scripts/soak.sh
+
 tools:     ## install the local broker (tansu)
 	@bash -c 'source scripts/lib.sh && ensure_tansu'
 
@@ -33,7 +36,7 @@ logs:
 	@tail -n 50 -f .state/logs/*.log
 
 .PHONY: images images-check k8s-check
-images:    ## an image per service from deploy/Dockerfile (README, "Containers")
+images:    ## an image per service from deploy/Dockerfile (docs/containers.md)
 	@bash scripts/images.sh build
 
 images-check: ## build the images, run everything with Compose from local images, probe, smoke test

@@ -72,11 +72,10 @@ say "building the authenticator, the safekeeper and the bench (release)"
 (cd "$ROOT" && cargo build --release --locked -p authenticator -p safekeeper -p task -p access-rule -p bench -q)
 
 mkdir -p "$STATE_DIR/logs" "$STATE_DIR/pids" "$STATE_DIR/bench"
-stop_pidfile "$TASK_PIDFILE"
-stop_pidfile "$SK_PIDFILE"
-stop_pidfile "$AUTH_PIDFILE"
-stop_pidfile "$AR_PIDFILE"
-trap 'stop_pidfile "$AR_PIDFILE"; stop_pidfile "$TASK_PIDFILE"; stop_pidfile "$SK_PIDFILE"; stop_pidfile "$AUTH_PIDFILE"; stop_pidfile "$BROKER_PIDFILE"' EXIT
+# No load balancer in front of these: a stop need not drain first.
+export SHUTDOWN_DRAIN_SECONDS="${SHUTDOWN_DRAIN_SECONDS:-0}"
+stop_pidfile "$TASK_PIDFILE" "$SK_PIDFILE" "$AUTH_PIDFILE" "$AR_PIDFILE"
+trap 'stop_pidfile "$AR_PIDFILE" "$TASK_PIDFILE" "$SK_PIDFILE" "$AUTH_PIDFILE"; stop_pidfile "$BROKER_PIDFILE"' EXIT
 
 # The login throttle counts in the machine's Redis when one answers (as in
 # production with replicas); the bench registers its users from one address,

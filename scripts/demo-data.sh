@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The demo data of ARCHITECTURE.md, through the public APIs. Safe to rerun:
+# The demo data (README, "Demo data"), through the public APIs. Safe to rerun:
 # what exists already (409) is left as it is.
 source "$(dirname "$0")/lib.sh"
 

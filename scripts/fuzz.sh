@@ -14,7 +14,7 @@
 #   FUZZ_STATE_DIR, FUZZ_PORT_OFFSET, FUZZ_KAFKA_PORT: where the platform
 #                      lives (.state/fuzz, ports 5700-5705, broker :9792)
 #
-# Nothing is left out, but some operations run apart (see README, "Fuzzing"):
+# Nothing is left out, but some operations run apart (see docs/testing.md, "Fuzzing"):
 #   - POST /v1/logout and POST /v1/me/password (authenticator) run apart, as
 #     a throwaway user: they end the session they are called with.
 #   - DELETE /org/delete (user-directory) runs apart, as the admin of a

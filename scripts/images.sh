@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The container images, and a run of them (README, "Containers").
+# The container images, and a run of them (docs/containers.md).
 #
 #   bash scripts/images.sh build    # make images: an image per service from deploy/Dockerfile
 #   bash scripts/images.sh check    # make images-check: build, start everything with Compose
@@ -304,6 +304,39 @@ inspect_containers() {
   done
 }
 
+# Each service's container stopped as an orchestrator stops it (SIGTERM,
+# SIGKILL 10 s later) under a stream of requests on fresh connections: it
+# must exit by itself (status 0) within the 10 s, and every request must be
+# answered, but for connections refused once it stopped accepting.
+stop_check() {
+  local name port cid t0 ms code load pid answered refused broken
+  for name in "${NAMES[@]}"; do
+    port="$(local_port "$name")"
+    cid="$("${COMPOSE[@]}" ps -q "$name")"
+    load="$STATE_DIR/logs/stop-$name.txt"
+    : >"$load"
+    (while :; do
+      curl -s -o /dev/null -w '%{http_code} %{exitcode}\n' --max-time 10 "http://127.0.0.1:$port/healthz" >>"$load" || true
+    done) &
+    pid=$!
+    sleep 1
+    t0=$(date +%s%N)
+    docker stop -t 10 "$cid" >/dev/null
+    ms=$((($(date +%s%N) - t0) / 1000000))
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    code="$(docker inspect -f '{{.State.ExitCode}}' "$cid")"
+    answered=$(grep -c '^[1-5][0-9][0-9] 0$' "$load" || true)
+    refused=$(grep -c '^000 7$' "$load" || true)
+    broken=$(grep -vc -e '^[1-5][0-9][0-9] 0$' -e '^000 7$' "$load" || true)
+    printf '  %-15s stopped in %5d ms, exit status %s; %s requests answered, %s refused after the stop, %s broken off\n' \
+      "$name" "$ms" "$code" "$answered" "$refused" "$broken"
+    [ "$code" = 0 ] || die "$name did not exit by itself on SIGTERM (status $code)"
+    [ "$ms" -lt 10000 ] || die "$name took $ms ms to stop"
+    [ "$broken" = 0 ] || die "$name broke off $broken requests while stopping: $(grep -v -e '^[1-5][0-9][0-9] 0$' -e '^000 7$' "$load" | sort | uniq -c | tr '\n' ' ')"
+  done
+}
+
 check() {
   local t0 t1; t0=$(date +%s)
   ensure_engine || die "no Docker engine answers here, and none could be started"
@@ -326,6 +359,10 @@ check() {
     }
   say "smoke test passed in $(elapsed "$t1")"
   docker stats --no-stream --format '  {{.Name}}: {{.MemUsage}}' $("${COMPOSE[@]}" ps -q) 2>/dev/null || true
+  if [ "${KEEP:-0}" != 1 ]; then
+    say "stopping each service under requests (SIGTERM; SIGKILL after 10 s)"
+    stop_check
+  fi
   if [ "${KEEP:-0}" = 1 ]; then
     say "left running (KEEP=1): bash scripts/images.sh down stops it"
   else
@@ -342,7 +379,8 @@ case "${1:-build}" in
   engine) ensure_engine ;;
   up) compose_up ;;
   inspect) pick_compose; inspect_containers ;;
+  stop-check) pick_compose; stop_check ;;
   down) compose_down ;;
   sizes) RUNTIME_BASE="${RUNTIME_BASE:-}"; sizes ;;
-  *) die "usage: $0 build|check|local|base|engine|up|inspect|down|sizes" ;;
+  *) die "usage: $0 build|check|local|base|engine|up|inspect|stop-check|down|sizes" ;;
 esac

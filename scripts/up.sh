@@ -11,7 +11,9 @@ for s in "${SERVICES[@]}"; do read -r _ _ db <<<"$s"; ensure_database "$db"; don
 export AUTHENTICATOR_URL="http://127.0.0.1:$(service_port authenticator)"
 export SAFEKEEPER_URL="http://127.0.0.1:$(service_port safekeeper)"
 export USER_DIRECTORY_URL="http://127.0.0.1:$(service_port user-directory)"
-ensure_broker
+# On a first run the broker builds beside the services (ensure_broker waits
+# for it below).
+port_open "$KAFKA_PORT" || ensure_tansu --background
 
 packages=()
 for s in "${SERVICES[@]}"; do read -r name _ _ <<<"$s"; packages+=(-p "$name"); done
@@ -23,6 +25,7 @@ else
   cargo build --locked -q "${packages[@]}"
 fi
 BIN_DIR="$CARGO_TARGET_DIR/$PROFILE"
+ensure_broker
 
 # The authenticator's login throttle is shared through Redis when one
 # answers here (else each replica counts in memory; `make up` runs one).
@@ -31,13 +34,19 @@ if [ -z "${REDIS_URL:-}" ] && (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; the
 fi
 
 mkdir -p "$STATE_DIR/logs" "$STATE_DIR/pids"
+# What an earlier `make up` started, stopped all at once (each drains).
+running=()
+for s in "${SERVICES[@]}"; do read -r name _ _ <<<"$s"; running+=("$STATE_DIR/pids/$name.pid"); done
+stop_pidfile "${running[@]}"
 for s in "${SERVICES[@]}"; do
   read -r name port db <<<"$s"
-  stop_pidfile "$STATE_DIR/pids/$name.pid"
   say "starting $name on :$port"
   (
     cd "$ROOT"
     export PORT="$port" DATABASE_URL="$PGHOST_URL/$db" KAFKA_BROKERS STATE_DIR
+    # Static group membership: a restarted consumer takes its partitions
+    # back at once, even after SIGKILL (docs/events.md).
+    export CONSUMER_INSTANCE_ID="${CONSUMER_INSTANCE_ID:-$name-$port}"
     export BOOTSTRAP_ADMIN_USERNAME="${BOOTSTRAP_ADMIN_USERNAME:-admin}"
     export BOOTSTRAP_ADMIN_PASSWORD="${BOOTSTRAP_ADMIN_PASSWORD:-Admin-Passw0rd!}"
     export BOOTSTRAP_ADMIN_EMAIL="${BOOTSTRAP_ADMIN_EMAIL:-admin@example.com}"

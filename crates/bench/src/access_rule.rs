@@ -2,9 +2,10 @@
 //! `--users` seeded users named `u1` .. `uN` (scripts/bench.sh seeds them
 //! with SQL), measures checks (`/canmessage` and `/canpurchase` alternately,
 //! after a short warm-up), durable events (`POST /event`
-//! `flag_scam_message`) and a mixed run shaped like the seed's Locust file
-//! (70 % checks, 10 % each of `flag_scam_message`, `add_credit_card` and
-//! `chargeback`), counting its errors.
+//! `flag_scam_message`) and a mixed run shaped like the Locust file of the
+//! User Access Management design, see docs/architecture.md (70 % checks,
+//! 10 % each of `flag_scam_message`, `add_credit_card` and `chargeback`),
+//! counting its errors.
 //!
 //! Checks run with `--concurrency` workers. Durable events are bound by the
 //! disk's flush (about 2 ms here): each worker waits for its commit, so
@@ -19,8 +20,9 @@
 //! ([`crate::overload`]): each at half its saturation rate (the checks' and
 //! the events' closed-loop rates above) and at twice it, open loop, a
 //! second of each in turn for `BENCH_OVERLOAD_ROUNDS` rounds (default 5),
-//! over `BENCH_OVERLOAD_CONNECTIONS` connections (default 256, the most
-//! requests outstanding); the goals: the admitted requests' p99 within
+//! over `BENCH_OVERLOAD_CONNECTIONS` connections (the most requests
+//! outstanding; default twice the service's `MAX_IN_FLIGHT`, read from its
+//! `/metrics`, or 512 when it has no limit); the goals: the admitted requests' p99 within
 //! twice the unsaturated p99, and no error but 503 with `Retry-After`.
 //!
 //! Events are posted as a producer: `BENCH_EVENT_TOKEN` holds a safekeeper
@@ -210,7 +212,11 @@ pub async fn run(url: &str, users: u64, load: &Load) -> anyhow::Result<()> {
     mixed.report_first_error("mixed");
 
     let ov_rounds = env_number("BENCH_OVERLOAD_ROUNDS", 5)?.clamp(1, 1000) as u32;
-    let ov_c = env_number("BENCH_OVERLOAD_CONNECTIONS", 256)?.max(1) as usize;
+    // More connections than the service admits requests, so that its
+    // admission, not the client, decides what is refused.
+    let limit = metric_counters(url, &["http_max_in_flight"]).await?[0] as u64;
+    let default_connections = if limit > 0 { 2 * limit } else { 512 };
+    let ov_c = env_number("BENCH_OVERLOAD_CONNECTIONS", default_connections)?.max(1) as usize;
     let plan = |saturation: f64| overload::Plan {
         saturation,
         rounds: ov_rounds,
@@ -292,7 +298,10 @@ pub async fn run(url: &str, users: u64, load: &Load) -> anyhow::Result<()> {
         .into_iter()
         .chain(check_overload)
         .chain(event_overload)
-        .chain([row("overload_connections", ov_c as f64, "connections")])
+        .chain([
+            row("max_in_flight", limit as f64, "requests"),
+            row("overload_connections", ov_c as f64, "connections"),
+        ])
         .collect();
     print_table(&rows);
     write_json(&load.out, "access-rule", cores(), rows)

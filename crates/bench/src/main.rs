@@ -7,7 +7,9 @@
 //! target/bench/safekeeper.json] [--seconds 10] [--concurrency 16]` measures
 //! a running safekeeper and the authenticator it trusts. Each prints a
 //! markdown table and writes the same rows as JSON; `bench table FILE...`
-//! prints the tables of several such files as one.
+//! prints the tables of several such files as one. `bench soak` runs a
+//! steady mixed load across the five services for 10 minutes and judges
+//! errors, memory, latency and the pruned tables ([`soak`]).
 
 mod access_rule;
 mod authenticator;
@@ -15,6 +17,7 @@ mod load;
 mod overload;
 mod report;
 mod safekeeper;
+mod soak;
 mod task;
 mod wire;
 
@@ -28,6 +31,11 @@ const USAGE: &str = "usage:
   bench safekeeper [--auth-url URL] [--sk-url URL] [--out FILE] [--seconds N] [--concurrency C]
   bench access-rule --url URL --users N --out FILE [--seconds N] [--concurrency C]
   bench task [--auth-url URL] [--sk-url URL] [--task-url URL] [--task-db URL] [--out FILE] [--seconds N] [--concurrency C]
+  bench soak [--seconds N] [--warm-up N] [--settle N] [--rate-scale X] [--out FILE]
+             [--auth-url URL] [--sk-url URL] [--task-url URL] [--ud-url URL] [--ar-url URL]
+             [--state-dir DIR] [--pid SERVICE=PID]... [--pg URL] [--db-suffix S]
+             [--webhook-secret S] [--events-client ID] [--events-secret S]
+             [--org-admin EMAIL] [--org-password P]
   bench table FILE...";
 
 const DEFAULT_AUTH_URL: &str = "http://127.0.0.1:5900";
@@ -69,6 +77,7 @@ enum Command {
         urls: task::Urls,
         load: Load,
     },
+    Soak(Box<soak::Options>),
     Table(Vec<PathBuf>),
 }
 
@@ -82,6 +91,7 @@ fn parse() -> anyhow::Result<Command> {
         Some(s) if s == "table" => return Ok(Command::Table(args.map(PathBuf::from).collect())),
         Some(s) if s == "authenticator" || s == "safekeeper" || s == "access-rule" => s,
         Some(s) if s == "task" => return parse_task(args),
+        Some(s) if s == "soak" => return parse_soak(args),
         Some(other) => bail!("unknown service {other:?}; {USAGE}"),
         None => bail!("{USAGE}"),
     };
@@ -171,6 +181,41 @@ fn parse_task(mut args: impl Iterator<Item = String>) -> anyhow::Result<Command>
     Ok(Command::Task { urls, load })
 }
 
+/// `bench soak`'s flags; the defaults are `make up`'s platform.
+fn parse_soak(mut args: impl Iterator<Item = String>) -> anyhow::Result<Command> {
+    let mut o = soak::Options::default();
+    while let Some(flag) = args.next() {
+        let value = args
+            .next()
+            .with_context(|| format!("{flag} needs a value; {USAGE}"))?;
+        let trimmed = value.trim_end_matches('/').to_owned();
+        match flag.as_str() {
+            "--auth-url" => o.auth = trimmed,
+            "--sk-url" => o.sk = trimmed,
+            "--task-url" => o.task = trimmed,
+            "--ud-url" => o.ud = trimmed,
+            "--ar-url" => o.ar = trimmed,
+            "--seconds" => o.seconds = value.parse().context("--seconds")?,
+            "--warm-up" => o.warm_up = value.parse().context("--warm-up")?,
+            "--settle" => o.settle = value.parse().context("--settle")?,
+            "--rate-scale" => o.rate_scale = value.parse().context("--rate-scale")?,
+            "--out" => o.out = PathBuf::from(value),
+            "--state-dir" => o.state_dir = PathBuf::from(value),
+            "--pid" => o.pids.push(soak::parse_pid(&value)?),
+            "--pg" => o.pg = trimmed,
+            "--db-suffix" => o.db_suffix = value,
+            "--webhook-secret" => o.webhook_secret = Some(value).filter(|v| !v.is_empty()),
+            "--events-client" => o.events_client = value,
+            "--events-secret" => o.events_secret = value,
+            "--org-admin" => o.org_admin = value,
+            "--org-password" => o.org_password = value,
+            _ => bail!("unknown flag {flag} for soak; {USAGE}"),
+        }
+    }
+    o.check()?;
+    Ok(Command::Soak(Box::new(o)))
+}
+
 /// An HTTP client that keeps a connection per worker and never follows
 /// redirects (the code flow reads each one).
 fn http(concurrency: usize) -> anyhow::Result<Client> {
@@ -194,6 +239,7 @@ async fn main() -> anyhow::Result<()> {
         } => safekeeper::run(&http(load.concurrency)?, &auth_url, &sk_url, &load).await,
         Command::AccessRule { url, users, load } => access_rule::run(&url, users, &load).await,
         Command::Task { urls, load } => task::run(&http(load.concurrency)?, &urls, &load).await,
+        Command::Soak(o) => soak::run(&o).await,
         Command::Table(files) => {
             if files.is_empty() {
                 bail!("bench table needs at least one results file; {USAGE}");

@@ -312,6 +312,13 @@ where
             let (measured, back) =
                 open_loop(conns, rate, PHASE, plan.want, move |i| r(base + i)).await;
             conns = back;
+            eprintln!(
+                "  round {round}, {rate:.0}/s: sent {:.0}/s, {} not sent, p99 {:.2} ms, {} 503s",
+                measured.per_second(measured.sent),
+                measured.not_sent,
+                measured.p99_ms(),
+                measured.count(503),
+            );
             let into = if phase == 0 { &mut calm } else { &mut over };
             into.duration += measured.duration;
             into.scheduled += measured.scheduled;

@@ -30,7 +30,7 @@ pub(crate) const ADMIN_USER: &str = "admin";
 pub(crate) const ADMIN_PASSWORD: &str = "Admin-Passw0rd!";
 const ADMIN_SCOPES: &str = "admin:rbac,admin:client,admin:user";
 pub(crate) const PASSWORD: &str = "Bench-Passw0rd!";
-const REDIRECT: &str = "http://127.0.0.1:8765/callback";
+pub(crate) const REDIRECT: &str = "http://127.0.0.1:8765/callback";
 const TASK_SCOPES: [&str; 6] = [
     "read:task",
     "edit:task",
@@ -39,16 +39,16 @@ const TASK_SCOPES: [&str; 6] = [
     "su_read:task",
     "su_edit:task",
 ];
-const SERVICE_SCOPE: &str = "su_read:task";
+pub(crate) const SERVICE_SCOPE: &str = "su_read:task";
 /// Lets the confidential client (a resource server) introspect the
 /// Employer's tokens, issued to another client.
 const INTROSPECT_SCOPE: &str = "introspect:token";
 const FORM: &str = "application/x-www-form-urlencoded";
 /// What the Employer asks `/v1/authorize` (and the code flow) for.
-const USER_SCOPES: &str = "read:task,su_read:task";
+pub(crate) const USER_SCOPES: &str = "read:task,su_read:task";
 /// RFC 7636's example verifier and its S256 challenge; every code is bound
 /// to this pair.
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub(crate) const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 /// Longest wait for an event to be applied (a role, a user in the read model).
 const EVENT_WAIT: Duration = Duration::from_secs(60);
@@ -61,19 +61,19 @@ const CODE_MINT_FOR: Duration = Duration::from_secs(25);
 const ISSUANCE_RATIO_GOAL: f64 = 0.5;
 
 /// What setup created: the clients and the Employer's session.
-struct Setup {
-    sk: String,
-    service_id: String,
-    service_secret: String,
-    spa_id: String,
-    username: String,
-    session: String,
+pub(crate) struct Setup {
+    pub(crate) sk: String,
+    pub(crate) service_id: String,
+    pub(crate) service_secret: String,
+    pub(crate) spa_id: String,
+    pub(crate) username: String,
+    pub(crate) session: String,
 }
 
 impl Setup {
     /// A form `POST` to the safekeeper with the confidential client's
     /// Basic credentials, as bytes to send again and again.
-    fn service_form(&self, path: &str, form: &[(&str, &str)]) -> Arc<[u8]> {
+    pub(crate) fn service_form(&self, path: &str, form: &[(&str, &str)]) -> Arc<[u8]> {
         let auth = wire::basic(&self.service_id, &self.service_secret);
         let headers = [("Authorization", auth.as_str()), ("Content-Type", FORM)];
         let body = wire::form(form);
@@ -205,7 +205,7 @@ pub(crate) async fn register_with_role(
     Ok(id)
 }
 
-async fn setup(client: &Client, auth: &str, sk: &str) -> anyhow::Result<Setup> {
+pub(crate) async fn setup(client: &Client, auth: &str, sk: &str) -> anyhow::Result<Setup> {
     let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let (_, admin) = admin_token(client, auth, sk).await?;
 
@@ -318,7 +318,7 @@ where
 }
 
 /// The authorization request of the code flow, as a URL.
-fn authorize_url(s: &Setup) -> anyhow::Result<Url> {
+pub(crate) fn authorize_url(s: &Setup) -> anyhow::Result<Url> {
     let scope = USER_SCOPES.replace(',', " ");
     Ok(Url::parse_with_params(
         &format!("{}/oauth2/authorize", s.sk),
@@ -335,7 +335,7 @@ fn authorize_url(s: &Setup) -> anyhow::Result<Url> {
 }
 
 /// Signs in on the safekeeper's login page; answers the login cookie.
-async fn sign_in(client: &Client, s: &Setup, authorize: &Url) -> anyhow::Result<String> {
+pub(crate) async fn sign_in(client: &Client, s: &Setup, authorize: &Url) -> anyhow::Result<String> {
     // The sign-in page first, as a browser: its form carries a CSRF token
     // bound to the `sk_login` cookie it sets.
     let (headers, page) = fetch(client.get(authorize.clone()), StatusCode::OK)

@@ -24,8 +24,8 @@ use crate::{
     Load,
 };
 
-const EMPLOYEE_SCOPES: &str = "read:task,edit:task";
-const EMPLOYER_SCOPES: &str = "create:task,su_read:task,su_edit:task";
+pub(crate) const EMPLOYEE_SCOPES: &str = "read:task,edit:task";
+pub(crate) const EMPLOYER_SCOPES: &str = "create:task,su_read:task,su_edit:task";
 const SYNTHETIC_USERS: usize = 1000;
 const EMPLOYEE_TASKS: usize = 1000;
 const OWN_AT: usize = 100_000;
@@ -47,16 +47,16 @@ pub struct Urls {
     pub db: String,
 }
 
-struct Actors {
-    admin_session: String,
-    admin: String,
-    employer_id: String,
-    employer_session: String,
-    employee_id: String,
-    employee_session: String,
+pub(crate) struct Actors {
+    pub(crate) admin_session: String,
+    pub(crate) admin: String,
+    pub(crate) employer_id: String,
+    pub(crate) employer_session: String,
+    pub(crate) employee_id: String,
+    pub(crate) employee_session: String,
 }
 
-fn psql(db: &str, sql: &str) -> anyhow::Result<String> {
+pub(crate) fn psql(db: &str, sql: &str) -> anyhow::Result<String> {
     let out = std::process::Command::new("psql")
         .args([db, "-qtAX", "-v", "ON_ERROR_STOP=1", "-c", sql])
         .output()
@@ -85,7 +85,7 @@ fn own_body() -> Value {
     json!({"start_date": RANGE.0, "end_date": RANGE.1, "_size": 20})
 }
 
-async fn setup(client: &Client, u: &Urls) -> anyhow::Result<Actors> {
+pub(crate) async fn setup(client: &Client, u: &Urls) -> anyhow::Result<Actors> {
     let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let (admin_session, admin) = admin_token(client, &u.auth, &u.sk).await?;
     let employer = format!("bench.task.employer.{run}");

@@ -115,6 +115,11 @@ pub struct CommonConfig {
     /// Connections the kernel holds before the server accepts them
     /// (`HTTP_BACKLOG`, default 1024; the kernel caps it at somaxconn).
     pub http_backlog: u32,
+    /// How long a process keeps serving after SIGTERM, not ready, before it
+    /// stops accepting (`SHUTDOWN_DRAIN_SECONDS`, default 5; see
+    /// [`crate::server::serve`]). Keep it, plus 10 s for the requests in
+    /// flight, below the orchestrator's grace period.
+    pub shutdown_drain: Duration,
 }
 
 /// Reads and parses `name` when it is set and not empty.
@@ -200,6 +205,12 @@ impl CommonConfig {
                 0 => bail!("HTTP_BACKLOG must be at least 1"),
                 n => n,
             },
+            shutdown_drain: Duration::from_secs_f64(
+                match parse_or("SHUTDOWN_DRAIN_SECONDS", 5.0)? {
+                    s if (0.0..=300.0).contains(&s) => s,
+                    _ => bail!("SHUTDOWN_DRAIN_SECONDS must be between 0 and 300"),
+                },
+            ),
         })
     }
 

@@ -84,7 +84,7 @@ pub struct Source {
     pub table: String,
 }
 
-/// The Debezium-style envelope every topic carries (ARCHITECTURE.md).
+/// The Debezium-style envelope every topic carries (docs/events.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
     pub event_id: Uuid,
@@ -598,8 +598,27 @@ impl ConsumerContext for CooperativeContext {
 
 pub type PlatformConsumer = StreamConsumer<CooperativeContext>;
 
+/// The consumer's static group membership (`CONSUMER_INSTANCE_ID`, unset
+/// by default): a name that stays the same when the process restarts and
+/// differs between the replicas of a service (Kubernetes: the pod's name;
+/// `make up`: the service and its port). A restarted replica then takes its
+/// partitions back at once, with no rebalance, even when its predecessor
+/// was killed without leaving the group (SIGKILL, the OOM killer). tansu
+/// 0.6.0 needs it: there a member that joins while a dead one is still in
+/// the group is given no partitions, and keeps none after the dead one's
+/// session expires (`make chaos`, case `sigkill`). On Apache Kafka it
+/// spares the rebalances of rolling restarts; a member that does not come
+/// back holds its partitions until `session.timeout.ms` (10 s).
+pub fn consumer_instance_id() -> anyhow::Result<Option<String>> {
+    crate::config::parse_opt("CONSUMER_INSTANCE_ID")
+}
+
 pub fn stream_consumer(brokers: &str, group_id: &str) -> anyhow::Result<PlatformConsumer> {
-    Ok(client_config(brokers)
+    let mut config = client_config(brokers);
+    if let Some(id) = consumer_instance_id()? {
+        config.set("group.instance.id", id);
+    }
+    Ok(config
         .set("fetch.wait.max.ms", fetch_wait_ms()?.to_string())
         .set("group.id", group_id)
         .set("enable.auto.commit", "true")

@@ -1,5 +1,5 @@
 //! How every producer and consumer of the platform reaches the brokers:
-//! plain, TLS, SASL or both, from the environment (README, "Kafka
+//! plain, TLS, SASL or both, from the environment (docs/kafka.md, "Kafka
 //! security"). One process speaks to one cluster, so the settings are read
 //! once and applied by [`crate::events::client_config`] to every client.
 

@@ -44,7 +44,8 @@ pub struct Settings {
     /// default 50).
     pub pause: Duration,
     /// How long published outbox rows are kept, for audits and replays by
-    /// hand (`OUTBOX_RETENTION_HOURS`, default 168; 0: for ever).
+    /// hand (`OUTBOX_RETENTION_HOURS`, default 168, decimals allowed; 0:
+    /// for ever).
     pub outbox: Option<Duration>,
 }
 
@@ -59,19 +60,58 @@ impl Settings {
             interval: Duration::from_secs(interval),
             batch,
             pause: Duration::from_millis(parse_or("RETENTION_PAUSE_MS", 50)?),
-            outbox: hours(parse_or("OUTBOX_RETENTION_HOURS", 168)?),
+            outbox: hours_var("OUTBOX_RETENTION_HOURS", 168.0)?,
         })
     }
 }
 
-/// A window of `n` hours; `None` (kept for ever) for 0.
-pub fn hours(n: u64) -> Option<Duration> {
-    (n > 0).then(|| Duration::from_secs(n.saturating_mul(3600)))
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// The window the environment variable `name` sets in hours, `default`
+/// when it is unset or empty: see [`parse_window`].
+pub fn hours_var(name: &str, default: f64) -> anyhow::Result<Option<Duration>> {
+    window_var(name, default, HOUR)
 }
 
-/// A window of `n` days; `None` (kept for ever) for 0.
-pub fn days(n: u64) -> Option<Duration> {
-    (n > 0).then(|| Duration::from_secs(n.saturating_mul(86_400)))
+/// The window the environment variable `name` sets in days, `default`
+/// when it is unset or empty: see [`parse_window`].
+pub fn days_var(name: &str, default: f64) -> anyhow::Result<Option<Duration>> {
+    window_var(name, default, DAY)
+}
+
+fn window_var(name: &str, default: f64, unit: Duration) -> anyhow::Result<Option<Duration>> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => parse_window(name, &v, unit),
+        _ => window_of(name, default, unit),
+    }
+}
+
+/// `text`, a number of `unit`s with decimals if need be (`0.02` hours is
+/// 72 s: short windows for soak tests), as a window rounded to the
+/// millisecond; `None` (kept for ever) for 0. A negative, NaN, infinite
+/// or absurdly long window is refused, naming the variable `name`.
+pub fn parse_window(name: &str, text: &str, unit: Duration) -> anyhow::Result<Option<Duration>> {
+    let n: f64 = text
+        .trim()
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{name}={text:?} is not a number: {e}"))?;
+    window_of(name, n, unit)
+}
+
+fn window_of(name: &str, n: f64, unit: Duration) -> anyhow::Result<Option<Duration>> {
+    if !n.is_finite() || n < 0.0 {
+        bail!("{name}={n} must be a finite number, 0 (kept for ever) or more");
+    }
+    if n == 0.0 {
+        return Ok(None);
+    }
+    let ms = (n * unit.as_millis() as f64).round();
+    // A thousand years is for ever in practice; more is a mistake.
+    if ms > 1000.0 * 365.25 * DAY.as_millis() as f64 {
+        bail!("{name}={n} is longer than a thousand years; 0 keeps for ever");
+    }
+    Ok(Some(Duration::from_millis((ms as u64).max(1))))
 }
 
 /// Now minus `window` (the beginning of time when that underflows).
@@ -278,10 +318,46 @@ mod tests {
 
     #[test]
     fn a_window_of_zero_keeps_for_ever() {
-        assert_eq!(hours(0), None);
-        assert_eq!(days(0), None);
-        assert_eq!(hours(2), Some(Duration::from_secs(7200)));
-        assert_eq!(days(1), Some(Duration::from_secs(86_400)));
+        assert_eq!(parse_window("X", "0", HOUR).unwrap(), None);
+        assert_eq!(parse_window("X", "0.0", DAY).unwrap(), None);
+        assert_eq!(
+            parse_window("X", "2", HOUR).unwrap(),
+            Some(Duration::from_secs(7200))
+        );
+        assert_eq!(
+            parse_window("X", "1", DAY).unwrap(),
+            Some(Duration::from_secs(86_400))
+        );
+    }
+
+    #[test]
+    fn windows_take_decimals_and_refuse_nonsense() {
+        let w = |text: &str, unit| parse_window("OUTBOX_RETENTION_HOURS", text, unit);
+        assert_eq!(w("0.02", HOUR).unwrap(), Some(Duration::from_secs(72)));
+        assert_eq!(w(" 1.5 ", HOUR).unwrap(), Some(Duration::from_secs(5400)));
+        assert_eq!(
+            w("0.001", DAY).unwrap(),
+            Some(Duration::from_millis(86_400))
+        );
+        assert_eq!(
+            w("168", HOUR).unwrap(),
+            Some(Duration::from_secs(168 * 3600))
+        );
+        // Below a millisecond is a millisecond, not for ever.
+        assert_eq!(w("1e-12", HOUR).unwrap(), Some(Duration::from_millis(1)));
+        for bad in ["-1", "-0.5", "NaN", "inf", "-inf", "1e300", "", "two", "1h"] {
+            let e = w(bad, HOUR).expect_err(bad).to_string();
+            assert!(e.contains("OUTBOX_RETENTION_HOURS"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn an_unset_window_is_the_default() {
+        let name = "RETENTION_TEST_UNSET_WINDOW_HOURS";
+        assert!(std::env::var_os(name).is_none());
+        assert_eq!(hours_var(name, 168.0).unwrap(), Some(168 * HOUR));
+        assert_eq!(days_var(name, 0.5).unwrap(), Some(DAY / 2));
+        assert_eq!(hours_var(name, 0.0).unwrap(), None);
     }
 
     #[test]

@@ -3,6 +3,14 @@
 //! `GET /openapi.json`, problem+json for bad bodies and unknown routes, and
 //! a 400 for control characters in a path, query or body ([`crate::input`]).
 //!
+//! Stopping ([`serve`]): on SIGTERM a service first drains for
+//! `SHUTDOWN_DRAIN_SECONDS` (default 5): it keeps serving, but `/readyz`
+//! answers 503 and every response closes its connection, so that a load
+//! balancer takes it out of rotation and clients' pooled connections move
+//! elsewhere; then it stops accepting, gives in-flight requests
+//! [`SHUTDOWN_TIMEOUT_SECONDS`] to finish, and exits. SIGINT (Ctrl-C), or a
+//! second signal while draining, skips the rest of the drain.
+//!
 //! Every queue in front of a handler is bounded: connections
 //! (`HTTP_MAX_CONNECTIONS`, then the listen backlog `HTTP_BACKLOG`), the
 //! time a client may take to send its request head
@@ -13,12 +21,19 @@
 
 use std::{
     net::{SocketAddr, TcpListener, ToSocketAddrs},
-    sync::Arc,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     time::Duration,
 };
 
 use actix_web::{
-    dev::Server, http::StatusCode, middleware::from_fn, web, App, HttpResponse, HttpServer,
+    body::MessageBody,
+    dev::{Server, ServerHandle, ServiceRequest, ServiceResponse},
+    http::{ConnectionType, StatusCode},
+    middleware::{from_fn, Next},
+    web, App, Error, HttpResponse, HttpServer,
 };
 use diesel::{sql_query, RunQueryDsl};
 use rdkafka::producer::{FutureProducer, Producer};
@@ -83,8 +98,12 @@ async fn healthz() -> HttpResponse {
 }
 
 /// `GET /readyz`: 200 when the database and the broker answer (and the
-/// service's [`ReadyCheck`], if it has one, passes), else 503.
+/// service's [`ReadyCheck`], if it has one, passes), else 503; 503 with
+/// the status `draining` once the process is stopping ([`serve`]).
 async fn readyz(probe: web::Data<Probe>, extra: Option<web::Data<ReadyCheck>>) -> HttpResponse {
+    if is_draining() {
+        return HttpResponse::ServiceUnavailable().json(json!({"status": "draining"}));
+    }
     let (db, broker) = tokio::join!(probe.database_ok(), probe.broker_ok());
     let more = extra.as_ref().map(|e| (e.name, (e.check)()));
     let all = db && broker && more.is_none_or(|(_, ok)| ok);
@@ -174,6 +193,74 @@ pub const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Seconds in-flight requests get to finish at shutdown.
 pub const SHUTDOWN_TIMEOUT_SECONDS: u64 = 10;
+
+/// Set when the process received SIGTERM and drains before it stops. One
+/// process serves one service; tests that run several in one process never
+/// signal them.
+static DRAINING: AtomicBool = AtomicBool::new(false);
+
+/// Whether the process is draining before it stops ([`serve`]).
+pub fn is_draining() -> bool {
+    DRAINING.load(Ordering::Relaxed)
+}
+
+/// Middleware: while the process drains, every response closes its
+/// connection, so that a client's next request opens a new one, which the
+/// load balancer sends to another replica.
+pub async fn close_when_draining(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let mut res = next.call(req).await?;
+    if is_draining() {
+        res.response_mut()
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
+    }
+    Ok(res)
+}
+
+/// Runs `server` (built with [`with_limits!`], which leaves the signals to
+/// this) until it stops: on SIGTERM it drains for `drain`, then stops
+/// gracefully; on SIGINT it stops at once, gracefully too. See the module's
+/// documentation.
+pub async fn serve(server: Server, drain: Duration) -> std::io::Result<()> {
+    let watcher = tokio::spawn(stop_on_signal(server.handle(), drain));
+    let result = server.await;
+    watcher.abort();
+    result
+}
+
+async fn stop_on_signal(handle: ServerHandle, drain: Duration) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut term, mut int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(t), Ok(i)) => (t, i),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "cannot listen for stop signals; stop with SIGKILL");
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {
+            DRAINING.store(true, Ordering::Relaxed);
+            tracing::info!(
+                drain_seconds = drain.as_secs_f64(),
+                "SIGTERM: not ready any more; draining, then stopping"
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(drain) => {}
+                _ = term.recv() => tracing::info!("a second SIGTERM: stopping now"),
+                _ = int.recv() => tracing::info!("SIGINT: stopping now"),
+            }
+        }
+        _ = int.recv() => tracing::info!("SIGINT: stopping"),
+    }
+    tracing::info!("no longer accepting connections; finishing the requests in flight");
+    handle.stop(true).await;
+}
 
 /// Binds `host:port` (port 0 picks a free one) with a listen backlog of
 /// [`DEFAULT_BACKLOG`] and returns the listener with the port it got.
@@ -277,7 +364,7 @@ impl Limits {
 /// Applies the platform's limits to a service's `HttpServer` (before
 /// `listen`): `workers` workers, `HTTP_MAX_CONNECTIONS` shared among them,
 /// the timeouts of [`crate::server`] and the blocking threads for
-/// `MAX_IN_FLIGHT` ([`Limits`]). A macro, as `HttpServer`'s type bounds
+/// `MAX_IN_FLIGHT` ([`Limits`]); signals are left to [`serve`]. A macro, as `HttpServer`'s type bounds
 /// name crates the platform does not depend on.
 /// `platform::with_limits!(HttpServer::new(...), &common, workers)`.
 #[macro_export]
@@ -293,6 +380,7 @@ macro_rules! with_limits {
             .client_disconnect_timeout($crate::server::CLIENT_DISCONNECT_TIMEOUT)
             .worker_max_blocking_threads(limits.blocking_threads_per_worker)
             .shutdown_timeout($crate::server::SHUTDOWN_TIMEOUT_SECONDS)
+            .disable_signals()
     }};
 }
 
@@ -303,7 +391,7 @@ macro_rules! with_limits {
 /// a span ([`crate::telemetry::request_span`]), requests holding control
 /// characters refused ([`crate::input`]), the limits of [`with_limits!`];
 /// in-flight requests get 10 s to finish at shutdown. Returns the server
-/// (to await) and its port.
+/// (to run with [`serve`]) and its port.
 pub fn start<S: Send + Sync + 'static>(
     common: &CommonConfig,
     workers: usize,
@@ -337,6 +425,7 @@ pub fn start_with<S: Send + Sync + 'static>(
         App::new()
             .wrap(crate::input::RejectControlCharacters::new(max_body))
             .wrap(from_fn(crate::telemetry::request_span))
+            .wrap(from_fn(close_when_draining))
             .wrap(admission.clone())
             .app_data(state.clone())
             .configure(configure_with(

@@ -2,7 +2,7 @@
 //! thresholds (a JSON file named by `RULES_FILE`, each value overridable by
 //! its environment variable), who may use the operator API, and how event
 //! producers are authenticated and limited. Every
-//! variable is listed in the README.
+//! variable is listed in docs/configuration.md (the common ones) and the service's README.
 
 use std::{path::Path, str::FromStr, time::Duration};
 
@@ -184,7 +184,7 @@ impl Settings {
                 "EVENT_WRITERS must be 0 to 64, EVENT_BATCH_MAX 1 to 1000, EVENT_QUEUE at least 1"
             );
         }
-        let retention_days: u64 = parse_or("EVENT_RETENTION_DAYS", 30)?;
+        let event_retention = platform::retention::days_var("EVENT_RETENTION_DAYS", 30.0)?;
         if std::env::var_os("OPERATOR_USERNAMES").is_some() {
             // A username is anyone's to register: refuse rather than
             // quietly drop the setting.
@@ -236,7 +236,7 @@ impl Settings {
             )?),
             check_cache_entries: parse_or("CHECK_CACHE_ENTRIES", 1_000_000)?,
             batch,
-            event_retention: platform::retention::days(retention_days),
+            event_retention,
             retention: platform::retention::Settings::from_env()?,
             common,
         })

@@ -32,9 +32,10 @@ fn plain_text(raw: &str) -> bool {
 }
 
 /// The user an event or a check is about: 1 to 128 characters, no control
-/// characters. Account ids from `iam.user.v1` are UUID strings; the seed
-/// used arbitrary ids, so a non-negative JSON integer is taken as its
-/// decimal text (`42` and `"42"` are the same user).
+/// characters. Account ids from `iam.user.v1` are UUID strings; the User
+/// Access Management design (docs/architecture.md) used arbitrary ids, so
+/// a non-negative JSON integer is taken as its decimal text (`42` and
+/// `"42"` are the same user).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct UserId(String);
@@ -486,7 +487,8 @@ fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_secs())
 }
 
-/// The thresholds of the rules. The defaults are the seed's rules.
+/// The thresholds of the rules. The defaults are the rules of the User
+/// Access Management design (docs/architecture.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RulesConfig {
     pub scam_flag_limit: i64,

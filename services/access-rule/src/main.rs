@@ -1,4 +1,4 @@
-//! `access-rule` serves the API (see the README and `/openapi.json`).
+//! `access-rule` serves the API (see its README and `/openapi.json`).
 
 use access_rule::{config::Settings, startup::Application};
 

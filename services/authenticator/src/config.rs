@@ -1,5 +1,5 @@
 //! The authenticator's settings: the common ones plus its own. Every
-//! variable is listed in the README.
+//! variable is listed in docs/configuration.md (the common ones) and the service's README.
 
 use std::time::Duration;
 

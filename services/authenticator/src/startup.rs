@@ -36,6 +36,8 @@ pub const OPENAPI: &str = include_str!("../openapi.json");
 pub struct Application {
     port: u16,
     server: Server,
+    /// How long SIGTERM drains before the stop (`SHUTDOWN_DRAIN_SECONDS`).
+    drain: std::time::Duration,
     background: Vec<JoinHandle<()>>,
     shutdown: watch::Sender<bool>,
     state: web::Data<AppState>,
@@ -194,6 +196,7 @@ impl Application {
         Ok(Self {
             port,
             server,
+            drain: s.common.shutdown_drain,
             background: vec![relay, pruner],
             shutdown,
             state,
@@ -208,10 +211,10 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until SIGTERM/SIGINT (actix drains in-flight requests), then
+    /// Serves until SIGTERM (after a drain) or SIGINT ([`server::serve`]), then
     /// stops the relay and the pruning.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let result = self.server.await;
+        let result = server::serve(self.server, self.drain).await;
         let _ = self.shutdown.send(true);
         for h in self.background {
             let _ = h.await;

@@ -1,5 +1,6 @@
-//! Who is calling: a session token of the authenticator (for the seed
-//! endpoints and the login cookie) or one of our access tokens (for the
+//! Who is calling: a session token of the authenticator (for the endpoints
+//! of the task-management design, `/v1/authorize` and `/v1/permission`,
+//! and the login cookie) or one of our access tokens (for the
 //! admin API). Both are checked against the live read model, so a
 //! deactivated user or a revoked grant stops working at once.
 
@@ -12,15 +13,16 @@ use uuid::Uuid;
 
 use crate::{error::ApiError, grants, rbac, state::AppState};
 
-pub fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
-    let value = req
-        .headers()
+fn authorization(req: &HttpRequest) -> Result<&str, ApiError> {
+    req.headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .ok_or_else(|| ApiError::Unauthenticated("send 'Authorization: Bearer <token>'".into()))?
         .to_str()
-        .map_err(|_| {
-            ApiError::Unauthenticated("the Authorization header is not valid text".into())
-        })?;
+        .map_err(|_| ApiError::Unauthenticated("the Authorization header is not valid text".into()))
+}
+
+pub fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
+    let value = authorization(req)?;
     match value.split_once(' ') {
         Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => {
             Ok(t.trim().to_owned())
@@ -29,6 +31,19 @@ pub fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
             "the Authorization header must use the Bearer scheme".into(),
         )),
     }
+}
+
+/// The session token of `POST /v1/authorize`: `Authorization: Bearer
+/// <token>`, or the bare token with no scheme, as the task-management
+/// design's clients send it. Only this path takes the bare form, for their
+/// sake; the token is verified the same way either way. A value with a
+/// space is a scheme and a credential, and only Bearer is accepted.
+pub fn session_token_of_authorize(req: &HttpRequest) -> Result<String, ApiError> {
+    let value = authorization(req)?.trim();
+    if !value.is_empty() && !value.contains(' ') {
+        return Ok(value.to_owned());
+    }
+    bearer(req)
 }
 
 fn token_error(kind: &str, e: TokenError) -> ApiError {

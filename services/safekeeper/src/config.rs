@@ -1,4 +1,4 @@
-//! The safekeeper's settings. Every variable is listed in the README.
+//! The safekeeper's settings. Every variable is listed in docs/configuration.md (the common ones) and the service's README.
 
 use std::time::Duration;
 
@@ -41,8 +41,9 @@ pub struct Settings {
     /// When pruning runs, and how long published outbox rows are kept.
     pub retention: platform::retention::Settings,
     /// How long expired codes and refresh tokens are kept after their
-    /// expiry (`EXPIRED_GRANT_RETENTION_HOURS`, default 1; 0: deleted at
-    /// expiry): a spent one replayed within it still revokes its grant.
+    /// expiry (`EXPIRED_GRANT_RETENTION_HOURS`, default 1, decimals
+    /// allowed; 0: deleted at expiry): a spent one replayed within it
+    /// still revokes its grant.
     pub expired_grant_retention: Duration,
 }
 
@@ -82,9 +83,11 @@ impl Settings {
             client_cache_ttl: Duration::from_millis(parse_or("CLIENT_CACHE_TTL_MS", 60_000)?),
             consumer_group: var_or("CONSUMER_GROUP", "safekeeper"),
             retention: platform::retention::Settings::from_env()?,
-            expired_grant_retention: Duration::from_secs(
-                parse_or::<u64>("EXPIRED_GRANT_RETENTION_HOURS", 1)?.saturating_mul(3600),
-            ),
+            expired_grant_retention: platform::retention::hours_var(
+                "EXPIRED_GRANT_RETENTION_HOURS",
+                1.0,
+            )?
+            .unwrap_or(Duration::ZERO),
             common,
         })
     }

@@ -30,7 +30,8 @@ struct UserId {
     user_id: Uuid,
 }
 
-/// Every scope the user's roles carry (the seed's join).
+/// Every scope the user's roles carry (the join of the task-management
+/// design's model: user, roles, permissions, scopes).
 pub fn user_scopes(conn: &mut PgConnection, user_id: Uuid) -> QueryResult<BTreeSet<String>> {
     let rows: Vec<Name> = sql_query(
         "SELECT DISTINCT s.name FROM user_role ur \

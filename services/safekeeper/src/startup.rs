@@ -28,6 +28,8 @@ pub const OPENAPI: &str = include_str!("../openapi.json");
 pub struct Application {
     port: u16,
     server: Server,
+    /// How long SIGTERM drains before the stop (`SHUTDOWN_DRAIN_SECONDS`).
+    drain: std::time::Duration,
     background: Vec<JoinHandle<()>>,
     shutdown: watch::Sender<bool>,
 }
@@ -108,6 +110,7 @@ impl Application {
                 .wrap(from_fn(routes::forget_cached_clients))
                 .wrap(platform::input::RejectControlCharacters::new(max_body))
                 .wrap(from_fn(telemetry::request_span))
+                .wrap(from_fn(server::close_when_draining))
                 .wrap(admission.clone())
                 .app_data(app_state.clone())
                 .configure(server::configure(probe.clone(), OPENAPI, max_body))
@@ -164,6 +167,7 @@ impl Application {
         Ok(Self {
             port,
             server,
+            drain: s.common.shutdown_drain,
             background: vec![relay, consumer, pruner],
             shutdown,
         })
@@ -174,7 +178,7 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let result = self.server.await;
+        let result = server::serve(self.server, self.drain).await;
         let _ = self.shutdown.send(true);
         for h in self.background {
             let _ = h.await;

@@ -1,5 +1,5 @@
 //! The task service's settings: the common ones plus its own. Every
-//! variable is listed in the README.
+//! variable is listed in docs/configuration.md (the common ones) and the service's README.
 
 use platform::config::{parse_or, var_or, CommonConfig};
 

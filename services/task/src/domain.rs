@@ -25,7 +25,8 @@ impl Invalid {
     }
 }
 
-/// The seed's format, read as UTC.
+/// The date format of the task-management design's task API
+/// (docs/architecture.md), read as UTC.
 pub const SEED_DATE_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 
 /// `YYYY-MM-DD HH:MM:SS` (UTC) or RFC 3339; anything else is refused.
@@ -238,7 +239,8 @@ pub enum TaskSortField {
 }
 
 impl TaskSortField {
-    /// The allow-list; `created` and `updated` are the seed's spellings.
+    /// The allow-list; `created` and `updated` are the spellings of the
+    /// task-management design's task API (docs/architecture.md).
     pub const NAMES: [&'static str; 10] = [
         "id",
         "title",

@@ -31,6 +31,8 @@ pub const OPENAPI: &str = include_str!("../openapi.json");
 pub struct Application {
     port: u16,
     server: Server,
+    /// How long SIGTERM drains before the stop (`SHUTDOWN_DRAIN_SECONDS`).
+    drain: std::time::Duration,
     consumer: JoinHandle<()>,
     listener: Option<std::thread::JoinHandle<()>>,
     shutdown: watch::Sender<bool>,
@@ -125,6 +127,7 @@ impl Application {
         Ok(Self {
             port,
             server,
+            drain: s.common.shutdown_drain,
             consumer,
             listener,
             shutdown,
@@ -141,10 +144,10 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until SIGTERM/SIGINT (actix drains in-flight requests), then
+    /// Serves until SIGTERM (after a drain) or SIGINT ([`server::serve`]), then
     /// stops the consumer.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let result = self.server.await;
+        let result = server::serve(self.server, self.drain).await;
         let _ = self.shutdown.send(true);
         let _ = self.consumer.await;
         if let Some(l) = self.listener {

@@ -139,7 +139,8 @@ diesel::table! {
     }
 }
 
-/// Loads the seeded catalogue.
+/// Loads the catalogue that the migrations insert: statuses, severities,
+/// workflows and task types.
 pub fn load_catalogue(conn: &mut PgConnection) -> QueryResult<Catalogue> {
     let statuses: BTreeMap<i32, String> = task_status::table
         .select((task_status::id, task_status::name))

@@ -1,11 +1,11 @@
 //! The user directory's settings: the common ones plus its own. Every
-//! variable is listed in the README.
+//! variable is listed in docs/configuration.md (the common ones) and the service's README.
 
 use std::{path::PathBuf, time::Duration};
 
 use platform::{
     config::{flag, parse_or, secret, var_or, CommonConfig},
-    retention::days,
+    retention::days_var,
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -181,9 +181,9 @@ impl Settings {
             },
             retention: platform::retention::Settings::from_env()?,
             windows: RetentionWindows {
-                provider_events: days(parse_or("PROVIDER_EVENT_RETENTION_DAYS", 7)?),
-                import_jobs: days(parse_or("IMPORT_JOB_RETENTION_DAYS", 30)?),
-                saga: days(parse_or("SAGA_RETENTION_DAYS", 30)?),
+                provider_events: days_var("PROVIDER_EVENT_RETENTION_DAYS", 7.0)?,
+                import_jobs: days_var("IMPORT_JOB_RETENTION_DAYS", 30.0)?,
+                saga: days_var("SAGA_RETENTION_DAYS", 30.0)?,
             },
             common,
         })

@@ -1,6 +1,7 @@
 //! The roles and organizations users may be given, from a file (TOML or
 //! JSON) that operators edit: it is reread when its modification time
-//! changes, without a restart or a rebuild (as the seed intended).
+//! changes, without a restart or a rebuild (as the User Directory design
+//! intended; see docs/architecture.md).
 
 use std::{
     path::{Path, PathBuf},

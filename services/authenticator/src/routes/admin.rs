@@ -1,4 +1,5 @@
-//! Account administration (the seed's admin panel as an API). Every route
+//! Account administration (the admin panel of the authenticator's source
+//! designs, see docs/architecture.md, as an API). Every route
 //! needs a superuser's session token, a person's access token with
 //! `admin:user`, or a service's own token with `provision:user`, which
 //! never changes a superuser's account (see [`Administrator`]).

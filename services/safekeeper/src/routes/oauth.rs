@@ -1051,7 +1051,8 @@ async fn introspect(
         let sub = claims.sub.parse::<Uuid>().ok();
         let family = claims.sid.as_deref().and_then(|f| f.parse::<Uuid>().ok());
         // A deleted client's tokens are dead too: the caller's own client
-        // exists (it just authenticated), the seed's session exchange is no
+        // exists (it just authenticated), the task-management design's
+        // session exchange (`/v1/authorize`, client id `session`) is no
         // stored client; another is known from the client cache, or read in
         // the same trip to the database.
         let issued_to = (claims.client_id != client.id

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
-    auth::{access_token, bearer, session_user, SESSION_ENDED},
+    auth::{access_token, bearer, session_token_of_authorize, session_user, SESSION_ENDED},
     error::ApiError,
     grants, rbac,
     state::AppState,
@@ -37,7 +37,8 @@ struct AuthorizeResponse {
     token_type: &'static str,
 }
 
-/// `POST /v1/authorize` (Bearer session token): `{"scopes": "a,b"}` to an
+/// `POST /v1/authorize` (the session token, Bearer or bare: see
+/// [`session_token_of_authorize`]): `{"scopes": "a,b"}` to an
 /// access token carrying exactly those scopes, or 403 naming the missing.
 /// `client_id` (a first-party client's only, else 403) limits the scopes to
 /// what that client may obtain and names it in the token.
@@ -46,7 +47,7 @@ async fn authorize(
     state: web::Data<AppState>,
     body: web::Json<AuthorizeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let token = bearer(&req)?;
+    let token = session_token_of_authorize(&req)?;
     let user = session_user(&state, &token).await?;
     let body = body.into_inner();
     let wanted = parse_scopes(&body.scopes);

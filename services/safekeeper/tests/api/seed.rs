@@ -96,6 +96,49 @@ async fn an_access_token_is_refused_where_a_session_token_is_required() {
 }
 
 #[tokio::test]
+async fn the_task_management_designs_bare_session_token_is_taken_on_authorize_only() {
+    let p = spawn().await;
+    let (name, _) = p.user_with_role(Some("Employee")).await;
+    let session = p.session(&name, PASSWORD).await;
+    let authorize = |value: String| {
+        p.http
+            .post(p.sk("/v1/authorize"))
+            .header("Authorization", value)
+            .json(&serde_json::json!({"scopes": "read:task"}))
+            .send()
+    };
+    let r = authorize(session.clone()).await.unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "the bare token, as the design sends it"
+    );
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["scopes"], "read:task");
+    // The bare form is a session token like any other: a made-up one, or
+    // another scheme, is refused.
+    assert_problem(
+        authorize("not-a-token".into()).await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    assert_problem(
+        authorize(format!("Basic {session}")).await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    // Elsewhere only Bearer counts.
+    let r = p
+        .http
+        .get(p.sk("/v1/permission"))
+        .header("Authorization", session.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::UNAUTHORIZED).await;
+}
+
+#[tokio::test]
 async fn permission_lists_the_callers_roles_and_scopes() {
     let p = spawn().await;
     let (name, id) = p.user_with_role(Some("Employee")).await;
