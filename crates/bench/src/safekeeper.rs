@@ -414,16 +414,7 @@ async fn mint_codes(
         let kept = kept.clone();
         Some(async move {
             let (headers, _) = fetch(request, StatusCode::FOUND).await?;
-            let location = headers
-                .get(header::LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .ok_or("a redirect without Location")?;
-            let to = Url::parse(location).map_err(|e| format!("{e}: {location}"))?;
-            let code = to
-                .query_pairs()
-                .find(|(k, _)| k == "code")
-                .map(|(_, v)| v.into_owned())
-                .ok_or_else(|| format!("no code in {location}"))?;
+            let code = code_of_redirect(&headers)?;
             kept.lock().expect("not poisoned").push(code);
             Ok(())
         })
@@ -431,6 +422,19 @@ async fn mint_codes(
     .await;
     let codes = std::mem::take(&mut *codes.lock().expect("not poisoned"));
     (minted, codes)
+}
+
+/// The `code` of an authorization response's redirect (its `Location`).
+pub(crate) fn code_of_redirect(headers: &header::HeaderMap) -> Result<String, String> {
+    let location = headers
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or("a redirect without Location")?;
+    let to = Url::parse(location).map_err(|e| format!("{e}: {location}"))?;
+    to.query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| format!("no code in {location}"))
 }
 
 /// `POST /oauth2/token` with `authorization_code` and the PKCE verifier,

@@ -917,15 +917,7 @@ async fn code_flow(cx: Arc<Cx>, clock: Clock, stats: Arc<Stats>) {
             .get(cx.authorize_url.clone())
             .header(header::COOKIE, &cx.cookie);
         let (headers, _) = fetch(request, StatusCode::FOUND).await?;
-        let location = headers
-            .get(header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or("a redirect without Location")?;
-        let to = Url::parse(location).map_err(|e| format!("{e}: {location}"))?;
-        to.query_pairs()
-            .find(|(k, _)| k == "code")
-            .map(|(_, v)| v.into_owned())
-            .ok_or_else(|| format!("no code in {location}"))
+        safekeeper::code_of_redirect(&headers)
     })
     .await;
     let Some(code) = minted else { return };
