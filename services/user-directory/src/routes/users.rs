@@ -115,7 +115,7 @@ struct ListQuery {
 }
 
 /// `GET /v1/users?email=&organization=&role=&limit=&offset=` (an
-/// organization admin): members of their organization, in creation order.
+/// organization admin): members of their organization, in the order they joined.
 async fn list(
     admin: OrgAdmin,
     state: web::Data<AppState>,

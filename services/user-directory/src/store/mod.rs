@@ -666,7 +666,9 @@ pub struct UserFilter {
     pub offset: i64,
 }
 
-/// A page of `org`'s members in creation order, and how many match.
+/// A page of `org`'s members in the order they joined (the
+/// `memberships_org_order` index serves it: a page reads its own rows, not
+/// every member), and how many match.
 pub fn members(
     conn: &mut PgConnection,
     org: Uuid,
@@ -689,7 +691,7 @@ pub fn members(
     };
     let total = filtered().count().get_result(conn)?;
     let items = filtered()
-        .order((users::created_at.asc(), users::id.asc()))
+        .order((memberships::created_at.asc(), memberships::id.asc()))
         .limit(f.limit)
         .offset(f.offset)
         .select((User::as_select(), Membership::as_select()))
