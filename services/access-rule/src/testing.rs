@@ -40,6 +40,10 @@ pub struct Options {
     /// `MAX_IN_FLIGHT` and `ADMISSION_WAIT_MS`; `None`: the settings'.
     pub max_in_flight: Option<usize>,
     pub admission_wait: Option<Duration>,
+    /// `EVENT_QUEUE_WAIT_MS` (`ZERO`: no bound, the default here: tests
+    /// of bursts on a loaded machine's debug build expect every event
+    /// applied; `tests/api/overload.rs` sets a bound); `None`: the setting's.
+    pub event_queue_wait: Option<Duration>,
 }
 
 impl Options {
@@ -61,6 +65,7 @@ impl Options {
             retention_interval: None,
             max_in_flight: None,
             admission_wait: None,
+            event_queue_wait: Some(Duration::ZERO),
         }
     }
 }
@@ -110,6 +115,9 @@ pub async fn spawn(o: Options) -> Running {
     }
     if let Some(wait) = o.admission_wait {
         s.common.admission_wait = wait;
+    }
+    if let Some(wait) = o.event_queue_wait {
+        s.batch.max_wait = (!wait.is_zero()).then_some(wait);
     }
     let app = Application::build(s).await.expect("access-rule builds");
     let address = format!("http://127.0.0.1:{}", app.port());

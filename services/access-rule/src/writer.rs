@@ -16,6 +16,12 @@
 //! When a commit fails without an answer (the connection was lost), the
 //! batch's outcome is unknown: its requests get `503`, and a client resends
 //! with the same `event_id`.
+//!
+//! A queue is bounded in length (`EVENT_QUEUE`) and in time
+//! (`EVENT_QUEUE_WAIT_MS`): an event that waited longer than that for its
+//! writer is answered `503` unapplied when the writer reaches it, so that
+//! under overload the queue sheds what it cannot serve in time instead of
+//! making every admitted request wait behind it.
 
 use std::{
     sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError},
@@ -42,6 +48,9 @@ pub struct BatchSettings {
     pub linger: Duration,
     /// Events that may wait for each writer; more are answered `503`.
     pub queue: usize,
+    /// How long an event may wait for its writer before it is answered
+    /// `503` unapplied (`None`: as long as it takes).
+    pub max_wait: Option<Duration>,
 }
 
 type Reply = oneshot::Sender<Result<EventResult, ApiError>>;
@@ -49,6 +58,7 @@ type Reply = oneshot::Sender<Result<EventResult, ApiError>>;
 struct Job {
     event: Event,
     reply: Reply,
+    queued: Instant,
 }
 
 /// The handles of the writer threads; a thread stops when this is dropped.
@@ -88,14 +98,20 @@ impl EventWriters {
     pub async fn submit(&self, event: Event) -> Result<EventResult, ApiError> {
         let queue = &self.queues[store::writer_for(event.user_id.as_str(), self.queues.len())];
         let (reply, answer) = oneshot::channel();
-        queue.try_send(Job { event, reply }).map_err(|e| match e {
-            TrySendError::Full(_) => {
-                ApiError::Unavailable("too many events are waiting to be stored; retry".into())
-            }
-            TrySendError::Disconnected(_) => {
-                ApiError::Unavailable("the event writer has stopped".into())
-            }
-        })?;
+        queue
+            .try_send(Job {
+                event,
+                reply,
+                queued: Instant::now(),
+            })
+            .map_err(|e| match e {
+                TrySendError::Full(_) => {
+                    ApiError::Unavailable("too many events are waiting to be stored; retry".into())
+                }
+                TrySendError::Disconnected(_) => {
+                    ApiError::Unavailable("the event writer has stopped".into())
+                }
+            })?;
         answer
             .await
             .map_err(|_| ApiError::Unavailable("the event writer has stopped".into()))?
@@ -132,6 +148,10 @@ impl Writer {
                     }
                 }
             }
+            let jobs = self.shed_stale(jobs);
+            if jobs.is_empty() {
+                continue;
+            }
             // A panic drops the batch's replies (their requests answer 503)
             // but not the writer.
             let applied =
@@ -141,6 +161,31 @@ impl Writer {
                 self.conn = None;
             }
         }
+    }
+
+    /// Answers `503` to the jobs that waited longer than `max_wait`, and
+    /// returns the others.
+    fn shed_stale(&self, jobs: Vec<Job>) -> Vec<Job> {
+        let Some(max_wait) = self.settings.max_wait else {
+            return jobs;
+        };
+        let (fresh, stale): (Vec<Job>, Vec<Job>) = jobs
+            .into_iter()
+            .partition(|j| j.queued.elapsed() <= max_wait);
+        if !stale.is_empty() {
+            platform::metrics::global().count(
+                "access_rule_events_shed_total",
+                "events answered 503 unapplied after waiting EVENT_QUEUE_WAIT_MS for a writer",
+                "",
+                stale.len() as u64,
+            );
+            for j in stale {
+                let _ = j.reply.send(Err(ApiError::Unavailable(
+                    "too many events are waiting to be stored; retry".into(),
+                )));
+            }
+        }
+        fresh
     }
 
     fn connection(&mut self) -> Result<&mut PgConnection, ApiError> {

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use diesel::{connection::SimpleConnection, Connection, PgConnection};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -99,7 +100,9 @@ async fn beyond_its_capacity_the_service_refuses_at_once_and_still_answers_its_p
     while Instant::now() < deadline {
         for path in ["/healthz", "/readyz", "/metrics"] {
             let r = app.http.get(app.url(path)).send().await.unwrap();
-            assert_eq!(r.status(), StatusCode::OK, "{path} during the flood");
+            let status = r.status();
+            let body = r.text().await.unwrap_or_default();
+            assert_eq!(status, StatusCode::OK, "{path} during the flood: {body}");
         }
         probes += 1;
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -145,4 +148,59 @@ async fn beyond_its_capacity_the_service_refuses_at_once_and_still_answers_its_p
     let u = new_user_id();
     app.flag(&u).await;
     assert!(app.can_message(&u).await);
+}
+
+#[tokio::test]
+async fn an_event_that_waited_too_long_for_its_writer_is_refused_unapplied_and_can_be_resent() {
+    let app = spawn_app_with(|o| o.event_queue_wait = Some(Duration::from_millis(200))).await;
+    let user = new_user_id();
+    app.flag(&user).await;
+
+    // The database stalls the writer: a lock on the events table holds
+    // the first event's transaction, and the second queues behind it.
+    let mut lock = PgConnection::establish(&app.db.url).unwrap();
+    lock.batch_execute("BEGIN; LOCK TABLE events IN EXCLUSIVE MODE")
+        .unwrap();
+    let body = |id: &str| {
+        json!({"name": "flag_scam_message", "event_id": id,
+               "event_properties": {"user_id": user}})
+    };
+    let first = {
+        let (http, url, token, body) = (
+            app.http.clone(),
+            app.url("/event"),
+            app.producer.clone(),
+            body("stalled-first"),
+        );
+        tokio::spawn(async move { http.post(url).bearer_auth(token).json(&body).send().await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = {
+        let (http, url, token, body) = (
+            app.http.clone(),
+            app.url("/event"),
+            app.producer.clone(),
+            body("stalled-second"),
+        );
+        tokio::spawn(async move { http.post(url).bearer_auth(token).json(&body).send().await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    lock.batch_execute("COMMIT").unwrap();
+
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(first.status(), StatusCode::OK, "the event being applied");
+    let second = second.await.unwrap().unwrap();
+    assert_eq!(
+        judge(second).await,
+        Ok(true),
+        "an event that waited 500 ms against a bound of 200 ms"
+    );
+    let stored = |id: &str| app.count(&format!("events WHERE event_id = '{id}'"));
+    assert_eq!(stored("stalled-first"), 1);
+    assert_eq!(stored("stalled-second"), 0, "the refused event was stored");
+
+    // Resent once the database is free, it is applied.
+    let again = app.post_event(&body("stalled-second")).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(stored("stalled-second"), 1);
 }
