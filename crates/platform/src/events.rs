@@ -32,6 +32,7 @@ use rdkafka::{
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{watch, Notify};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::db::{PgPool, StoreError};
@@ -671,7 +672,6 @@ pub async fn run_consumer(
     consumer.subscribe(&topics)?;
     let dead_letters = producer(&cfg.brokers)?;
     let retry_limit = crate::dlq::retry_limit()?;
-    let metrics = crate::metrics::global();
     loop {
         let msg = tokio::select! {
             m = consumer.recv() => m,
@@ -685,6 +685,55 @@ pub async fn run_consumer(
                 continue;
             }
         };
+        // One span per message: what it logs (retries, a dead letter) and
+        // what applying it logs carry where it came from.
+        let key = msg.key().map(String::from_utf8_lossy).unwrap_or_default();
+        let span = tracing::info_span!(
+            "consume",
+            topic = msg.topic(),
+            partition = msg.partition(),
+            offset = msg.offset(),
+            key = %key,
+        );
+        let cx = Handling {
+            pool: &pool,
+            apply: &apply,
+            dead_letters: &dead_letters,
+            group_id: &cfg.group_id,
+            retry_limit,
+        };
+        if let Stopped::Yes = cx.handle(&msg, &mut shutdown).instrument(span).await {
+            return commit_and_stop(&consumer);
+        }
+        consumer.store_offset_from_message(&msg)?;
+    }
+    commit_and_stop(&consumer)
+}
+
+/// What [`run_consumer`] needs to handle one message.
+struct Handling<'a> {
+    pool: &'a PgPool,
+    apply: &'a ApplyFn,
+    dead_letters: &'a FutureProducer,
+    group_id: &'a str,
+    retry_limit: Duration,
+}
+
+/// Whether handling a message was cut short by the shutdown.
+enum Stopped {
+    Yes,
+    No,
+}
+
+impl Handling<'_> {
+    /// Applies `msg`, retrying what may pass, or sets it aside on its
+    /// `<topic>.dlq`; either way the partition may then move on.
+    async fn handle(
+        &self,
+        msg: &rdkafka::message::BorrowedMessage<'_>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Stopped {
+        let metrics = crate::metrics::global();
         let topic = msg.topic().to_owned();
         // Kafka's ACLs say who may write a topic; the envelope says who did,
         // and only the topic's owner is believed (a neighbour service that
@@ -716,8 +765,12 @@ pub async fn run_consumer(
                 let mut backoff = Duration::from_millis(100);
                 let first_failure = std::time::Instant::now();
                 loop {
-                    let (pool, apply, env, t) =
-                        (pool.clone(), apply.clone(), envelope.clone(), topic.clone());
+                    let (pool, apply, env, t) = (
+                        self.pool.clone(),
+                        self.apply.clone(),
+                        envelope.clone(),
+                        topic.clone(),
+                    );
                     let outcome = crate::db::with_conn(&pool, move |c| -> anyhow::Result<()> {
                         apply(c, &t, &env)
                     })
@@ -733,14 +786,17 @@ pub async fn run_consumer(
                             break None;
                         }
                         Err(e) if !crate::dlq::is_transient(&e) => break Some(format!("{e:#}")),
-                        Err(e) if first_failure.elapsed() >= retry_limit => {
-                            break Some(format!("still failing after {retry_limit:?}: {e:#}"))
+                        Err(e) if first_failure.elapsed() >= self.retry_limit => {
+                            break Some(format!(
+                                "still failing after {:?}: {e:#}",
+                                self.retry_limit
+                            ))
                         }
                         Err(e) => {
                             tracing::warn!(topic = %topic, key = %envelope.key, error = format!("{e:#}"), "applying an event failed; retrying");
                             tokio::select! {
                                 _ = tokio::time::sleep(backoff) => {}
-                                _ = shutdown.changed() => return commit_and_stop(&consumer),
+                                _ = shutdown.changed() => return Stopped::Yes,
                             }
                             backoff = (backoff * 2).min(Duration::from_secs(5));
                         }
@@ -752,7 +808,7 @@ pub async fn run_consumer(
         if let Some(error) = failure {
             let mut backoff = Duration::from_millis(200);
             while let Err(e) =
-                crate::dlq::set_aside(&dead_letters, &msg, &cfg.group_id, &error).await
+                crate::dlq::set_aside(self.dead_letters, msg, self.group_id, &error).await
             {
                 tracing::warn!(
                     error = format!("{e:#}"),
@@ -760,14 +816,13 @@ pub async fn run_consumer(
                 );
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.changed() => return commit_and_stop(&consumer),
+                    _ = shutdown.changed() => return Stopped::Yes,
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
-        consumer.store_offset_from_message(&msg)?;
+        Stopped::No
     }
-    commit_and_stop(&consumer)
 }
 
 fn commit_and_stop(consumer: &PlatformConsumer) -> anyhow::Result<()> {
