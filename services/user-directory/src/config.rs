@@ -61,6 +61,10 @@ pub struct Settings {
     /// `iss` of the organization admins' tokens.
     pub issuer: String,
     pub org_token_ttl: Duration,
+    /// How long an organization admin's refresh token may be used after
+    /// it was issued (`ADMIN_REFRESH_TOKEN_TTL_SECONDS`, default 30 days);
+    /// each refresh issues a new one with a full lifetime.
+    pub admin_refresh_ttl: Duration,
     pub signing_key_pem: Option<SecretString>,
     pub previous_keys_pem: Option<SecretString>,
     pub require_signing_key: bool,
@@ -145,6 +149,10 @@ impl Settings {
                 anyhow::bail!("IDENTITY_PROVIDER={other:?} is neither authenticator nor workos")
             }
         };
+        let admin_refresh_ttl: u64 = parse_or("ADMIN_REFRESH_TOKEN_TTL_SECONDS", 30 * 24 * 3600)?;
+        if admin_refresh_ttl == 0 {
+            anyhow::bail!("ADMIN_REFRESH_TOKEN_TTL_SECONDS must be at least 1");
+        }
         let default_workers = std::thread::available_parallelism()
             .map(usize::from)
             .unwrap_or(2);
@@ -156,6 +164,7 @@ impl Settings {
                 &format!("http://127.0.0.1:{}", common.port),
             ),
             org_token_ttl: Duration::from_secs(parse_or("ORG_TOKEN_TTL_SECONDS", 3600)?),
+            admin_refresh_ttl: Duration::from_secs(admin_refresh_ttl),
             signing_key_pem: secret("SIGNING_KEY")?,
             previous_keys_pem: secret("PREVIOUS_SIGNING_KEYS")?,
             require_signing_key: flag("REQUIRE_SIGNING_KEY", common.is_production()),

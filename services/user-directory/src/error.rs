@@ -22,6 +22,13 @@ pub enum ApiError {
     CreationInProgress,
     #[error("invalid email or password")]
     InvalidCredentials,
+    /// A refresh token that is unknown, expired, spent or revoked: all
+    /// answered alike.
+    #[error("invalid refresh token")]
+    InvalidGrant,
+    /// The organization was deleted at the identity provider (WorkOS).
+    #[error("the organization is deleted at the identity provider")]
+    OrganizationDeletedAtProvider,
     #[error("{0}")]
     Unauthenticated(String),
     #[error("{0}")]
@@ -98,6 +105,16 @@ impl ApiError {
                 "Invalid credentials",
             )
             .with_detail("the email or password is wrong"),
+            ApiError::InvalidGrant => {
+                Problem::new(StatusCode::BAD_REQUEST, "invalid-grant", "Invalid grant")
+                    .with_detail("the refresh token is invalid, expired or revoked; log in again")
+                    .with("error", "invalid_grant")
+            }
+            ApiError::OrganizationDeletedAtProvider => Problem::conflict(
+                "organization-deleted-at-provider",
+                "the organization was deleted at the identity provider: it takes no new members \
+                 (its admin may still read it, and delete it with DELETE /org/delete)",
+            ),
             ApiError::Unauthenticated(d) => Problem::unauthorized(d.clone()),
             ApiError::Forbidden(d) => Problem::forbidden(d.clone()),
             ApiError::NotFound(d) => Problem::not_found(d.clone()),
@@ -180,8 +197,11 @@ impl ResponseError for ApiError {
             ApiError::Database(e) if platform::db::is_connection_lost(e) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            ApiError::Invalid(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Invalid(_) | ApiError::BadRequest(_) | ApiError::InvalidGrant => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::OrganizationTaken
+            | ApiError::OrganizationDeletedAtProvider
             | ApiError::AdminEmailTaken
             | ApiError::EmailTaken
             | ApiError::CreationInProgress => StatusCode::CONFLICT,

@@ -7,6 +7,10 @@
 //! orders nor deduplicates deliveries. Deleted users and memberships stay
 //! as tombstones so that a late, older event cannot bring them back.
 //!
+//! Organizations named in the directory's file follow
+//! `organization.created|updated|deleted` the same way (see
+//! `store::org_events`).
+//!
 //! Authenticator: `iam.user.v1` events, applied by version, to members
 //! and to the standing (activity, session epoch) of organization admins.
 
@@ -123,6 +127,12 @@ pub fn apply_event(
             apply_membership(conn, config, &data, at, false)
         }
         "organization_membership.deleted" => apply_membership(conn, config, &data, at, true),
+        "organization.created" | "organization.updated" => {
+            store::org_events::apply_organization_event(conn, config, &data, at, false)
+        }
+        "organization.deleted" => {
+            store::org_events::apply_organization_event(conn, config, &data, at, true)
+        }
         _ => Ok(Applied::Done("ignored: not an event the directory follows")),
     })
 }
@@ -314,6 +324,12 @@ fn apply_membership(
             "ignored: organization not created in the directory",
         ));
     };
+    // WorkOS deleted the organization: it takes no members (their deletions apply).
+    if !deleted && store::org_events::deleted_at_provider(conn, text(data, "organization_id"))? {
+        return Ok(Applied::Done(
+            "ignored: the organization is deleted at the provider",
+        ));
+    }
     let existing: Option<Membership> = memberships::table
         .filter(
             memberships::reference_id

@@ -18,13 +18,16 @@ use super::{
 use crate::directory_config::OrganizationEntry;
 
 /// The events the directory applies.
-pub const EVENTS: [&str; 6] = [
+pub const EVENTS: [&str; 9] = [
     "user.created",
     "user.updated",
     "user.deleted",
     "organization_membership.created",
     "organization_membership.updated",
     "organization_membership.deleted",
+    "organization.created",
+    "organization.updated",
+    "organization.deleted",
 ];
 
 pub struct WorkOsProvider {

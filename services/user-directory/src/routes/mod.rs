@@ -1,5 +1,6 @@
 //! HTTP routes. Each module registers its own.
 
+mod admin_refresh;
 mod orgs;
 mod users;
 mod webhooks;
@@ -11,6 +12,7 @@ use crate::{error::ApiError, state::AppState};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     orgs::configure(cfg);
+    admin_refresh::configure(cfg);
     users::configure(cfg);
     webhooks::configure(cfg);
     cfg.route("/.well-known/jwks.json", web::get().to(jwks));

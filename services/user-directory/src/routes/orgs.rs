@@ -4,16 +4,16 @@
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use platform::db::{is_unique_violation, with_conn};
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::{
-    auth::{OrgAdmin, OrgClaims, ORG_TYP},
+    auth::OrgAdmin,
     domain::{Email, NewPassword, OrganizationName},
     error::ApiError,
     saga::{self, NewOrganization},
     state::AppState,
-    store::{self, OrganizationView},
+    store::{self, org_events, OrganizationView},
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -160,19 +160,12 @@ struct LoginRequest {
     password: SecretString,
 }
 
-#[derive(Serialize)]
-struct LoginResponse {
-    access_token: String,
-    token_type: &'static str,
-    expires_in: u64,
-    organization_name: String,
-}
-
 /// `POST /admin/login` (anyone, seed): an organization admin's email and
 /// password, checked by the identity provider, to a platform token
 /// (`typ: org+jwt`, verifiable with our JWKS) carrying the organization
-/// and the admin's session epoch (`sep`). The provider hears the caller's
-/// address, and throttles failures by it.
+/// and the admin's session epoch (`sep`), and a refresh token for `POST
+/// /admin/refresh`. The provider hears the caller's address, and throttles
+/// failures by it.
 async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -200,28 +193,15 @@ async fn login(
     if org.admin_reference_id.as_deref() != Some(signed_in.reference_id.as_str()) {
         return Err(ApiError::InvalidCredentials);
     }
-    let now = chrono::Utc::now().timestamp();
-    let ttl = state.settings.org_token_ttl.as_secs();
-    let claims = OrgClaims {
-        iss: state.settings.issuer.clone(),
-        sub: signed_in.reference_id,
-        org: org.id,
-        org_name: org.name.clone(),
-        iat: now,
-        exp: now + ttl as i64,
-        jti: uuid::Uuid::new_v4().to_string(),
-        sep: signed_in.session_epoch,
-    };
-    let token = state.keys.sign(ORG_TYP, &claims)?;
+    let answer = super::admin_refresh::signed_in(
+        &state,
+        &org,
+        signed_in.reference_id,
+        signed_in.session_epoch,
+    )
+    .await?;
     tracing::info!(organization.id = %org.id, "organization admin logged in");
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(LoginResponse {
-            access_token: token,
-            token_type: "bearer",
-            expires_in: ttl,
-            organization_name: org.name,
-        }))
+    Ok(answer)
 }
 
 #[derive(Deserialize)]
@@ -231,9 +211,32 @@ struct NameQuery {
 }
 
 /// `GET /org/get?organization_name=` (that organization's admin, seed).
-async fn get(admin: OrgAdmin, q: web::Query<NameQuery>) -> Result<HttpResponse, ApiError> {
+/// With WorkOS, what the provider says of it (its name, domains, and
+/// whether it still exists there) under `provider`, once an event told.
+async fn get(
+    admin: OrgAdmin,
+    state: web::Data<AppState>,
+    q: web::Query<NameQuery>,
+) -> Result<HttpResponse, ApiError> {
     admin.must_own(&q.organization_name)?;
-    Ok(HttpResponse::Ok().json(OrganizationView::from(&admin.organization)))
+    let workos_id = state
+        .config
+        .current()
+        .organization(&admin.organization.name)
+        .and_then(|e| e.workos_id.clone());
+    let provider = match workos_id {
+        Some(w) => {
+            with_conn(&state.pool, move |c| {
+                org_events::provider_organization(c, &w).map_err(ApiError::from)
+            })
+            .await?
+        }
+        None => None,
+    };
+    Ok(HttpResponse::Ok().json(org_events::organization_view(
+        &admin.organization,
+        provider.as_ref(),
+    )))
 }
 
 #[derive(Deserialize)]
@@ -306,6 +309,15 @@ async fn update(
     }
     if let Some(p) = &password {
         state.provider.set_password(&reference, p.secret()).await?;
+        // The admin's refresh tokens end with the old password (with the
+        // authenticator its new session epoch would refuse them too; with
+        // WorkOS this is what ends them).
+        let id = org.id;
+        with_conn(&state.pool, move |c| {
+            store::admin_refresh::revoke_families_of(c, id, "the admin's password changed")
+                .map_err(ApiError::from)
+        })
+        .await?;
     }
     let (n, e, id) = (
         new_name.map(|n| n.as_str().to_owned()),

@@ -34,6 +34,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/v1/imports/{id}", web::get().to(import_job));
 }
 
+/// Refuses new members (409) for an organization WorkOS deleted: it stays,
+/// with its members, until its admin deletes it, but the provider would
+/// make no membership in it.
+async fn open_at_provider(state: &AppState, organization: &str) -> Result<(), ApiError> {
+    let Some(workos_id) = state
+        .config
+        .current()
+        .organization(organization)
+        .and_then(|e| e.workos_id.clone())
+    else {
+        return Ok(());
+    };
+    let deleted = with_conn(&state.pool, move |c| {
+        store::org_events::deleted_at_provider(c, &workos_id).map_err(ApiError::from)
+    })
+    .await?;
+    if deleted {
+        return Err(ApiError::OrganizationDeletedAtProvider);
+    }
+    Ok(())
+}
+
 /// `POST /v1/users` (an organization admin, for their organization):
 /// `{email, first_name, last_name, organization, role}`; role and
 /// organization from the directory config. Creates the account at the
@@ -47,6 +69,7 @@ async fn create(
     let config = state.config.current();
     let new = body.into_inner().parse(&config)?;
     admin.must_own(&new.organization)?;
+    open_at_provider(&state, &admin.organization.name).await?;
     let entry = config
         .organization(&new.organization)
         .cloned()
@@ -165,6 +188,7 @@ async fn import_file(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    open_at_provider(&state, &admin.organization.name).await?;
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)

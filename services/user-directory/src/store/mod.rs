@@ -15,6 +15,9 @@ use uuid::Uuid;
 
 diesel::define_sql_function!(fn lower(x: Text) -> Text);
 
+pub mod admin_refresh;
+pub mod org_events;
+
 diesel::table! {
     organizations (id) {
         id -> Uuid,
@@ -1486,5 +1489,6 @@ pub fn retention_steps(
                 LIMIT $2 FOR UPDATE SKIP LOCKED))",
         ));
     }
+    steps.extend(admin_refresh::retention_steps());
     steps
 }

@@ -83,6 +83,27 @@ impl FakeWorkOs {
     }
 }
 
+/// An organization in the WorkOS wire format (the `data` of
+/// `organization.created|updated|deleted` events, as the Organizations API
+/// answers it): `domains` are `organization_domain` objects.
+pub fn organization(id: &str, name: &str, domains: &[&str], updated_at: &str) -> Value {
+    let domains: Vec<Value> = domains
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            json!({"object": "organization_domain", "id": format!("org_domain_{i:026}"),
+                   "organization_id": id, "domain": d, "state": "verified",
+                   "verification_strategy": "dns", "verification_prefix": null,
+                   "verification_token": null,
+                   "created_at": "2026-01-01T00:00:00.000Z", "updated_at": updated_at})
+        })
+        .collect();
+    json!({"object": "organization", "id": id, "name": name,
+           "allow_profiles_outside_organization": false, "domains": domains,
+           "metadata": {}, "external_id": null, "stripe_customer_id": null,
+           "created_at": "2026-01-01T00:00:00.000Z", "updated_at": updated_at})
+}
+
 fn authorized(req: &HttpRequest) -> bool {
     req.headers()
         .get("authorization")

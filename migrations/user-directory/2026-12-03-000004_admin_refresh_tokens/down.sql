@@ -1,0 +1,2 @@
+DROP TABLE admin_refresh_tokens;
+DROP TABLE admin_refresh_families;
