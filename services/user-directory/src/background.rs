@@ -1,5 +1,6 @@
 //! The directory's background work: the applier of stored provider events,
-//! the reconciler (queued provider work, unfinished creations), the WorkOS
+//! the reconciler (queued provider work, unfinished creations and member
+//! changes), the WorkOS
 //! Events API reader, and the resumption of import jobs.
 
 use std::time::Duration;
@@ -10,6 +11,7 @@ use platform::db::with_conn;
 use tokio::sync::watch;
 
 use crate::{
+    changes,
     error::ApiError,
     import,
     provider::Provider,
@@ -76,6 +78,9 @@ pub async fn run_reconciler(state: web::Data<AppState>, mut shutdown: watch::Rec
     loop {
         if let Err(e) = saga::reconcile(&state).await {
             tracing::warn!(error = %e, "a reconciler round failed");
+        }
+        if let Err(e) = changes::reconcile(&state).await {
+            tracing::warn!(error = %e, "a reconciler round of member changes failed");
         }
         tokio::select! {
             _ = state.reconcile.notified() => {}

@@ -24,27 +24,89 @@ pub struct OrganizationEntry {
     pub workos_id: Option<String>,
 }
 
+/// The environment role of users when the file names none.
+pub const BUILT_IN_ENVIRONMENT_ROLE: &str = "member";
+
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct DirectoryConfig {
+    /// Organization roles (a membership's role).
     #[serde(default)]
     pub roles: Vec<String>,
+    /// Environment roles (a user's role across the environment, whatever
+    /// the organization); absent: `["member"]`.
+    #[serde(default)]
+    pub environment_roles: Vec<String>,
+    /// What new users get when none is asked for; absent: `member` if
+    /// listed, else the first of `environment_roles`.
+    #[serde(default)]
+    pub default_environment_role: Option<String>,
     #[serde(default)]
     pub organizations: Vec<OrganizationEntry>,
 }
 
 impl DirectoryConfig {
+    /// Parses and checks a file: the default environment role must be one
+    /// of the environment roles (an old file without either keeps working).
     pub fn parse(text: &str, json: bool) -> anyhow::Result<Self> {
-        let c: Self = if json {
+        let mut c: Self = if json {
             serde_json::from_str(text)?
         } else {
             toml::from_str(text)?
         };
+        if c.environment_roles.is_empty() {
+            c.environment_roles = vec![BUILT_IN_ENVIRONMENT_ROLE.to_owned()];
+        }
+        if let Some(r) = c
+            .environment_roles
+            .iter()
+            .find(|r| r.trim().is_empty() || r.trim() != r.as_str())
+        {
+            anyhow::bail!("environment_roles: {r:?} is not a role name");
+        }
+        let default = match c.default_environment_role.take() {
+            Some(d) => c.environment_role(&d).map(str::to_owned).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "default_environment_role {d:?} is not one of environment_roles {:?}",
+                    c.environment_roles
+                )
+            })?,
+            None => c
+                .environment_role(BUILT_IN_ENVIRONMENT_ROLE)
+                .unwrap_or(&c.environment_roles[0])
+                .to_owned(),
+        };
+        c.default_environment_role = Some(default);
         Ok(c)
     }
 
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r.eq_ignore_ascii_case(role))
+    }
+
+    /// The organization role as written in the file, regardless of case.
+    pub fn role(&self, role: &str) -> Option<&str> {
+        let role = role.trim();
+        self.roles
+            .iter()
+            .find(|r| r.eq_ignore_ascii_case(role))
+            .map(String::as_str)
+    }
+
+    /// The environment role as written in the file, regardless of case.
+    pub fn environment_role(&self, role: &str) -> Option<&str> {
+        let role = role.trim();
+        self.environment_roles
+            .iter()
+            .find(|r| r.eq_ignore_ascii_case(role))
+            .map(String::as_str)
+    }
+
+    /// New users' environment role (checked to be listed by `parse`).
+    pub fn default_environment_role(&self) -> &str {
+        self.default_environment_role
+            .as_deref()
+            .unwrap_or(BUILT_IN_ENVIRONMENT_ROLE)
     }
 
     pub fn organization(&self, name: &str) -> Option<&OrganizationEntry> {
@@ -141,6 +203,34 @@ mod tests {
         for r in ["admin", "member", "viewer"] {
             assert!(c.has_role(r));
         }
+    }
+
+    #[test]
+    fn environment_roles_default_sanely_and_are_checked() {
+        // An old file: one built-in environment role, the default.
+        let c = DirectoryConfig::parse("roles = [\"member\"]\n", false).unwrap();
+        assert_eq!(c.environment_roles, ["member"]);
+        assert_eq!(c.default_environment_role(), "member");
+        let c = DirectoryConfig::parse(
+            "roles = [\"member\"]\nenvironment_roles = [\"Staff\", \"guest\"]\n",
+            false,
+        )
+        .unwrap();
+        assert_eq!(c.default_environment_role(), "Staff");
+        assert_eq!(c.environment_role("STAFF"), Some("Staff"));
+        assert_eq!(c.environment_role("member"), None);
+        let c = DirectoryConfig::parse(
+            "environment_roles = [\"staff\", \"guest\"]\ndefault_environment_role = \"GUEST\"\n",
+            false,
+        )
+        .unwrap();
+        assert_eq!(c.default_environment_role(), "guest");
+        let bad = DirectoryConfig::parse(
+            "environment_roles = [\"staff\"]\ndefault_environment_role = \"owner\"\n",
+            false,
+        );
+        assert!(bad.unwrap_err().to_string().contains("owner"));
+        assert!(DirectoryConfig::parse("default_environment_role = \"owner\"\n", false).is_err());
     }
 
     #[test]

@@ -131,6 +131,39 @@ pub fn parse_bcrypt_hash(raw: &str) -> Result<String, Invalid> {
     Ok(raw.to_owned())
 }
 
+/// An organization role of the file, as written there (400 naming
+/// `role` otherwise).
+pub fn parse_role(
+    config: &crate::directory_config::DirectoryConfig,
+    raw: &str,
+) -> Result<String, Invalid> {
+    config.role(raw).map(str::to_owned).ok_or_else(|| {
+        Invalid::new(
+            "role",
+            "configured_role",
+            format!("role {raw:?} is not one of the configured roles"),
+        )
+    })
+}
+
+/// An environment role of the file, as written there (400 naming
+/// `environment_role` otherwise).
+pub fn parse_environment_role(
+    config: &crate::directory_config::DirectoryConfig,
+    raw: &str,
+) -> Result<String, Invalid> {
+    config
+        .environment_role(raw)
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            Invalid::new(
+                "environment_role",
+                "configured_environment_role",
+                format!("environment_role {raw:?} is not one of the configured environment roles"),
+            )
+        })
+}
+
 /// A new directory user, valid against the current roles and
 /// organizations file.
 #[derive(Debug, Clone)]
@@ -141,6 +174,8 @@ pub struct NewUser {
     /// As written in the configuration file.
     pub organization: String,
     pub role: String,
+    /// The environment role (the file's default unless asked for).
+    pub environment_role: String,
     /// A bcrypt hash to import, or none: an invitation.
     pub password_hash: Option<String>,
 }
@@ -163,6 +198,9 @@ pub struct UserFields {
     pub password_hash: Option<String>,
     #[serde(default)]
     pub password_hash_type: Option<String>,
+    /// Optional: the file's `default_environment_role` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment_role: Option<String>,
 }
 
 impl UserFields {
@@ -199,6 +237,13 @@ impl UserFields {
                 )
             })?
             .clone();
+        let environment_role = parse_environment_role(
+            config,
+            self.environment_role
+                .as_deref()
+                .filter(|r| !r.trim().is_empty())
+                .unwrap_or(config.default_environment_role()),
+        )?;
         let hash = self.password_hash.filter(|h| !h.trim().is_empty());
         let password_hash = match (hash, self.password_hash_type.as_deref().map(str::trim)) {
             (None, _) => None,
@@ -217,6 +262,7 @@ impl UserFields {
             last_name,
             organization,
             role,
+            environment_role,
             password_hash,
         })
     }

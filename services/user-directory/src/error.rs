@@ -20,6 +20,12 @@ pub enum ApiError {
     EmailTaken,
     #[error("a creation of this user is in progress")]
     CreationInProgress,
+    #[error("another change of this user is in progress")]
+    ChangeInProgress,
+    /// A change whose provider call may have taken effect: the reconciler
+    /// completes it (or, if it cannot, undoes it).
+    #[error("the change is unfinished: {0}")]
+    ChangeUnfinished(String),
     #[error("invalid email or password")]
     InvalidCredentials,
     /// A refresh token that is unknown, expired, spent or revoked: all
@@ -99,6 +105,20 @@ impl ApiError {
                 "this user is being created by another request",
             )
             .with("field", "email"),
+            ApiError::ChangeInProgress => Problem::conflict(
+                "change-in-progress",
+                "another change of this user is in progress; try again shortly",
+            ),
+            ApiError::ChangeUnfinished(why) => {
+                tracing::warn!(error = %why, "a change was left to the reconciler");
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "change-unfinished",
+                    "Change unfinished",
+                )
+                .with_detail("the identity provider did not answer in time; the directory completes the change shortly (or undoes it if it cannot be made): read the user to see the outcome")
+                .with_retry_after(2)
+            }
             ApiError::InvalidCredentials => Problem::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid-credentials",
@@ -204,7 +224,9 @@ impl ResponseError for ApiError {
             | ApiError::OrganizationDeletedAtProvider
             | ApiError::AdminEmailTaken
             | ApiError::EmailTaken
-            | ApiError::CreationInProgress => StatusCode::CONFLICT,
+            | ApiError::CreationInProgress
+            | ApiError::ChangeInProgress => StatusCode::CONFLICT,
+            ApiError::ChangeUnfinished(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::InvalidCredentials
             | ApiError::Unauthenticated(_)
             | ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,

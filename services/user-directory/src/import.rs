@@ -1,6 +1,7 @@
 //! Bulk import: a CSV file (header `email,first_name,last_name,
 //! organization,role`, optionally `password_hash` and
-//! `password_hash_type=bcrypt`) or a JSON array of the same objects. Every
+//! `password_hash_type=bcrypt`, and `environment_role`: the file's default
+//! when absent or empty) or a JSON array of the same objects. Every
 //! row is attempted through the same creation saga as `POST /v1/users`;
 //! each row's outcome is `created`, `exists` or `failed` with the reason,
 //! so running a file twice creates nothing new. Files above
@@ -27,7 +28,7 @@ use crate::{
 };
 
 const REQUIRED: [&str; 5] = ["email", "first_name", "last_name", "organization", "role"];
-const OPTIONAL: [&str; 2] = ["password_hash", "password_hash_type"];
+const OPTIONAL: [&str; 3] = ["password_hash", "password_hash_type", "environment_role"];
 
 /// One row of the file, as read (1-based, header excluded).
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -132,6 +133,7 @@ pub fn parse_csv(bytes: &[u8], max_rows: usize) -> Result<Vec<Row>, ApiError> {
                 role: get("role"),
                 password_hash: opt("password_hash"),
                 password_hash_type: opt("password_hash_type"),
+                environment_role: opt("environment_role"),
             }),
             error: None,
         });

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod background;
+pub mod changes;
 pub mod config;
 pub mod directory_config;
 pub mod domain;

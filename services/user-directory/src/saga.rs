@@ -79,7 +79,10 @@ async fn provider_account(
             };
             let reference = existing.reference_id.clone();
             let ours = with_conn(&state.pool, move |c| {
-                store::was_compensated(c, &reference).map_err(ApiError::from)
+                // Undone by a compensation, or its user removed through the API.
+                let ours = store::was_compensated(c, &reference)?
+                    || store::changes::was_removed(c, &reference)?;
+                Ok::<_, ApiError>(ours)
             })
             .await
             .unwrap_or(false);
@@ -138,6 +141,7 @@ pub async fn provider_steps(
             login: creation.provider_login.clone(),
             first_name: new.first_name.clone(),
             last_name: new.last_name.clone(),
+            environment_role: Some(new.environment_role.clone()),
             password: None,
             password_hash: new.password_hash.clone(),
             end_user_address: None,
@@ -225,6 +229,7 @@ async fn after_step_one(
             email: new.email.as_str().to_owned(),
             first_name: new.first_name,
             last_name: new.last_name,
+            environment_role: new.environment_role,
             reference_id: reference,
             provider_login: account.login,
             provider_updated_at: account.updated_at,
@@ -384,6 +389,7 @@ pub async fn create_organization(
         login,
         first_name: new.name.clone(),
         last_name: "Administrator".into(),
+        environment_role: None,
         password: Some(new.password),
         password_hash: None,
         end_user_address: new.end_user_address,

@@ -23,7 +23,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-use super::{transport, Authenticated, Identity, IdentityProvider, NewIdentity, ProviderError};
+use super::{
+    transport, AccountChange, Authenticated, Identity, IdentityProvider, NewIdentity, ProviderError,
+};
 use crate::directory_config::OrganizationEntry;
 
 pub const PROVISION_SCOPE: &str = "provision:user";
@@ -385,6 +387,47 @@ impl IdentityProvider for AuthenticatorProvider {
         )
         .await
         .map(|_| ())
+    }
+
+    /// `PATCH /v1/users/{id}` with `email`, `firstname`, `lastname` (what
+    /// `provision:user` may change of an ordinary account). The
+    /// authenticator has no environment roles: a change of that alone
+    /// calls nothing.
+    async fn update_user(
+        &self,
+        reference: &str,
+        change: &AccountChange,
+    ) -> Result<(), ProviderError> {
+        let mut body = serde_json::Map::new();
+        for (k, v) in [
+            ("email", &change.email),
+            ("firstname", &change.first_name),
+            ("lastname", &change.last_name),
+        ] {
+            if let Some(v) = v {
+                body.insert(k.into(), json!(v));
+            }
+        }
+        if body.is_empty() {
+            return Ok(());
+        }
+        self.call(
+            Method::PATCH,
+            &format!("/v1/users/{reference}"),
+            Some(&Value::Object(body)),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The authenticator keeps no organizations: the role lives in the
+    /// directory alone.
+    async fn set_membership_role(
+        &self,
+        _membership: Option<&str>,
+        _role: &str,
+    ) -> Result<(), ProviderError> {
+        Ok(())
     }
 
     async fn set_password(

@@ -25,6 +25,10 @@ pub struct NewIdentity {
     pub login: String,
     pub first_name: String,
     pub last_name: String,
+    /// The user's environment role (WorkOS keeps it in the user's
+    /// `metadata`; the authenticator has no such field). `None` for an
+    /// organization's admin.
+    pub environment_role: Option<String>,
     /// A password that passed our policy (organization admins), or
     pub password: Option<SecretString>,
     /// a bcrypt hash (imports), or neither: an invitation.
@@ -33,6 +37,26 @@ pub struct NewIdentity {
     /// /org/create`), relayed so the provider can limit creations per
     /// address; `None` when an organization's admin creates accounts.
     pub end_user_address: Option<IpAddr>,
+}
+
+/// A change of an account: `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountChange {
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// WorkOS keeps it in the user's `metadata`; the authenticator has no
+    /// such field (the directory alone keeps it).
+    pub environment_role: Option<String>,
+}
+
+impl AccountChange {
+    pub fn is_empty(&self) -> bool {
+        self.email.is_none()
+            && self.first_name.is_none()
+            && self.last_name.is_none()
+            && self.environment_role.is_none()
+    }
 }
 
 /// Credentials the provider accepted.
@@ -184,6 +208,21 @@ pub trait IdentityProvider {
         reference: &str,
         password: &SecretString,
     ) -> impl Future<Output = Result<(), ProviderError>> + Send;
+    /// Changes an account's email, names and environment role (each
+    /// only if given); setting the same values again changes nothing, so
+    /// the call may be repeated.
+    fn update_user(
+        &self,
+        reference: &str,
+        change: &AccountChange,
+    ) -> impl Future<Output = Result<(), ProviderError>> + Send;
+    /// Gives membership `membership` (the provider's id, where it keeps
+    /// memberships) the organization role `role`; may be repeated.
+    fn set_membership_role(
+        &self,
+        membership: Option<&str>,
+        role: &str,
+    ) -> impl Future<Output = Result<(), ProviderError>> + Send;
     /// Checks credentials that `end_user` (the address of the person
     /// signing in, when known) typed in; the provider throttles failures
     /// by that address, not by the directory's.
@@ -310,6 +349,25 @@ impl Provider {
 
     pub async fn change_email(&self, reference: &str, email: &str) -> Result<(), ProviderError> {
         delegate!(self, p => p.change_email(reference, email))
+    }
+
+    pub async fn update_user(
+        &self,
+        reference: &str,
+        change: &AccountChange,
+    ) -> Result<(), ProviderError> {
+        if change.is_empty() {
+            return Ok(());
+        }
+        delegate!(self, p => p.update_user(reference, change))
+    }
+
+    pub async fn set_membership_role(
+        &self,
+        membership: Option<&str>,
+        role: &str,
+    ) -> Result<(), ProviderError> {
+        delegate!(self, p => p.set_membership_role(membership, role))
     }
 
     pub async fn set_password(

@@ -12,9 +12,15 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{
-    authenticator::urlencode, transport, Authenticated, Identity, IdentityProvider, NewIdentity,
-    ProviderError,
+    authenticator::urlencode, transport, AccountChange, Authenticated, Identity, IdentityProvider,
+    NewIdentity, ProviderError,
 };
+
+/// The key of a user's `metadata` that holds the directory's environment
+/// role. WorkOS's own environment roles are role definitions given to
+/// organization memberships (`role_slug`), where the directory puts the
+/// organization role; a user-wide role has no field of its own there.
+pub const ENVIRONMENT_ROLE_KEY: &str = "environment_role";
 use crate::directory_config::OrganizationEntry;
 
 /// The events the directory applies.
@@ -187,6 +193,9 @@ impl IdentityProvider for WorkOsProvider {
             body["password_hash"] = json!(h);
             body["password_hash_type"] = json!("bcrypt");
         }
+        if let Some(r) = &new.environment_role {
+            body["metadata"] = json!({ ENVIRONMENT_ROLE_KEY: r });
+        }
         let (_, v) = self
             .call(Method::POST, "/user_management/users", Some(&body))
             .await?;
@@ -261,6 +270,58 @@ impl IdentityProvider for WorkOsProvider {
             Method::PUT,
             &format!("/user_management/users/{reference}"),
             Some(&json!({"email": email})),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `PUT /user_management/users/{id}` with `email`, `first_name`,
+    /// `last_name` and `metadata.environment_role`, those given.
+    async fn update_user(
+        &self,
+        reference: &str,
+        change: &AccountChange,
+    ) -> Result<(), ProviderError> {
+        let mut body = json!({});
+        for (k, v) in [
+            ("email", &change.email),
+            ("first_name", &change.first_name),
+            ("last_name", &change.last_name),
+        ] {
+            if let Some(v) = v {
+                body[k] = json!(v);
+            }
+        }
+        if let Some(r) = &change.environment_role {
+            body["metadata"] = json!({ ENVIRONMENT_ROLE_KEY: r });
+        }
+        self.call(
+            Method::PUT,
+            &format!("/user_management/users/{reference}"),
+            Some(&body),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `PUT /user_management/organization_memberships/{id}` with
+    /// `role_slug`.
+    async fn set_membership_role(
+        &self,
+        membership: Option<&str>,
+        role: &str,
+    ) -> Result<(), ProviderError> {
+        let Some(membership) = membership else {
+            return Err(ProviderError::Rejected {
+                field: Some("role".into()),
+                rule: Some("workos_membership".into()),
+                detail: "this membership has no WorkOS id to change the role of".into(),
+            });
+        };
+        self.call(
+            Method::PUT,
+            &format!("/user_management/organization_memberships/{membership}"),
+            Some(&json!({ "role_slug": role })),
         )
         .await
         .map(|_| ())

@@ -17,13 +17,14 @@ use uuid::Uuid;
 use super::read_body;
 use crate::{
     auth::{still_admin, OrgAdmin, OrgToken},
-    domain::UserFields,
+    changes,
+    domain::{parse_environment_role, parse_name, parse_role, Email, UserFields},
     error::ApiError,
     import::{self, Summary},
     members::Member,
     saga::{self, Created},
     state::AppState,
-    store::{self, UserFilter, UserView},
+    store::{self, changes::ChangeRequest, UserFilter, UserView},
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -31,6 +32,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/v1/users", web::get().to(list))
         .route("/v1/users/import", web::post().to(import_file))
         .route("/v1/users/{id}", web::get().to(get))
+        .route("/v1/users/{id}", web::patch().to(update))
+        .route("/v1/users/{id}", web::delete().to(remove))
+        .route("/v1/users/{id}/role", web::put().to(set_role))
         .route("/v1/imports/{id}", web::get().to(import_job));
 }
 
@@ -123,6 +127,114 @@ async fn get(
         state.members.fill(user, org, Arc::new(entry), g);
     }
     Ok(json_bytes(body))
+}
+
+/// The body of `PATCH /v1/users/{id}`: at least one field.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserPatch {
+    email: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    environment_role: Option<String>,
+}
+
+/// `PATCH /v1/users/{id}` (an organization admin): a member's email,
+/// names and environment role, at the provider first, then here, with the
+/// membership's event. 404 for anyone not a member of the caller's
+/// organization, 409 for an email taken (regardless of case), 400 for bad
+/// input or an environment role not in the file; nothing changes then.
+async fn update(
+    admin: OrgAdmin,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    body: web::Json<UserPatch>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let config = state.config.current();
+    if body.email.is_none()
+        && body.first_name.is_none()
+        && body.last_name.is_none()
+        && body.environment_role.is_none()
+    {
+        return Err(ApiError::BadRequest(
+            "give at least one of email, first_name, last_name, environment_role".into(),
+        ));
+    }
+    let req = ChangeRequest {
+        kind: "update",
+        email: body
+            .email
+            .map(|e| Email::parse(&e).map(|e| e.as_str().to_owned()))
+            .transpose()?,
+        first_name: body
+            .first_name
+            .map(|n| parse_name("first_name", &n))
+            .transpose()?,
+        last_name: body
+            .last_name
+            .map(|n| parse_name("last_name", &n))
+            .transpose()?,
+        environment_role: body
+            .environment_role
+            .map(|r| parse_environment_role(&config, &r))
+            .transpose()?,
+        role: None,
+    };
+    change(&admin, &state, id.into_inner(), req).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleBody {
+    role: String,
+}
+
+/// `PUT /v1/users/{id}/role` (an organization admin): a member's
+/// organization role, one of the file's (400 otherwise); with WorkOS, the
+/// membership's `role_slug` there first.
+async fn set_role(
+    admin: OrgAdmin,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    body: web::Json<RoleBody>,
+) -> Result<HttpResponse, ApiError> {
+    let role = parse_role(&state.config.current(), &body.role)?;
+    let req = ChangeRequest {
+        kind: "role",
+        role: Some(role),
+        ..ChangeRequest::default()
+    };
+    change(&admin, &state, id.into_inner(), req).await
+}
+
+/// `DELETE /v1/users/{id}` (an organization admin): removes a member: the
+/// account is deactivated (authenticator) or deleted (WorkOS), then the
+/// membership is deleted here and published. 204. Creating the same
+/// email later takes the account back (authenticator).
+async fn remove(
+    admin: OrgAdmin,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let req = ChangeRequest {
+        kind: "remove",
+        ..ChangeRequest::default()
+    };
+    changes::change_member(&state, admin.organization.id, id, req).await?;
+    tracing::info!(user.id = %id, "member removed");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn change(
+    admin: &OrgAdmin,
+    state: &AppState,
+    id: Uuid,
+    req: ChangeRequest,
+) -> Result<HttpResponse, ApiError> {
+    let (u, m) = changes::change_member(state, admin.organization.id, id, req).await?;
+    Ok(HttpResponse::Ok().json(UserView::new(&u, &m, &admin.organization.name)))
 }
 
 pub const MAX_PAGE: i64 = 200;

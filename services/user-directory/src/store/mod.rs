@@ -13,6 +13,8 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+pub mod changes;
+
 diesel::define_sql_function!(fn lower(x: Text) -> Text);
 
 pub mod admin_refresh;
@@ -59,6 +61,7 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         deleted_at -> Nullable<Timestamptz>,
+        environment_role -> Text,
     }
 }
 
@@ -498,6 +501,7 @@ pub struct User {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub deleted_at: Option<DateTime<Utc>>,
+    pub environment_role: String,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -526,7 +530,9 @@ pub struct UserView {
     pub reference_id: String,
     pub is_active: bool,
     pub organization: String,
+    /// The organization role (the membership's).
     pub role: String,
+    pub environment_role: String,
     pub membership_id: Uuid,
     pub membership_status: String,
     pub created_at: DateTime<Utc>,
@@ -544,6 +550,7 @@ impl UserView {
             is_active: u.is_active,
             organization: organization.to_owned(),
             role: m.role.clone(),
+            environment_role: u.environment_role.clone(),
             membership_id: m.id,
             membership_status: m.status.clone(),
             created_at: u.created_at,
@@ -575,7 +582,9 @@ fn membership_event(
         json!({
             "id": m.id, "user_id": m.user_id, "organization_id": m.organization_id,
             "organization": organization, "email": u.email, "reference_id": u.reference_id,
-            "role": m.role, "status": m.status, "version": m.version,
+            "first_name": u.first_name, "last_name": u.last_name,
+            "role": m.role, "environment_role": u.environment_role,
+            "status": m.status, "version": m.version,
         })
     };
     Envelope::new(
@@ -757,10 +766,12 @@ pub fn begin_creations(
             .load::<(String, User)>(conn)?
             .into_iter()
             .collect();
+        // An email a change is giving to a user is taken, as by a creation.
+        let changing = changes::emails_in_flight(conn, &lowered)?;
         let now = Utc::now();
         let ids: Vec<Option<Uuid>> = lowered
             .iter()
-            .map(|l| (!existing.contains_key(l)).then(Uuid::now_v7))
+            .map(|l| (!existing.contains_key(l) && !changing.contains(l)).then(Uuid::now_v7))
             .collect();
         let rows: Vec<_> = requests
             .iter()
@@ -899,6 +910,7 @@ pub struct CompletedUser {
     pub email: String,
     pub first_name: String,
     pub last_name: String,
+    pub environment_role: String,
     pub reference_id: String,
     pub provider_login: String,
     pub provider_updated_at: Option<DateTime<Utc>>,
@@ -1001,6 +1013,13 @@ fn complete_together(
     .into_iter()
     .map(|r| r.id)
     .collect();
+    // An account taken back after the directory removed its user.
+    for c in batch.iter().filter(|c| moved.contains(&c.creation.id)) {
+        if let Some(u) = adopted.remove(&c.user.reference_id) {
+            let u = changes::revive(conn, u, c.creation.organization_id, &c.user)?;
+            adopted.insert(u.reference_id.clone(), u);
+        }
+    }
     let now = Utc::now();
     let goes_on = |c: &&Completion| moved.contains(&c.creation.id);
     let new_users: Vec<_> = batch
@@ -1014,6 +1033,7 @@ fn complete_together(
                 users::email.eq(&u.email),
                 users::first_name.eq(&u.first_name),
                 users::last_name.eq(&u.last_name),
+                users::environment_role.eq(&u.environment_role),
                 users::reference_id.eq(&u.reference_id),
                 users::provider_login.eq(&u.provider_login),
                 users::provider_updated_at.eq(u.provider_updated_at),
@@ -1112,13 +1132,14 @@ fn complete_one(
         return Ok(None);
     }
     let user: User = match adopted {
-        Some(u) => u,
+        Some(u) => changes::revive(conn, u, c.creation.organization_id, new)?,
         None => diesel::insert_into(users::table)
             .values((
                 users::id.eq(user_id),
                 users::email.eq(&new.email),
                 users::first_name.eq(&new.first_name),
                 users::last_name.eq(&new.last_name),
+                users::environment_role.eq(&new.environment_role),
                 users::reference_id.eq(&new.reference_id),
                 users::provider_login.eq(&new.provider_login),
                 users::provider_updated_at.eq(new.provider_updated_at),
@@ -1481,6 +1502,7 @@ pub fn retention_steps(
                 WHERE state IN ('completed', 'failed') AND updated_at < $1 \
                 ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
         ));
+        steps.push(changes::retention_step(w));
         steps.push(Step::older_than(
             "provider_tasks",
             w,

@@ -145,7 +145,8 @@ async fn create_user(req: HttpRequest, st: Fake, body: web::Json<Value>) -> Http
     s.seq += 1;
     let id = format!("user_{:026}", s.seq);
     let u = json!({"object": "user", "id": id, "email": email, "first_name": body["first_name"], "last_name": body["last_name"],
-                   "email_verified": false, "profile_picture_url": null, "created_at": now(), "updated_at": now()});
+                   "email_verified": false, "profile_picture_url": null, "metadata": body.get("metadata").cloned().unwrap_or(json!({})),
+                   "created_at": now(), "updated_at": now()});
     if let Some(p) = body["password"].as_str() {
         s.passwords.insert(id.clone(), p.to_owned());
     }
@@ -201,6 +202,19 @@ async fn update_user(
             u[k] = v.clone();
         }
     }
+    // Metadata keys are merged; a null value removes one.
+    if let Some(meta) = body.get("metadata").and_then(Value::as_object) {
+        if !u["metadata"].is_object() {
+            u["metadata"] = json!({});
+        }
+        for (k, v) in meta {
+            if v.is_null() {
+                u["metadata"].as_object_mut().unwrap().remove(k);
+            } else {
+                u["metadata"][k] = v.clone();
+            }
+        }
+    }
     u["updated_at"] = json!(now());
     HttpResponse::Ok().json(u.clone())
 }
@@ -229,6 +243,24 @@ async fn create_membership(req: HttpRequest, st: Fake, body: web::Json<Value>) -
                    "status": "active", "created_at": now(), "updated_at": now()});
     s.memberships.insert(id, m.clone());
     HttpResponse::Created().json(m)
+}
+
+/// `PUT /user_management/organization_memberships/{id}` with `role_slug`.
+async fn update_membership(
+    req: HttpRequest,
+    st: Fake,
+    id: web::Path<String>,
+    body: web::Json<Value>,
+) -> HttpResponse {
+    let mut s = guard!(req, st, "update_membership");
+    let Some(m) = s.memberships.get_mut(id.as_str()) else {
+        return error(404, "entity_not_found", "not found");
+    };
+    if let Some(slug) = body["role_slug"].as_str() {
+        m["role"] = json!({"slug": slug});
+    }
+    m["updated_at"] = json!(now());
+    HttpResponse::Ok().json(m.clone())
 }
 
 async fn membership_state(
@@ -306,6 +338,10 @@ pub async fn start() -> FakeWorkOs {
             .route(
                 "/user_management/organization_memberships",
                 web::post().to(create_membership),
+            )
+            .route(
+                "/user_management/organization_memberships/{id}",
+                web::put().to(update_membership),
             )
             .route(
                 "/user_management/organization_memberships/{id}/{verb}",

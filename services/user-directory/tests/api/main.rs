@@ -7,6 +7,7 @@ mod control_characters;
 mod fake_workos;
 mod helpers;
 mod imports;
+mod member_changes;
 mod openapi_routes;
 mod org_events;
 mod orgs;

@@ -1,0 +1,2 @@
+DROP TABLE user_changes;
+ALTER TABLE users DROP COLUMN environment_role;
