@@ -57,6 +57,7 @@ pub async fn change_member(
         }
         BeginChange::EmailTaken => return Err(ApiError::EmailTaken),
         BeginChange::Busy => return Err(ApiError::ChangeInProgress),
+        BeginChange::Shared => return Err(ApiError::SharedAccount),
     };
     tracing::info!(change.id = %change.id, kind = %change.kind, user.id = %user, "member change recorded");
     drive(state, change, true).await

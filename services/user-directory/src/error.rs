@@ -22,6 +22,8 @@ pub enum ApiError {
     CreationInProgress,
     #[error("another change of this user is in progress")]
     ChangeInProgress,
+    #[error("the user is also a member of another organization")]
+    SharedAccount,
     /// A change whose provider call may have taken effect: the reconciler
     /// completes it (or, if it cannot, undoes it).
     #[error("the change is unfinished: {0}")]
@@ -108,6 +110,11 @@ impl ApiError {
             ApiError::ChangeInProgress => Problem::conflict(
                 "change-in-progress",
                 "another change of this user is in progress; try again shortly",
+            ),
+            ApiError::SharedAccount => Problem::conflict(
+                "account-shared",
+                "this user is also a member of another organization, so their account is \
+                 not yours alone to change or remove; only their role here can be changed",
             ),
             ApiError::ChangeUnfinished(why) => {
                 tracing::warn!(error = %why, "a change was left to the reconciler");
@@ -225,7 +232,8 @@ impl ResponseError for ApiError {
             | ApiError::AdminEmailTaken
             | ApiError::EmailTaken
             | ApiError::CreationInProgress
-            | ApiError::ChangeInProgress => StatusCode::CONFLICT,
+            | ApiError::ChangeInProgress
+            | ApiError::SharedAccount => StatusCode::CONFLICT,
             ApiError::ChangeUnfinished(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::InvalidCredentials
             | ApiError::Unauthenticated(_)

@@ -110,6 +110,10 @@ pub enum BeginChange {
     Busy,
     /// Nothing to change: the member as they are.
     Unchanged(User, Membership),
+    /// The user is also a member of another organization (WorkOS keeps
+    /// users across organizations): their account is not this
+    /// organization's alone to change or remove.
+    Shared,
 }
 
 /// Records a change of member `user` of `org` before any provider call.
@@ -133,6 +137,19 @@ pub fn begin_change(
         else {
             return Ok(BeginChange::NotFound);
         };
+        // A role is this membership's; the account (its email, names,
+        // environment role, its existence) is shared by every membership.
+        if req.kind != "role" {
+            let elsewhere: i64 = memberships::table
+                .filter(memberships::user_id.eq(u.id))
+                .filter(memberships::organization_id.ne(org))
+                .filter(memberships::status.ne("deleted"))
+                .count()
+                .get_result(conn)?;
+            if elsewhere > 0 {
+                return Ok(BeginChange::Shared);
+            }
+        }
         let differs = |new: &Option<String>, old: &str| new.clone().filter(|n| n != old);
         let email = differs(&req.email, &u.email);
         if let Some(e) = &email {

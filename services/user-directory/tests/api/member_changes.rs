@@ -759,3 +759,60 @@ async fn imports_take_an_environment_role_or_the_files_default() {
     }
     assert_eq!(seen, ["staff", "member"]);
 }
+
+#[tokio::test]
+async fn a_user_shared_with_another_organization_keeps_their_account_but_not_their_role_here() {
+    let app = spawn_with_workos(Tweaks::default()).await;
+    let ours = app.org_with_workos(Some(WORKOS_ORG)).await;
+    let theirs = app.org_with_workos(Some("org_01HZTESTSHAREDWITH")).await;
+    let email = format!("grace@{}.example", ours.name);
+    let user = created(&app, &ours, &email, "member").await;
+    let (id, reference) = (
+        id_of(&user),
+        user["reference_id"].as_str().unwrap().to_owned(),
+    );
+    // WorkOS makes the same user a member of the other organization too.
+    app.signed_webhook(&json!({"id": "event_shared_membership",
+        "event": "organization_membership.created", "created_at": "2026-03-01T00:00:00.000Z",
+        "data": {"object": "organization_membership", "id": "om_01HZSHARED", "user_id": reference,
+                 "organization_id": "org_01HZTESTSHAREDWITH", "role": {"slug": "viewer"},
+                 "status": "active", "updated_at": "2026-03-01T00:00:00.000Z"}}))
+        .await;
+    eventually(
+        30,
+        "the other organization's membership applied",
+        || async {
+            let v = app.users(&theirs, &format!("email={email}")).await;
+            (v["total"] == 1).then_some(())
+        },
+    )
+    .await;
+
+    // Our admin may not change or remove the account the other
+    // organization shares, nor learn more than that it is shared.
+    let r = patch(&app, &ours, &id, json!({"email": format!("x-{email}")})).await;
+    let problem = assert_problem(r, StatusCode::CONFLICT).await;
+    assert!(problem["type"]
+        .as_str()
+        .unwrap()
+        .ends_with("account-shared"));
+    let r = delete(&app, &ours, &id).await;
+    assert_problem(r, StatusCode::CONFLICT).await;
+    // The role here is ours to change.
+    let r = put_role(&app, &ours, &id, "admin").await;
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+
+    // The other organization still has the member, unchanged, and so does
+    // WorkOS.
+    let v = app.users(&theirs, &format!("email={email}")).await;
+    assert_eq!(
+        (&v["items"][0]["email"], &v["items"][0]["role"]),
+        (&json!(email), &json!("viewer"))
+    );
+    assert!(app
+        .fake()
+        .users()
+        .iter()
+        .any(|u| u["id"] == reference.as_str() && u["email"] == email.as_str()));
+    assert_eq!(user_json(&app, &ours, &id).await["role"], "admin");
+}
