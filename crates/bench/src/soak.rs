@@ -30,8 +30,10 @@
 //!   with its expected status, warm-up included;
 //! - resident memory of every service grew less than 10 % from the end of
 //!   the first minute (after the warm-up) to the end;
-//! - every service's p99 of the last minute is within 20 % (either way) of
-//!   its p99 of the first minute;
+//! - no service slowed down: its p99 of the last minute is at most 20 %
+//!   above its p99 of the first minute (a soak looks for what degrades
+//!   with time; a last minute faster than the first, common when the first
+//!   still met a cold cache or a vacuum, is shown but is no failure);
 //! - pruned tables stay flat: the highest count of the last two minutes is
 //!   at most 10 % (plus 10 rows) above the highest count of the first two
 //!   minutes that end `--settle` seconds (default 150; scripts/soak.sh
@@ -1353,14 +1355,14 @@ impl Results {
                          median of the first three {head:.2}, of the last three {tail:.2}",
                         change * 100.0
                     ),
-                    change.abs() <= P99_TOLERANCE,
+                    change <= P99_TOLERANCE,
                 )
             };
             checks.push(Check {
                 criterion: "p99, last minute against the first",
                 subject: service.into(),
                 figure,
-                goal: format!("within ±{:.0} %", P99_TOLERANCE * 100.0),
+                goal: format!("at most +{:.0} %", P99_TOLERANCE * 100.0),
                 ok: Some(ok),
             });
         }

@@ -63,7 +63,7 @@ pub struct Settings {
     pub retention: platform::retention::Settings,
 }
 
-/// The rules file: every key optional, the defaults are the seed's rules.
+/// The rules file: every key optional, the defaults are the rules of the User Access Management design.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RulesFile {

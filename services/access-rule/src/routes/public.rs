@@ -1,4 +1,4 @@
-//! The seed's API: events in, can-message and can-purchase checks out.
+//! The User Access Management design's API: events in, can-message and can-purchase checks out.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;

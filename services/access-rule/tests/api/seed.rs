@@ -1,4 +1,5 @@
-//! The seed's cases.
+//! The User Access Management design's cases (docs/architecture.md, "The
+//! source designs").
 
 use reqwest::StatusCode;
 use serde_json::json;

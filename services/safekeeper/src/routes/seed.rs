@@ -1,4 +1,4 @@
-//! The seed's endpoints: exchanging a session token for an access token,
+//! The task-management design's endpoints: exchanging a session token for an access token,
 //! and reading one's own permissions.
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};

@@ -46,7 +46,7 @@ async fn the_admin_api_needs_an_access_token_with_the_admin_scope() {
     assert_eq!(
         employer_role["scopes"].as_array().unwrap().len(),
         6,
-        "the seed forgot su_edit:task; we did not"
+        "the task-management design forgot su_edit:task; we did not"
     );
 }
 

@@ -2,7 +2,7 @@
 //! what a client's own token (client credentials) may do at the
 //! authenticator and the safekeeper, who learns what of a token by
 //! introspection, PKCE for every client, first-party `client_id`s on the
-//! seed's `/v1/authorize`, and client ids that would pass for user ids.
+//! task-management design's `/v1/authorize`, and client ids that would pass for user ids.
 
 use authenticator::testing::{ROOT_PASSWORD, ROOT_USER};
 use reqwest::{Method, StatusCode, Url};

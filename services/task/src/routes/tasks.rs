@@ -1,4 +1,4 @@
-//! The seed's task endpoints: list one's own or all tasks, create, move
+//! The task-management design's task endpoints: list one's own or all tasks, create, move
 //! along the workflow, assign. Each needs an access token with its scope.
 
 use actix_web::{

@@ -152,7 +152,7 @@ impl TestPlatform {
             .to_owned()
     }
 
-    /// `POST /v1/authorize` (the seed flow): an access token for `scopes`.
+    /// `POST /v1/authorize` (the task-management design's flow): an access token for `scopes`.
     pub async fn authorize(&self, session: &str, scopes: &str) -> Response {
         self.http
             .post(format!("{}/v1/authorize", self.sk))

@@ -1,4 +1,4 @@
-//! The seed README's journey, end to end through all three services.
+//! The task-management design's README journey, end to end through all three services.
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -19,7 +19,8 @@ async fn an_employer_creates_and_assigns_and_an_employee_moves_only_their_own_ta
     let at = p.token(&ann, EMPLOYEE_SCOPES).await;
     let bobt = p.token(&bob, EMPLOYEE_SCOPES).await;
 
-    // Created with the seed's body: the assignee by username, a seed date.
+    // Created with the design's body: the assignee by username, a date in
+    // the design's format.
     let t1 = p
         .create(
             &bt,

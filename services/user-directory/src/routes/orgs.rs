@@ -1,4 +1,4 @@
-//! The seed's organization paths: create, admin login, get, update,
+//! The Organization Management design's paths: create, admin login, get, update,
 //! delete; and the tenant's own data.
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
@@ -104,7 +104,7 @@ async fn operators_only(
     ))
 }
 
-/// `POST /org/create` (anyone, seed; an organization named in the
+/// `POST /org/create` (anyone, as in the Organization Management design; an organization named in the
 /// directory's file needs the operators' bootstrap token): an
 /// organization, its tenant storage and its admin account at the identity
 /// provider, as one unit. 201. The caller's address goes to the provider
@@ -160,7 +160,7 @@ struct LoginRequest {
     password: SecretString,
 }
 
-/// `POST /admin/login` (anyone, seed): an organization admin's email and
+/// `POST /admin/login` (anyone, as in the design): an organization admin's email and
 /// password, checked by the identity provider, to a platform token
 /// (`typ: org+jwt`, verifiable with our JWKS) carrying the organization
 /// and the admin's session epoch (`sep`), and a refresh token for `POST
@@ -210,7 +210,7 @@ struct NameQuery {
     organization_name: String,
 }
 
-/// `GET /org/get?organization_name=` (that organization's admin, seed).
+/// `GET /org/get?organization_name=` (that organization's admin).
 /// With WorkOS, what the provider says of it (its name, domains, and
 /// whether it still exists there) under `provider`, once an event told.
 async fn get(
@@ -248,7 +248,7 @@ struct UpdateRequest {
     password: Option<SecretString>,
 }
 
-/// `PUT /org/update` (that organization's admin, seed): rename (atomic; the
+/// `PUT /org/update` (that organization's admin): rename (atomic; the
 /// tenant's data is keyed by id and follows), change the admin's email or
 /// password (through the identity provider).
 async fn update(
@@ -357,8 +357,8 @@ async fn update(
     Ok(HttpResponse::Ok().json(OrganizationView::from(&updated)))
 }
 
-/// `DELETE /org/delete?organization_name=` (that organization's admin,
-/// seed): the organization, its memberships and tenant data go (and are
+/// `DELETE /org/delete?organization_name=` (that organization's admin):
+/// the organization, its memberships and tenant data go (and are
 /// published); the admin's account is removed at the provider.
 async fn delete(
     admin: OrgAdmin,

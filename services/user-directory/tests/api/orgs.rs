@@ -40,7 +40,7 @@ async fn an_admin_creates_an_organization_logs_in_and_deletes_it() {
         .claims;
     assert_eq!(claims["org"], org["id"]);
     assert_eq!(claims["org_name"], name);
-    // Get needs the token (the seed leaked the admin's email to anyone).
+    // Get needs the token (the Organization Management design leaked the admin's email to anyone).
     let path = format!("/org/get?organization_name={name}");
     assert_problem(
         app.call(Method::GET, &path, None, None).await,
@@ -417,7 +417,7 @@ async fn a_stranger_cannot_claim_an_organization_named_in_the_configuration() {
         )
         .await;
     assert_eq!(r.status(), reqwest::StatusCode::CREATED);
-    // An organization nobody configured stays open to anyone (the seed's rule).
+    // An organization nobody configured stays open to anyone (the design's rule).
     let r = create(None, unique("free")).await;
     assert_eq!(r.status(), reqwest::StatusCode::CREATED);
 }
