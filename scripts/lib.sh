@@ -76,6 +76,21 @@ ensure_tansu() {
   "${install[@]}"
 }
 
+# Debian's headless Chromium and its driver, for the safekeeper's browser
+# test: installed when missing and this is a Debian machine we may install
+# on (root). True when both are there afterwards.
+ensure_browser() {
+  have_browser() { command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; }
+  have_browser && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing Debian's chromium and chromium-driver for the browser test (once)"
+    mkdir -p "$STATE_DIR/logs"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } \
+      >"$STATE_DIR/logs/browser-install.log" 2>&1 || true
+  fi
+  have_browser
+}
+
 ensure_postgres() {
   if ! pg_isready -h 127.0.0.1 -p "$PG_PORT" -q 2>/dev/null; then
     say "starting PostgreSQL"

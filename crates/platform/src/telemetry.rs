@@ -3,7 +3,10 @@
 //! Every request runs inside a span `http.request` carrying `request_id`
 //! (taken from an inbound `X-Request-Id` when it looks sane, made up
 //! otherwise, and echoed back), method and route. Completion is logged once
-//! with status and latency, and counted in [`crate::metrics`].
+//! with status and latency, and counted in [`crate::metrics`]. The id is
+//! also the task's ([`current_request_id`]), so that a call to another
+//! service of the platform made while serving the request carries it
+//! ([`with_request_id`]) and both services' logs name the same request.
 
 use std::{sync::Once, time::Instant};
 
@@ -24,6 +27,24 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// The id of the request being served, readable by handlers.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
+
+tokio::task_local! {
+    static CURRENT_REQUEST_ID: String;
+}
+
+/// The id of the request this task is serving, if it serves one.
+pub fn current_request_id() -> Option<String> {
+    CURRENT_REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// `call` with the served request's `X-Request-Id`, for a call to another
+/// service of the platform (not to a third party: the id is ours).
+pub fn with_request_id(call: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    match current_request_id() {
+        Some(id) => call.header(REQUEST_ID_HEADER, id),
+        None => call,
+    }
+}
 
 static INIT: Once = Once::new();
 
@@ -89,7 +110,10 @@ pub async fn request_span(
         http.status = tracing::field::Empty,
     );
     let started = Instant::now();
-    let result = next.call(req).instrument(span.clone()).await;
+    let result = CURRENT_REQUEST_ID
+        .scope(request_id.clone(), next.call(req))
+        .instrument(span.clone())
+        .await;
     let elapsed = started.elapsed();
     let status = match &result {
         Ok(resp) => resp.status().as_u16(),

@@ -572,11 +572,13 @@ async fn login(
             return unavailable();
         }
     };
-    let mut call = state
-        .http
-        .post(format!("{}/v1/login", state.settings.authenticator_url))
-        .bearer_auth(relay)
-        .json(&json!({"username": username, "password": password}));
+    let mut call = platform::telemetry::with_request_id(
+        state
+            .http
+            .post(format!("{}/v1/login", state.settings.authenticator_url)),
+    )
+    .bearer_auth(relay)
+    .json(&json!({"username": username, "password": password}));
     if let Some(ip) = state.settings.trusted_proxies.of_request(&req) {
         call = call.header(END_USER_ADDRESS_HEADER, ip.to_string());
     }

@@ -86,12 +86,18 @@ impl From<Account> for Identity {
 }
 
 impl AuthenticatorProvider {
+    /// A call to the authenticator or the safekeeper, carrying the served
+    /// request's `X-Request-Id` (when there is one) so that their logs name
+    /// the same request as ours.
+    fn outbound(&self, method: Method, url: impl reqwest::IntoUrl) -> reqwest::RequestBuilder {
+        platform::telemetry::with_request_id(self.http.request(method, url))
+    }
+
     /// `GET /v1/me` with `token`: a live (active, not ended) session of a
     /// superuser.
     pub async fn is_superuser_session(&self, token: &str) -> Result<bool, ProviderError> {
         let answer = self
-            .http
-            .get(format!("{}/v1/me", self.url))
+            .outbound(Method::GET, format!("{}/v1/me", self.url))
             .bearer_auth(token)
             .send()
             .await
@@ -132,8 +138,7 @@ impl AuthenticatorProvider {
         }
         let scopes = format!("{PROVISION_SCOPE} {LOGIN_RELAY_SCOPE}");
         let r = self
-            .http
-            .post(&self.token_url)
+            .outbound(Method::POST, &self.token_url)
             .basic_auth(&self.client_id, Some(self.client_secret.expose_secret()))
             .form(&[("grant_type", "client_credentials"), ("scope", &scopes)])
             .send()
@@ -196,8 +201,7 @@ impl AuthenticatorProvider {
         for attempt in 0..2 {
             let token = self.access_token().await?;
             let mut req = self
-                .http
-                .request(method.clone(), format!("{}{path}", self.url))
+                .outbound(method.clone(), format!("{}{path}", self.url))
                 .bearer_auth(&token.value);
             if let (Some(address), true) = (end_user, token.relay) {
                 req = req.header(END_USER_ADDRESS_HEADER, address.to_string());
@@ -457,7 +461,9 @@ impl IdentityProvider for AuthenticatorProvider {
         let mut attempt = 0;
         let (status, retry_after, v) = loop {
             attempt += 1;
-            let mut req = self.http.post(format!("{}/v1/login", self.url)).json(&body);
+            let mut req = self
+                .outbound(Method::POST, format!("{}/v1/login", self.url))
+                .json(&body);
             let mut relayed = false;
             if let Some(address) = end_user {
                 // Without a token the sign-in still works, throttled by the
@@ -518,8 +524,7 @@ impl IdentityProvider for AuthenticatorProvider {
         let session_epoch = session_epoch(session)?;
         // Who that is, from the authenticator itself.
         let me: Value = self
-            .http
-            .get(format!("{}/v1/me", self.url))
+            .outbound(Method::GET, format!("{}/v1/me", self.url))
             .bearer_auth(session)
             .send()
             .await
