@@ -214,10 +214,13 @@ where
 {
     let pool = pool.clone();
     let span = tracing::Span::current();
+    let request_id = crate::telemetry::current_request_id();
     tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
-        let mut conn = pool.get().map_err(StoreError::Pool)?;
-        work(&mut conn)
+        crate::telemetry::on_blocking_thread(request_id, || {
+            let mut conn = pool.get().map_err(StoreError::Pool)?;
+            work(&mut conn)
+        })
     })
     .await
     .map_err(StoreError::Join)?
@@ -230,9 +233,10 @@ where
     T: Send + 'static,
 {
     let span = tracing::Span::current();
+    let request_id = crate::telemetry::current_request_id();
     tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
-        work()
+        crate::telemetry::on_blocking_thread(request_id, work)
     })
     .await
     .map_err(StoreError::Join)

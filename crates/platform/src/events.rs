@@ -134,6 +134,7 @@ diesel::table! {
         payload -> Jsonb,
         created_at -> Timestamptz,
         published_at -> Nullable<Timestamptz>,
+        request_id -> Nullable<Text>,
     }
 }
 
@@ -145,10 +146,12 @@ struct OutboxRow {
     topic: String,
     message_key: String,
     payload: Value,
+    request_id: Option<String>,
 }
 
 /// Writes `envelope` to the outbox. Call it inside the transaction that
-/// makes the change it describes.
+/// makes the change it describes. The id of the request being served, if
+/// any, goes with it (the message's `x-request-id` header).
 pub fn enqueue(conn: &mut PgConnection, topic: &str, envelope: &Envelope) -> QueryResult<()> {
     enqueue_many(conn, topic, std::slice::from_ref(envelope))
 }
@@ -172,11 +175,12 @@ pub fn enqueue_many(
     // unnest keeps the order: the rows' ids, and so their publication,
     // follow `envelopes`.
     crate::db::prepared(
-        "INSERT INTO outbox (event_id, topic, message_key, payload) \
-         SELECT e.event_id, $1, e.message_key, e.payload \
-         FROM unnest($2::uuid[], $3::text[], $4::jsonb[]) AS e(event_id, message_key, payload)",
+        "INSERT INTO outbox (event_id, topic, request_id, message_key, payload) \
+         SELECT e.event_id, $1, $2, e.message_key, e.payload \
+         FROM unnest($3::uuid[], $4::text[], $5::jsonb[]) AS e(event_id, message_key, payload)",
     )
     .bind::<Text, _>(topic)
+    .bind::<diesel::sql_types::Nullable<Text>, _>(crate::telemetry::current_request_id())
     .bind::<Array<diesel::sql_types::Uuid>, _>(
         envelopes.iter().map(|e| e.event_id).collect::<Vec<_>>(),
     )
@@ -471,13 +475,20 @@ async fn relay_step(
     for row in &rows {
         let payload = serde_json::to_vec(&row.payload)?;
         let event_id = row.event_id.to_string();
+        let mut headers = OwnedHeaders::new().insert(Header {
+            key: "event_id",
+            value: Some(&event_id),
+        });
+        if let Some(id) = &row.request_id {
+            headers = headers.insert(Header {
+                key: crate::telemetry::REQUEST_ID_HEADER,
+                value: Some(id),
+            });
+        }
         let record = FutureRecord::to(&row.topic)
             .key(&row.message_key)
             .payload(&payload)
-            .headers(OwnedHeaders::new().insert(Header {
-                key: "event_id",
-                value: Some(&event_id),
-            }));
+            .headers(headers);
         match p.send_result(record) {
             Ok(d) => deliveries.push((row.id, d)),
             Err((e, _)) => {
@@ -694,7 +705,11 @@ pub async fn run_consumer(
             partition = msg.partition(),
             offset = msg.offset(),
             key = %key,
+            request_id = tracing::field::Empty,
         );
+        if let Some(id) = header_of(&msg, crate::telemetry::REQUEST_ID_HEADER) {
+            span.record("request_id", id.as_str());
+        }
         let cx = Handling {
             pool: &pool,
             apply: &apply,
@@ -708,6 +723,17 @@ pub async fn run_consumer(
         consumer.store_offset_from_message(&msg)?;
     }
     commit_and_stop(&consumer)
+}
+
+/// The text of `msg`'s header `name`, if it has one.
+fn header_of(msg: &rdkafka::message::BorrowedMessage<'_>, name: &str) -> Option<String> {
+    use rdkafka::message::Headers;
+    let headers = msg.headers()?;
+    headers
+        .iter()
+        .find(|h| h.key == name)
+        .and_then(|h| h.value)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
 /// What [`run_consumer`] needs to handle one message.

@@ -32,9 +32,34 @@ tokio::task_local! {
     static CURRENT_REQUEST_ID: String;
 }
 
-/// The id of the request this task is serving, if it serves one.
+thread_local! {
+    /// The request id on a blocking-pool thread, for the work a request
+    /// handed it ([`on_blocking_thread`]).
+    static BLOCKING_REQUEST_ID: std::cell::RefCell<Option<String>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The id of the request this task is serving (or, on the blocking pool,
+/// that handed it the work being done), if there is one.
 pub fn current_request_id() -> Option<String> {
-    CURRENT_REQUEST_ID.try_with(Clone::clone).ok()
+    CURRENT_REQUEST_ID
+        .try_with(Clone::clone)
+        .ok()
+        .or_else(|| BLOCKING_REQUEST_ID.with(|id| id.borrow().clone()))
+}
+
+/// Runs `work` on this (blocking-pool) thread with `request_id` as the
+/// current request's id, and leaves the thread without one afterwards.
+pub fn on_blocking_thread<T>(request_id: Option<String>, work: impl FnOnce() -> T) -> T {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            BLOCKING_REQUEST_ID.with(|id| *id.borrow_mut() = None);
+        }
+    }
+    BLOCKING_REQUEST_ID.with(|id| *id.borrow_mut() = request_id);
+    let _reset = Reset;
+    work()
 }
 
 /// `call` with the served request's `X-Request-Id`, for a call to another

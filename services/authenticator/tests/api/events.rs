@@ -138,3 +138,56 @@ async fn events_written_while_the_broker_is_down_all_arrive_once_in_order_when_i
     );
     assert_eq!(events.iter().filter(|e| e.key == second_id).count(), 1);
 }
+
+#[tokio::test]
+async fn an_event_carries_the_id_of_the_request_that_made_it() {
+    use rdkafka::{
+        consumer::{Consumer, StreamConsumer},
+        message::Headers,
+        Message,
+    };
+    let app = spawn_app_with(Options::default()).await;
+    let root = app.root_token().await;
+    let (_, account) = app.registered_user().await;
+    let id = account["id"].as_str().unwrap().to_owned();
+    let r = app
+        .http
+        .patch(app.url(&format!("/v1/users/{id}")))
+        .bearer_auth(&root)
+        .header("X-Request-Id", "support-ticket-4711")
+        .json(&json!({"lastname": "King-Noel"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // Read the account's events with their headers: the change made under
+    // that request carries its id, the registration its own.
+    let consumer: StreamConsumer = platform::events::client_config(&app.brokers)
+        .set("group.id", format!("request-id-{}", uuid::Uuid::new_v4()))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["iam.user.v1"]).unwrap();
+    let mut ids = Vec::new();
+    while ids.len() < 2 {
+        let m = tokio::time::timeout(std::time::Duration::from_secs(30), consumer.recv())
+            .await
+            .expect("the account's two events arrive")
+            .unwrap();
+        if m.key() != Some(id.as_bytes()) {
+            continue;
+        }
+        let request_id = m.headers().and_then(|h| {
+            h.iter()
+                .find(|h| h.key == "x-request-id")
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        });
+        ids.push(request_id);
+    }
+    assert!(ids[0]
+        .as_deref()
+        .is_some_and(|r| !r.is_empty() && r != "support-ticket-4711"));
+    assert_eq!(ids[1].as_deref(), Some("support-ticket-4711"));
+}
