@@ -232,12 +232,20 @@ const WARM_UP_PAGE: i64 = 20_000;
 pub const WARM_GAUGE: &str = "access_rule_check_cache_warm";
 pub const ENTRIES_GAUGE: &str = "access_rule_check_cache_users";
 
+/// Reads a page of the warm-up: up to `limit` users' check states, by user
+/// id after the given one (the store's `check_page`). Passed in, so that
+/// the cache does not depend on the store that notifies it.
+pub type ReadPage =
+    fn(&mut PgConnection, &str, i64) -> diesel::QueryResult<Vec<(String, Restrictions)>>;
+
 /// Listens for invalidations on a connection and thread of its own
 /// ([`platform::coherent::spawn_listener`]) until shutdown; the cache is
-/// live only while it is connected, and warmed up each time it connects.
+/// live only while it is connected, and warmed up each time it connects
+/// with pages read by `read_page`.
 pub async fn run_listener(
     cache: Arc<CheckCache>,
     database_url: String,
+    read_page: ReadPage,
     shutdown: watch::Receiver<bool>,
 ) {
     if !cache.enabled() {
@@ -246,6 +254,7 @@ pub async fn run_listener(
     let listening = Arc::new(Listening {
         cache,
         database_url: database_url.clone(),
+        read_page,
         runtime: tokio::runtime::Handle::current(),
         warm: Mutex::new(None),
     });
@@ -266,6 +275,7 @@ pub async fn run_listener(
 struct Listening {
     cache: Arc<CheckCache>,
     database_url: String,
+    read_page: ReadPage,
     runtime: tokio::runtime::Handle,
     warm: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -282,9 +292,11 @@ impl Subscriber for Listening {
     fn connected(&self) {
         self.stop_warming();
         self.cache.set_live(true);
-        let warm = self
-            .runtime
-            .spawn(warm_up(self.cache.clone(), self.database_url.clone()));
+        let warm = self.runtime.spawn(warm_up(
+            self.cache.clone(),
+            self.database_url.clone(),
+            self.read_page,
+        ));
         *self.warm.lock().unwrap_or_else(|p| p.into_inner()) = Some(warm);
     }
 
@@ -304,7 +316,7 @@ const WARM_HELP: &str = "1 once the check cache holds every user (up to CHECK_CA
 
 /// Loads every user's check state into the cache (up to its capacity), a
 /// page at a time; see the module's documentation.
-async fn warm_up(cache: Arc<CheckCache>, database_url: String) {
+async fn warm_up(cache: Arc<CheckCache>, database_url: String, read_page: ReadPage) {
     let metrics = platform::metrics::global();
     metrics.gauge(WARM_GAUGE, WARM_HELP, 0.0);
     let started = Instant::now();
@@ -324,7 +336,7 @@ async fn warm_up(cache: Arc<CheckCache>, database_url: String) {
         };
         let from = std::mem::take(&mut after);
         let read = platform::db::blocking(move || {
-            let r = crate::store::check_page(&mut conn, &from, WARM_UP_PAGE);
+            let r = read_page(&mut conn, &from, WARM_UP_PAGE);
             (conn, r)
         })
         .await;

@@ -28,9 +28,9 @@ use crate::{
     error::ApiError,
     producers::RateLimits,
     routes,
-    state::{AppState, Suspensions},
+    state::AppState,
     store,
-    tripwire::{self, TripwireChecks},
+    tripwire::{Suspensions, TripwireChecks},
     writer::EventWriters,
 };
 
@@ -75,6 +75,15 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppStat
         settings.rules,
         settings.batch,
     )?;
+    let suspensions = Arc::new(Suspensions::default());
+    let outbox = OutboxSignal::default();
+    let tripwire = TripwireChecks::new(
+        pool.clone(),
+        settings.rules,
+        settings.tripwire_check_interval,
+        suspensions.clone(),
+        outbox.clone(),
+    );
     let state = web::Data::new(AppState {
         writers,
         pool,
@@ -83,10 +92,10 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppStat
         tokens: platform::jwt::TokenCache::new(TOKEN_CACHE_ENTRIES),
         producers: RateLimits::new(settings.producer_rate, settings.producer_burst),
         revocations: Revocations::new(),
-        suspensions: Suspensions::default(),
+        suspensions,
         cache: Arc::new(CheckCache::new(settings.check_cache_entries)),
-        tripwire: TripwireChecks::default(),
-        outbox: OutboxSignal::default(),
+        tripwire,
+        outbox,
         settings,
     });
     reload_suspensions(&state).await?;
@@ -194,7 +203,7 @@ impl Application {
                     // A safety net: a check missed by a crash right after a
                     // restricting commit runs here.
                     for rule in Rule::ALL {
-                        if let Err(e) = tripwire::check(&state, rule).await {
+                        if let Err(e) = state.tripwire.check(rule).await {
                             tracing::warn!(rule = %rule, error = %e, "tripwire check failed");
                         }
                     }
@@ -205,6 +214,7 @@ impl Application {
         let listener = tokio::spawn(cache::run_listener(
             state.cache.clone(),
             s.common.database_url.clone(),
+            store::check_page,
             shutdown.subscribe(),
         ));
         tracing::info!(port, "access-rule listening");

@@ -20,21 +20,47 @@
 use std::{
     sync::{
         atomic::{AtomicU64, Ordering::SeqCst},
-        Mutex as SyncMutex,
+        Arc, Mutex as SyncMutex, RwLock,
     },
-    time::Instant,
+    time::{Duration, Instant},
 };
 
-use actix_web::web;
-use platform::db::with_conn;
+use chrono::{DateTime, Utc};
+use platform::{
+    db::{with_conn, PgPool},
+    events::OutboxSignal,
+};
 use tokio::sync::Mutex;
 
 use crate::{
-    domain::{trips, Rule, TripwireConfig},
+    domain::{trips, Rule, RulesConfig, TripwireConfig},
     error::ApiError,
-    state::AppState,
-    store,
+    store::{self, RuleRow},
 };
+
+/// This replica's copy of the rules' suspensions. Updated at once after a
+/// trip or reset made here, and reloaded periodically for those made by
+/// other replicas; a reload never replaces a newer version with an older.
+#[derive(Default)]
+pub struct Suspensions {
+    by_rule: RwLock<[(i64, Option<DateTime<Utc>>); 3]>,
+}
+
+impl Suspensions {
+    pub fn is_suspended(&self, rule: Rule, now: DateTime<Utc>) -> bool {
+        let g = self.by_rule.read().unwrap_or_else(|p| p.into_inner());
+        crate::domain::suspended(g[slot(rule)].1, now)
+    }
+
+    pub fn update(&self, row: &RuleRow) {
+        let Some(rule) = row.rule() else { return };
+        let mut g = self.by_rule.write().unwrap_or_else(|p| p.into_inner());
+        let entry = &mut g[slot(rule)];
+        if row.version >= entry.0 {
+            *entry = (row.version, row.suspended_until);
+        }
+    }
+}
 
 /// The last count of a rule here, and the restrictions it covered.
 #[derive(Clone, Copy)]
@@ -71,9 +97,23 @@ impl Slot {
     }
 }
 
-#[derive(Default)]
-pub struct TripwireChecks {
+/// The tripwire checks of this replica. Cheap to clone (shared): a check
+/// left to run in the background holds a clone.
+#[derive(Clone)]
+pub struct TripwireChecks(Arc<Checks>);
+
+/// What the checks need, given at start-up rather than read from the
+/// application's state.
+struct Checks {
     slots: [Slot; 3],
+    pool: PgPool,
+    rules: RulesConfig,
+    /// `TRIPWIRE_CHECK_INTERVAL_MS`.
+    interval: Duration,
+    /// Told of a trip at once.
+    suspensions: Arc<Suspensions>,
+    /// Nudged after a trip (its event is in the outbox).
+    outbox: OutboxSignal,
 }
 
 fn slot(rule: Rule) -> usize {
@@ -85,46 +125,59 @@ fn slot(rule: Rule) -> usize {
 }
 
 impl TripwireChecks {
+    pub fn new(
+        pool: PgPool,
+        rules: RulesConfig,
+        interval: Duration,
+        suspensions: Arc<Suspensions>,
+        outbox: OutboxSignal,
+    ) -> Self {
+        Self(Arc::new(Checks {
+            slots: Default::default(),
+            pool,
+            rules,
+            interval,
+            suspensions,
+            outbox,
+        }))
+    }
+
     /// Call after a restriction by `rule` committed. True when the check
     /// covering it tripped the rule (see the module's documentation for
     /// when it answers at once, with the check left to run meanwhile).
-    pub async fn after_restriction(
-        &self,
-        state: &web::Data<AppState>,
-        rule: Rule,
-    ) -> Result<bool, ApiError> {
-        let s = &self.slots[slot(rule)];
+    pub async fn after_restriction(&self, rule: Rule) -> Result<bool, ApiError> {
+        let s = &self.0.slots[slot(rule)];
         let mine = s.requested.fetch_add(1, SeqCst) + 1;
-        if s.cannot_trip(mine, &state.settings.rules.tripwire) {
-            let state = state.clone();
+        if s.cannot_trip(mine, &self.0.rules.tripwire) {
+            let checks = self.clone();
             tokio::spawn(async move {
-                if let Err(e) = state.tripwire.covered(&state, rule, mine).await {
+                if let Err(e) = checks.covered(rule, mine).await {
                     tracing::warn!(rule = %rule, error = %e, "tripwire check failed");
                 }
             });
             return Ok(false);
         }
-        self.covered(state, rule, mine).await
+        self.covered(rule, mine).await
     }
 
     /// Returns once a check that started after restriction `mine` has run,
     /// this call's or another's; true when that check tripped the rule.
-    async fn covered(&self, state: &AppState, rule: Rule, mine: u64) -> Result<bool, ApiError> {
-        let s = &self.slots[slot(rule)];
+    async fn covered(&self, rule: Rule, mine: u64) -> Result<bool, ApiError> {
+        let s = &self.0.slots[slot(rule)];
         let mut last_start = s.running.lock().await;
         if s.completed.load(SeqCst) >= mine {
             // A check that started after our commit has run.
             let tripped = *s.tripped.lock().unwrap_or_else(|p| p.into_inner());
             return Ok(tripped.is_some_and(|(from, to)| (from..=to).contains(&mine)));
         }
-        let interval = state.settings.tripwire_check_interval;
+        let interval = self.0.interval;
         if let Some(wait) = last_start.and_then(|t| interval.checked_sub(t.elapsed())) {
             tokio::time::sleep(wait).await;
         }
         *last_start = Some(Instant::now());
         // Read after the pause: this check covers every commit until now.
         let covers = s.requested.load(SeqCst);
-        let count = count(state, rule).await?;
+        let count = self.count(rule).await?;
         if count.tripped.is_some() {
             let from = s.completed.load(SeqCst) + 1;
             *s.tripped.lock().unwrap_or_else(|p| p.into_inner()) = Some((from, covers));
@@ -140,22 +193,22 @@ impl TripwireChecks {
         s.completed.store(covers, SeqCst);
         Ok(count.tripped.is_some())
     }
-}
 
-/// One check of `rule`; applies a trip to this replica at once.
-pub async fn check(state: &AppState, rule: Rule) -> Result<bool, ApiError> {
-    Ok(count(state, rule).await?.tripped.is_some())
-}
-
-async fn count(state: &AppState, rule: Rule) -> Result<store::TripwireCount, ApiError> {
-    let cfg = state.settings.rules;
-    let count = with_conn(&state.pool, move |c| {
-        store::check_tripwire(c, rule, &cfg).map_err(ApiError::from)
-    })
-    .await?;
-    if let Some(row) = &count.tripped {
-        state.suspensions.update(row);
-        state.outbox.nudge();
+    /// One check of `rule`; applies a trip to this replica at once.
+    pub async fn check(&self, rule: Rule) -> Result<bool, ApiError> {
+        Ok(self.count(rule).await?.tripped.is_some())
     }
-    Ok(count)
+
+    async fn count(&self, rule: Rule) -> Result<store::TripwireCount, ApiError> {
+        let cfg = self.0.rules;
+        let count = with_conn(&self.0.pool, move |c| {
+            store::check_tripwire(c, rule, &cfg).map_err(ApiError::from)
+        })
+        .await?;
+        if let Some(row) = &count.tripped {
+            self.0.suspensions.update(row);
+            self.0.outbox.nudge();
+        }
+        Ok(count)
+    }
 }

@@ -60,7 +60,7 @@ async fn post_event(
             for rule in restricted {
                 // The event is committed: a failed check is logged and made
                 // up for by the next one, not reported as a failed event.
-                match state.tripwire.after_restriction(&state, rule).await {
+                match state.tripwire.after_restriction(rule).await {
                     Ok(true) => tripped.push(rule),
                     Ok(false) => {}
                     Err(e) => {
