@@ -8,6 +8,7 @@ pub mod crypto;
 pub mod error;
 pub mod grants;
 pub mod rbac;
+pub mod relay;
 pub mod routes;
 pub mod schema;
 pub mod startup;

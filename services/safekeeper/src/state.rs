@@ -6,7 +6,7 @@ use platform::{
     jwt::{KeyRing, Verifier},
 };
 
-use crate::{clients::ClientCache, config::Settings, tokens::RelayToken};
+use crate::{clients::ClientCache, config::Settings, relay::RelayToken};
 
 /// Everything a handler may need, shared by all workers.
 pub struct AppState {

@@ -2,11 +2,11 @@
 //! of microseconds); recording the token is part of the caller's
 //! transaction.
 
-use std::{collections::BTreeSet, sync::Mutex};
+use std::collections::BTreeSet;
 
 use chrono::{Duration as ChronoDuration, Utc};
 use diesel::pg::PgConnection;
-use platform::jwt::{AccessClaims, ACCESS_TYP, LOGIN_RELAY_SCOPE};
+use platform::jwt::{AccessClaims, ACCESS_TYP};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -74,46 +74,6 @@ pub fn sign_access(state: &AppState, g: &Grant<'_>) -> anyhow::Result<Signed> {
     Ok(Signed {
         token: state.keys.sign(ACCESS_TYP, &claims)?,
     })
-}
-
-/// `sub` and `client_id` of the safekeeper's own tokens.
-pub const SELF_CLIENT_ID: &str = "safekeeper";
-/// How long the safekeeper's `login:relay` token lives, and how long
-/// before its expiry it is signed anew.
-const RELAY_TTL_SECONDS: i64 = 300;
-const RELAY_RENEW_SECONDS: i64 = 60;
-
-/// The safekeeper's own access token with `login:relay`, sent beside every
-/// login it relays to the authenticator so that the end user's address it
-/// names is believed. One per process, signed anew before it expires.
-#[derive(Default)]
-pub struct RelayToken(Mutex<Option<(String, i64)>>);
-
-impl RelayToken {
-    pub fn get(&self, state: &AppState) -> anyhow::Result<String> {
-        let now = Utc::now().timestamp();
-        let mut cached = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((token, exp)) = cached.as_ref() {
-            if exp - now > RELAY_RENEW_SECONDS {
-                return Ok(token.clone());
-            }
-        }
-        let claims = AccessClaims {
-            iss: state.settings.issuer.clone(),
-            sub: SELF_CLIENT_ID.to_owned(),
-            aud: state.settings.audience.clone(),
-            client_id: SELF_CLIENT_ID.to_owned(),
-            scope: LOGIN_RELAY_SCOPE.to_owned(),
-            iat: now,
-            exp: now + RELAY_TTL_SECONDS,
-            jti: Uuid::now_v7().to_string(),
-            username: None,
-            sid: None,
-        };
-        let token = state.keys.sign(ACCESS_TYP, &claims)?;
-        *cached = Some((token.clone(), claims.exp));
-        Ok(token)
-    }
 }
 
 /// Builds the token response, storing a new refresh token (by its hash)

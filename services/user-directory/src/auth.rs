@@ -6,40 +6,13 @@
 //! change or a logout of every device (the account's session epoch rising
 //! above the token's `sep`) ends the admin's tokens too.
 
-use std::{
-    collections::HashMap,
-    future::Future,
-    pin::Pin,
-    sync::{Arc, RwLock},
-};
+use std::{future::Future, pin::Pin, sync::Arc};
 
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use platform::jwt::TokenError;
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
+pub use crate::org_token::{OrgClaims, TokenCache, ORG_TYP};
 use crate::{error::ApiError, state::AppState, store};
-
-/// `typ` of the organization admins' tokens.
-pub const ORG_TYP: &str = "org+jwt";
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct OrgClaims {
-    pub iss: String,
-    /// The admin's account at the identity provider.
-    pub sub: String,
-    /// The organization's id (stable across renames).
-    pub org: Uuid,
-    pub org_name: String,
-    pub iat: i64,
-    pub exp: i64,
-    pub jti: String,
-    /// The admin's session epoch at the provider when the token was
-    /// issued (always 0 with WorkOS, which has none; tokens issued before
-    /// the claim existed read as 0).
-    #[serde(default)]
-    pub sep: i64,
-}
 
 /// The admin of one organization, and that organization as it is now.
 pub struct OrgAdmin {
@@ -69,46 +42,6 @@ pub fn bearer_token(req: &HttpRequest) -> Result<String, ApiError> {
         _ => Err(ApiError::Unauthenticated(
             "the Authorization header must use the Bearer scheme".into(),
         )),
-    }
-}
-
-/// Tokens verified already, with their claims, until they expire: a
-/// signature is checked once per token, not once per request. A hit needs
-/// the very same token text, so nothing unverified ever matches; what
-/// may change after issue (the organization, its admin) is still checked
-/// in the database on every request.
-pub struct TokenCache {
-    entries: RwLock<HashMap<String, Arc<OrgClaims>>>,
-    capacity: usize,
-}
-
-impl TokenCache {
-    pub fn new(capacity: usize) -> Self {
-        Self {
-            entries: RwLock::new(HashMap::new()),
-            capacity,
-        }
-    }
-
-    fn get(&self, token: &str, now: i64) -> Option<Arc<OrgClaims>> {
-        let entries = self.entries.read().ok()?;
-        entries.get(token).filter(|c| c.exp > now).cloned()
-    }
-
-    fn put(&self, token: &str, claims: Arc<OrgClaims>, now: i64) {
-        if self.capacity == 0 {
-            return;
-        }
-        let Ok(mut entries) = self.entries.write() else {
-            return;
-        };
-        if entries.len() >= self.capacity {
-            entries.retain(|_, c| c.exp > now);
-            if entries.len() >= self.capacity {
-                entries.clear();
-            }
-        }
-        entries.insert(token.to_owned(), claims);
     }
 }
 
@@ -228,6 +161,7 @@ impl OrgAdmin {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     fn org(epoch: i64, active: bool) -> store::Organization {
         let now = chrono::Utc::now();

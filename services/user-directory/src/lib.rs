@@ -11,6 +11,7 @@ pub mod domain;
 pub mod error;
 pub mod import;
 pub mod members;
+pub mod org_token;
 pub mod provider;
 pub mod routes;
 pub mod saga;

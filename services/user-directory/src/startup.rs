@@ -83,7 +83,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppStat
         provider,
         keys,
         org_tokens,
-        token_cache: crate::auth::TokenCache::new(TOKEN_CACHE_ENTRIES),
+        token_cache: crate::org_token::TokenCache::new(TOKEN_CACHE_ENTRIES),
         members: Arc::new(MemberCache::new(members::ENTRIES)),
         config,
         outbox: OutboxSignal::default(),

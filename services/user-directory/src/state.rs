@@ -21,7 +21,7 @@ pub struct AppState {
     /// Verifies them (locally).
     pub org_tokens: Verifier,
     /// Tokens verified already.
-    pub token_cache: crate::auth::TokenCache,
+    pub token_cache: crate::org_token::TokenCache,
     /// `GET /v1/users/{id}` answers (see `members`).
     pub members: Arc<MemberCache>,
     pub config: ConfigFile,

@@ -91,13 +91,7 @@ pub fn verify_signature(
     Err(SignatureError::Mismatch)
 }
 
-/// What became of one stored event.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Applied {
-    Done(&'static str),
-    /// Not now: what it refers to is not known yet (out of order).
-    Later(&'static str),
-}
+pub use crate::store::Applied;
 
 fn timestamp(v: &Value) -> Option<DateTime<Utc>> {
     v.as_str()

@@ -562,7 +562,11 @@ async fn login(
     let (Some(username), Some(password)) = (form.get("username"), form.get("password")) else {
         return again("Enter your username and password.", StatusCode::BAD_REQUEST);
     };
-    let relay = match state.relay.get(&state) {
+    let relay = match state.relay.get(
+        &state.settings.issuer,
+        &state.settings.audience,
+        &state.keys,
+    ) {
         Ok(t) => t,
         Err(e) => {
             tracing::error!(

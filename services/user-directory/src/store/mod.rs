@@ -13,12 +13,19 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+pub mod admin_refresh;
 pub mod changes;
+pub mod org_events;
 
 diesel::define_sql_function!(fn lower(x: Text) -> Text);
 
-pub mod admin_refresh;
-pub mod org_events;
+/// What became of one stored provider event (`crate::sync` applies them).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Applied {
+    Done(&'static str),
+    /// Not now: what it refers to is not known yet (out of order).
+    Later(&'static str),
+}
 
 diesel::table! {
     organizations (id) {

@@ -20,8 +20,8 @@ use diesel::{pg::PgConnection, prelude::*};
 use platform::events::{enqueue, topics, Envelope, Op};
 use serde_json::{json, Value};
 
-use super::{lower, organizations, source, Organization, OrganizationView};
-use crate::{directory_config::DirectoryConfig, sync::Applied};
+use super::{lower, organizations, source, Applied, Organization, OrganizationView};
+use crate::directory_config::DirectoryConfig;
 
 diesel::table! {
     provider_organizations (workos_id) {
