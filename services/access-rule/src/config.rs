@@ -178,7 +178,7 @@ impl Settings {
             max: parse_or("EVENT_BATCH_MAX", 64)?,
             linger: Duration::from_micros(parse_or("EVENT_BATCH_LINGER_US", 500)?),
             queue: parse_or("EVENT_QUEUE", 10_000)?,
-            max_wait: match parse_or::<u64>("EVENT_QUEUE_WAIT_MS", 50)? {
+            max_wait: match parse_or::<u64>("EVENT_QUEUE_WAIT_MS", 25)? {
                 0 => None,
                 ms => Some(Duration::from_millis(ms)),
             },
