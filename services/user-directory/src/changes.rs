@@ -22,6 +22,7 @@ use platform::db::{is_unique_violation, with_conn};
 use crate::{
     error::ApiError,
     provider::{AccountChange, ProviderError},
+    saga::db,
     state::AppState,
     store::{
         self,
@@ -30,13 +31,6 @@ use crate::{
     },
 };
 use uuid::Uuid;
-
-async fn db<T: Send + 'static>(
-    state: &AppState,
-    work: impl FnOnce(&mut diesel::PgConnection) -> diesel::QueryResult<T> + Send + 'static,
-) -> Result<T, ApiError> {
-    with_conn(&state.pool, move |c| work(c).map_err(ApiError::from)).await
-}
 
 /// Changes member `user` of organization `org` as `req` asks: the member
 /// as they are afterwards (for a removal, as they were removed).

@@ -41,7 +41,9 @@ pub enum Created {
     Exists(User),
 }
 
-async fn db<T: Send + 'static>(
+/// `work` on a pooled connection, on the blocking pool, its errors as the
+/// API's.
+pub(crate) async fn db<T: Send + 'static>(
     state: &AppState,
     work: impl FnOnce(&mut diesel::PgConnection) -> diesel::QueryResult<T> + Send + 'static,
 ) -> Result<T, ApiError> {
