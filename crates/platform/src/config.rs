@@ -2,15 +2,44 @@
 //! work on a developer machine. Secrets come from `NAME` or from the file
 //! named by `NAME_FILE` and are held in `secrecy` types.
 
-use std::{path::PathBuf, str::FromStr, time::Duration};
+use std::{cell::Cell, path::PathBuf, str::FromStr, time::Duration};
 
 use anyhow::{bail, Context};
 use secrecy::SecretString;
 
+thread_local! {
+    /// Set while [`with_defaults`] runs: every variable reads as unset.
+    static DEFAULTS_ONLY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The variable `name` as set in the environment, or `None` when it is
+/// unset (or not Unicode). Every setting is read through here, so that
+/// [`with_defaults`] can hide the environment.
+pub fn var(name: &str) -> Option<String> {
+    if DEFAULTS_ONLY.with(Cell::get) {
+        return None;
+    }
+    std::env::var(name).ok()
+}
+
+/// Runs `read` (a `Settings::from_env`, say) as if no variable were set,
+/// so that it returns the defaults whatever the shell exported: how tests
+/// start a service from known settings.
+pub fn with_defaults<T>(read: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            DEFAULTS_ONLY.with(|d| d.set(self.0));
+        }
+    }
+    let _restore = Restore(DEFAULTS_ONLY.with(|d| d.replace(true)));
+    read()
+}
+
 /// Reads `name`, falling back to `default` when it is unset or empty.
 pub fn var_or(name: &str, default: &str) -> String {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v,
+    match var(name) {
+        Some(v) if !v.trim().is_empty() => v,
         _ => default.to_owned(),
     }
 }
@@ -22,8 +51,8 @@ where
     T: FromStr,
     T::Err: std::fmt::Display,
 {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
+    match var(name) {
+        Some(v) if !v.trim().is_empty() => v
             .trim()
             .parse()
             .map_err(|e| anyhow::anyhow!("environment variable {name}={v:?} is invalid: {e}")),
@@ -33,8 +62,8 @@ where
 
 /// `1`, `true`, `yes`, `on` (any case) are true.
 pub fn flag(name: &str, default: bool) -> bool {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => {
+    match var(name) {
+        Some(v) if !v.trim().is_empty() => {
             matches!(
                 v.trim().to_ascii_lowercase().as_str(),
                 "1" | "true" | "yes" | "on"
@@ -46,13 +75,13 @@ pub fn flag(name: &str, default: bool) -> bool {
 
 /// A secret from `name`, or from the file that `name_FILE` points to.
 pub fn secret(name: &str) -> anyhow::Result<Option<SecretString>> {
-    if let Ok(v) = std::env::var(name) {
+    if let Some(v) = var(name) {
         if !v.is_empty() {
             return Ok(Some(SecretString::from(v)));
         }
     }
     let file_var = format!("{name}_FILE");
-    if let Ok(path) = std::env::var(&file_var) {
+    if let Some(path) = var(&file_var) {
         if !path.is_empty() {
             let v = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading {file_var}={path}"))?;
@@ -120,6 +149,10 @@ pub struct CommonConfig {
     /// [`crate::server::serve`]). Keep it, plus 10 s for the requests in
     /// flight, below the orchestrator's grace period.
     pub shutdown_drain: Duration,
+    /// A listener bound before the service starts, taken instead of
+    /// binding `http_host:port` (tests, which must know each service's
+    /// port before it runs, without a window for another to take it).
+    pub listener: Option<crate::server::BoundListener>,
 }
 
 /// Reads and parses `name` when it is set and not empty.
@@ -128,8 +161,8 @@ where
     T: FromStr,
     T::Err: std::fmt::Display,
 {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
+    match var(name) {
+        Some(v) if !v.trim().is_empty() => v
             .trim()
             .parse()
             .map(Some)
@@ -211,6 +244,7 @@ impl CommonConfig {
                     _ => bail!("SHUTDOWN_DRAIN_SECONDS must be between 0 and 300"),
                 },
             ),
+            listener: None,
         })
     }
 

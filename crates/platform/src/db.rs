@@ -71,13 +71,17 @@ pub fn is_connection_lost(e: &DieselError) -> bool {
 
 /// A database error as a client sees it: 503 with `Retry-After` when the
 /// connection was lost (the database restarts; the request may be sent
-/// again), else an opaque 500 with the cause logged.
+/// again), 404 for a row that is not there (a `.first()` or `.get_result()`
+/// that found nothing), else an opaque 500. The cause goes with the problem
+/// to the log.
 pub fn database_problem(e: &DieselError) -> Problem {
-    if is_connection_lost(e) {
-        tracing::warn!(error = %e, "the database connection was lost");
-        Problem::unavailable("the database is restarting or unreachable; try again shortly")
-    } else {
-        Problem::internal(e)
+    match e {
+        DieselError::NotFound => Problem::not_found("no such resource"),
+        e if is_connection_lost(e) => {
+            Problem::unavailable("the database is restarting or unreachable; try again shortly")
+                .caused_by(e)
+        }
+        e => Problem::internal(e),
     }
 }
 
@@ -139,8 +143,8 @@ impl From<&StoreError> for Problem {
     fn from(e: &StoreError) -> Self {
         match e {
             StoreError::Pool(_) => {
-                tracing::warn!(error = %e, "database pool exhausted or unreachable");
                 Problem::unavailable("the database is busy or unreachable; try again shortly")
+                    .caused_by(e)
             }
             StoreError::Join(_) => Problem::internal(e),
         }
@@ -214,10 +218,10 @@ where
 {
     let pool = pool.clone();
     let span = tracing::Span::current();
-    let request_id = crate::telemetry::current_request_id();
+    let cx = crate::telemetry::current();
     tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
-        crate::telemetry::on_blocking_thread(request_id, || {
+        crate::telemetry::on_blocking_thread(cx, || {
             let mut conn = pool.get().map_err(StoreError::Pool)?;
             work(&mut conn)
         })
@@ -233,10 +237,10 @@ where
     T: Send + 'static,
 {
     let span = tracing::Span::current();
-    let request_id = crate::telemetry::current_request_id();
+    let cx = crate::telemetry::current();
     tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
-        crate::telemetry::on_blocking_thread(request_id, work)
+        crate::telemetry::on_blocking_thread(cx, work)
     })
     .await
     .map_err(StoreError::Join)

@@ -29,101 +29,21 @@ use rdkafka::{
     producer::{FutureProducer, FutureRecord},
     Message,
 };
-use serde::{Deserialize, Serialize};
+
 use serde_json::Value;
 use tokio::sync::{watch, Notify};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::db::{PgPool, StoreError};
+use crate::{
+    db::{PgPool, StoreError},
+    telemetry::TraceContext,
+};
 
-pub mod topics {
-    pub const USER: &str = "iam.user.v1";
-    pub const USER_ROLE: &str = "iam.user-role.v1";
-    pub const MEMBERSHIP: &str = "directory.membership.v1";
-    pub const ORGANIZATION: &str = "directory.organization.v1";
-    pub const RESTRICTION: &str = "access.restriction.v1";
-    /// Revoked tokens, grants, clients and users (safekeeper only); see
-    /// [`crate::revocation`].
-    pub const REVOCATION: &str = "oauth.revocation.v1";
-    pub const ALL: [&str; 6] = [
-        USER,
-        USER_ROLE,
-        MEMBERSHIP,
-        ORGANIZATION,
-        RESTRICTION,
-        REVOCATION,
-    ];
-
-    /// The service whose outbox writes `topic`: the only `source.service`
-    /// a consumer of it believes.
-    pub fn owner(topic: &str) -> Option<&'static str> {
-        Some(match topic {
-            USER => "authenticator",
-            USER_ROLE => "safekeeper",
-            MEMBERSHIP | ORGANIZATION => "user-directory",
-            RESTRICTION => "access-rule",
-            REVOCATION => "safekeeper",
-            _ => return None,
-        })
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Op {
-    #[serde(rename = "c")]
-    Create,
-    #[serde(rename = "u")]
-    Update,
-    #[serde(rename = "d")]
-    Delete,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Source {
-    pub service: String,
-    pub table: String,
-}
-
-/// The Debezium-style envelope every topic carries (docs/events.md).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Envelope {
-    pub event_id: Uuid,
-    pub op: Op,
-    pub entity: String,
-    pub key: String,
-    /// Increases with every change of the entity; consumers skip what they
-    /// have already applied.
-    pub version: i64,
-    pub ts_ms: i64,
-    pub source: Source,
-    pub before: Option<Value>,
-    pub after: Option<Value>,
-}
-
-impl Envelope {
-    pub fn new(
-        op: Op,
-        entity: &str,
-        key: impl Into<String>,
-        version: i64,
-        source: Source,
-        before: Option<Value>,
-        after: Option<Value>,
-    ) -> Self {
-        Self {
-            event_id: Uuid::now_v7(),
-            op,
-            entity: entity.to_owned(),
-            key: key.into(),
-            version,
-            ts_ms: Utc::now().timestamp_millis(),
-            source,
-            before,
-            after,
-        }
-    }
-}
+pub use contracts::{
+    envelope::{Change, PayloadError},
+    topics, Envelope, Op, Source,
+};
 
 diesel::table! {
     outbox (id) {
@@ -135,6 +55,7 @@ diesel::table! {
         created_at -> Timestamptz,
         published_at -> Nullable<Timestamptz>,
         request_id -> Nullable<Text>,
+        traceparent -> Nullable<Text>,
     }
 }
 
@@ -147,11 +68,13 @@ struct OutboxRow {
     message_key: String,
     payload: Value,
     request_id: Option<String>,
+    traceparent: Option<String>,
 }
 
 /// Writes `envelope` to the outbox. Call it inside the transaction that
-/// makes the change it describes. The id of the request being served, if
-/// any, goes with it (the message's `x-request-id` header).
+/// makes the change it describes. The trace context of the work being done,
+/// if any, goes with it (the message's `x-request-id` and `traceparent`
+/// headers; see [`crate::telemetry`]).
 pub fn enqueue(conn: &mut PgConnection, topic: &str, envelope: &Envelope) -> QueryResult<()> {
     enqueue_many(conn, topic, std::slice::from_ref(envelope))
 }
@@ -172,15 +95,17 @@ pub fn enqueue_many(
                 .map_err(|err| diesel::result::Error::SerializationError(Box::new(err)))
         })
         .collect::<QueryResult<Vec<Value>>>()?;
+    let cx = crate::telemetry::current();
     // unnest keeps the order: the rows' ids, and so their publication,
     // follow `envelopes`.
     crate::db::prepared(
-        "INSERT INTO outbox (event_id, topic, request_id, message_key, payload) \
-         SELECT e.event_id, $1, $2, e.message_key, e.payload \
-         FROM unnest($3::uuid[], $4::text[], $5::jsonb[]) AS e(event_id, message_key, payload)",
+        "INSERT INTO outbox (event_id, topic, request_id, traceparent, message_key, payload) \
+         SELECT e.event_id, $1, $2, $3, e.message_key, e.payload \
+         FROM unnest($4::uuid[], $5::text[], $6::jsonb[]) AS e(event_id, message_key, payload)",
     )
     .bind::<Text, _>(topic)
-    .bind::<diesel::sql_types::Nullable<Text>, _>(crate::telemetry::current_request_id())
+    .bind::<diesel::sql_types::Nullable<Text>, _>(cx.as_ref().map(|c| c.request_id.as_str()))
+    .bind::<diesel::sql_types::Nullable<Text>, _>(cx.as_ref().map(TraceContext::traceparent))
     .bind::<Array<diesel::sql_types::Uuid>, _>(
         envelopes.iter().map(|e| e.event_id).collect::<Vec<_>>(),
     )
@@ -485,6 +410,12 @@ async fn relay_step(
                 value: Some(id),
             });
         }
+        if let Some(tp) = &row.traceparent {
+            headers = headers.insert(Header {
+                key: crate::telemetry::TRACEPARENT_HEADER,
+                value: Some(tp),
+            });
+        }
         let record = FutureRecord::to(&row.topic)
             .key(&row.message_key)
             .payload(&payload)
@@ -706,18 +637,25 @@ pub async fn run_consumer(
             offset = msg.offset(),
             key = %key,
             request_id = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
         );
-        if let Some(id) = header_of(&msg, crate::telemetry::REQUEST_ID_HEADER) {
-            span.record("request_id", id.as_str());
-        }
-        let cx = Handling {
+        // The event's trace goes on: what handling it logs, calls and
+        // writes (events included) carry the same trace id.
+        let cx = TraceContext::continuing(
+            header_of(&msg, crate::telemetry::TRACEPARENT_HEADER).as_deref(),
+            header_of(&msg, crate::telemetry::REQUEST_ID_HEADER),
+        );
+        span.record("request_id", cx.request_id.as_str());
+        span.record("trace_id", cx.trace_id.as_str());
+        let handling = Handling {
             pool: &pool,
             apply: &apply,
             dead_letters: &dead_letters,
             group_id: &cfg.group_id,
             retry_limit,
         };
-        if let Stopped::Yes = cx.handle(&msg, &mut shutdown).instrument(span).await {
+        let handled = crate::telemetry::in_context(cx, handling.handle(&msg, &mut shutdown));
+        if let Stopped::Yes = handled.instrument(span).await {
             return commit_and_stop(&consumer);
         }
         consumer.store_offset_from_message(&msg)?;

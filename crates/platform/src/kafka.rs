@@ -73,7 +73,7 @@ pub struct KafkaSecurity {
 }
 
 fn path(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+    crate::config::var(name).filter(|v| !v.trim().is_empty())
 }
 
 impl KafkaSecurity {
@@ -94,10 +94,10 @@ impl KafkaSecurity {
     /// `KAFKA_SSL_KEY_LOCATION` and `KAFKA_SSL_KEY_PASSWORD` (or `_FILE`).
     pub fn from_env() -> anyhow::Result<Self> {
         let protocol =
-            Protocol::parse(&std::env::var("KAFKA_SECURITY_PROTOCOL").unwrap_or_default())?;
+            Protocol::parse(&crate::config::var("KAFKA_SECURITY_PROTOCOL").unwrap_or_default())?;
         let sasl = if protocol.sasl() {
-            let mechanism = match std::env::var("KAFKA_SASL_MECHANISM")
-                .unwrap_or_else(|_| "SCRAM-SHA-512".into())
+            let mechanism = match crate::config::var("KAFKA_SASL_MECHANISM")
+                .unwrap_or_else(|| "SCRAM-SHA-512".into())
                 .trim()
                 .to_ascii_uppercase()
                 .as_str()

@@ -5,10 +5,8 @@ pub mod address;
 pub mod admission;
 pub mod coherent;
 pub mod config;
-pub mod credentials;
 pub mod db;
 pub mod dlq;
-pub mod email;
 pub mod events;
 pub mod input;
 pub mod jwt;
@@ -20,6 +18,8 @@ pub mod revocation;
 pub mod routecheck;
 pub mod server;
 pub mod telemetry;
-pub mod testkit;
 
 pub use problem::Problem;
+// Moved to `contracts`; kept here until every service imports them from
+// there.
+pub use contracts::{credentials, email};

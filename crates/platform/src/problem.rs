@@ -1,8 +1,10 @@
 //! RFC 9457 problem details: the one error body every service answers with.
 //!
-//! Policy: a handler's error enum maps each variant to a [`Problem`]. Client
-//! errors carry a `detail` that helps the caller fix the request. A server
-//! error is opaque: its cause chain is logged once, here, and never sent.
+//! Policy: a handler's error enum maps each variant to a [`Problem`], and
+//! only there: its status code is the problem's. Client errors carry a
+//! `detail` that helps the caller fix the request. A server error is
+//! opaque: its cause chain travels with the problem, never sent, and is
+//! logged once, when the response is written.
 
 use std::fmt;
 
@@ -30,6 +32,9 @@ pub struct Problem {
     /// Extra response headers (`WWW-Authenticate`, say).
     #[serde(skip)]
     pub headers: Vec<(&'static str, String)>,
+    /// A server error's cause chain: logged with the response, never sent.
+    #[serde(skip)]
+    pub cause: Option<String>,
 }
 
 impl Problem {
@@ -43,7 +48,21 @@ impl Problem {
             extensions: Map::new(),
             retry_after_seconds: None,
             headers: Vec::new(),
+            cause: None,
         }
+    }
+
+    /// Keeps `cause`'s chain with the problem, for the log (see
+    /// [`chain`]); the client never sees it.
+    pub fn caused_by(mut self, cause: &(dyn std::error::Error + 'static)) -> Self {
+        self.cause = Some(chain(cause));
+        self
+    }
+
+    /// [`Self::caused_by`] for a cause that is only text.
+    pub fn noting(mut self, cause: impl fmt::Display) -> Self {
+        self.cause = Some(cause.to_string());
+        self
     }
 
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
@@ -127,27 +146,49 @@ impl Problem {
         .with_retry_after(1)
     }
 
-    /// An opaque 500. The cause is logged here, once, with its chain; the
-    /// client only learns that something failed on our side.
+    /// An opaque 500. The cause's chain goes with it to the log, once,
+    /// when the response is written; the client only learns that something
+    /// failed on our side.
     pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
-        let mut chain = cause.to_string();
-        let mut source = cause.source();
-        while let Some(s) = source {
-            chain.push_str(": ");
-            chain.push_str(&s.to_string());
-            source = s.source();
-        }
-        tracing::error!(error.chain = %chain, "request failed with an internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             "Internal server error",
         )
+        .caused_by(cause)
     }
 
     pub fn status_code(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
+}
+
+impl From<&contracts::FieldError> for Problem {
+    /// `400 invalid-field`, naming the field and the rule (see
+    /// [`contracts::field`]).
+    fn from(e: &contracts::FieldError) -> Self {
+        Self::new(
+            StatusCode::from_u16(contracts::field::STATUS).unwrap_or(StatusCode::BAD_REQUEST),
+            contracts::field::TYPE,
+            contracts::field::TITLE,
+        )
+        .with_detail(e.message.clone())
+        .with("field", &e.field)
+        .with("rule", &e.rule)
+    }
+}
+
+/// `cause` and its sources, outermost first, joined by `: `: how every
+/// error is logged.
+pub fn chain(cause: &(dyn std::error::Error + 'static)) -> String {
+    let mut chain = cause.to_string();
+    let mut source = cause.source();
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    chain
 }
 
 impl fmt::Display for Problem {
@@ -168,6 +209,13 @@ impl ResponseError for Problem {
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let Some(chain) = &self.cause {
+            if self.status >= 500 && self.status != 503 {
+                tracing::error!(error.chain = %chain, status = self.status, "request failed");
+            } else {
+                tracing::warn!(error.chain = %chain, status = self.status, "request refused");
+            }
+        }
         let mut resp = HttpResponse::build(self.status_code());
         resp.content_type("application/problem+json");
         resp.insert_header(("Cache-Control", "no-store"));

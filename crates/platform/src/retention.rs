@@ -81,8 +81,8 @@ pub fn days_var(name: &str, default: f64) -> anyhow::Result<Option<Duration>> {
 }
 
 fn window_var(name: &str, default: f64, unit: Duration) -> anyhow::Result<Option<Duration>> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => parse_window(name, &v, unit),
+    match crate::config::var(name) {
+        Some(v) if !v.trim().is_empty() => parse_window(name, &v, unit),
         _ => window_of(name, default, unit),
     }
 }

@@ -380,7 +380,7 @@ mod tests {
 
     #[test]
     fn reads_routes_and_resources_and_skips_comments() {
-        let dir = crate::testkit::TempDir::new("routecheck");
+        let dir = testkit::TempDir::new("routecheck");
         let f = write(
             &dir.0,
             "a.rs",
@@ -428,7 +428,7 @@ mod tests {
 
     #[test]
     fn refuses_registrations_it_cannot_read() {
-        let dir = crate::testkit::TempDir::new("routecheck");
+        let dir = testkit::TempDir::new("routecheck");
         for (name, text) in [
             (
                 "scope.rs",

@@ -268,9 +268,54 @@ pub fn bind(host: &str, port: u16) -> anyhow::Result<(TcpListener, u16)> {
     bind_with_backlog(host, port, DEFAULT_BACKLOG)
 }
 
-/// Binds `common`'s host and port with its `HTTP_BACKLOG`.
+/// `common`'s pre-bound listener when it has one (see
+/// [`BoundListener`]), else its host and port bound with its
+/// `HTTP_BACKLOG`.
 pub fn bind_common(common: &CommonConfig) -> anyhow::Result<(TcpListener, u16)> {
+    if let Some(listener) = common.listener.as_ref().and_then(BoundListener::take) {
+        let port = listener.local_addr()?.port();
+        return Ok((listener, port));
+    }
     bind_with_backlog(&common.http_host, common.port, common.http_backlog)
+}
+
+/// A listener bound ahead of the service that serves on it: its port is
+/// known (and held) before the service starts. The first
+/// [`bind_common`] takes it; a setting that carries it can be cloned.
+#[derive(Clone)]
+pub struct BoundListener(std::sync::Arc<std::sync::Mutex<Option<TcpListener>>>);
+
+impl BoundListener {
+    /// Binds `127.0.0.1` on a free port with the default backlog.
+    pub fn loopback() -> anyhow::Result<Self> {
+        Ok(Self::from(bind("127.0.0.1", 0)?.0))
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map_or(0, |a| a.port())
+    }
+
+    fn take(&self) -> Option<TcpListener> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+impl From<TcpListener> for BoundListener {
+    fn from(listener: TcpListener) -> Self {
+        Self(std::sync::Arc::new(std::sync::Mutex::new(Some(listener))))
+    }
+}
+
+impl std::fmt::Debug for BoundListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BoundListener(port {})", self.port())
+    }
 }
 
 /// [`bind`] with a given listen backlog (the kernel caps it at somaxconn).

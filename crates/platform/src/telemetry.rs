@@ -1,12 +1,21 @@
-//! Logs and the per-request root span.
+//! Logs, the per-request root span, and the trace context that follows a
+//! request from service to service.
 //!
 //! Every request runs inside a span `http.request` carrying `request_id`
 //! (taken from an inbound `X-Request-Id` when it looks sane, made up
-//! otherwise, and echoed back), method and route. Completion is logged once
-//! with status and latency, and counted in [`crate::metrics`]. The id is
-//! also the task's ([`current_request_id`]), so that a call to another
-//! service of the platform made while serving the request carries it
-//! ([`with_request_id`]) and both services' logs name the same request.
+//! otherwise, and echoed back), `trace_id` (W3C Trace Context: taken from
+//! an inbound `traceparent` when it is well formed, made up otherwise),
+//! method and route. Completion is logged once with status and latency,
+//! and counted in [`crate::metrics`].
+//!
+//! The request's [`TraceContext`] is also the task's ([`current`]) and,
+//! for work it hands the blocking pool, that thread's
+//! ([`on_blocking_thread`]). So a call to another service of the platform
+//! made while serving it carries `X-Request-Id` and `traceparent`
+//! ([`with_request_id`]); an event it writes carries them as Kafka headers
+//! (the outbox keeps them); and a consumer handles that event inside the
+//! same trace ([`in_context`]). Every service's logs then name the same
+//! `trace_id`, from the authenticator through Kafka to the task service.
 
 use std::{sync::Once, time::Instant};
 
@@ -24,49 +33,126 @@ use crate::config::LogFormat;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// The W3C Trace Context header (`00-<trace-id>-<parent-id>-<flags>`).
+pub const TRACEPARENT_HEADER: &str = "traceparent";
+
 /// The id of the request being served, readable by handlers.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
+/// Where the work being done sits in a trace: the request (or consumed
+/// event) it serves, the trace it belongs to, and its own span in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceContext {
+    pub request_id: String,
+    /// 32 lowercase hex digits, not all zero.
+    pub trace_id: String,
+    /// 16 lowercase hex digits, not all zero: this service's span, the
+    /// parent of the calls and events it makes.
+    pub span_id: String,
+}
+
+impl TraceContext {
+    /// A context for work that continues the trace of `traceparent` when
+    /// it is well formed (else starts one), under a span of its own.
+    pub fn continuing(traceparent: Option<&str>, request_id: Option<String>) -> Self {
+        let trace_id = traceparent
+            .and_then(parse_traceparent)
+            .unwrap_or_else(|| random_hex(16));
+        Self {
+            request_id: request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            trace_id,
+            span_id: random_hex(8),
+        }
+    }
+
+    /// The `traceparent` of a call or event made from this context.
+    pub fn traceparent(&self) -> String {
+        format!("00-{}-{}-01", self.trace_id, self.span_id)
+    }
+}
+
+/// The trace id of a well-formed version-00 `traceparent`, else `None`
+/// (W3C Trace Context, section 3.2).
+pub fn parse_traceparent(v: &str) -> Option<String> {
+    let mut parts = v.trim().split('-');
+    let (version, trace, parent, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |s: &str, n: usize| {
+        s.len() == n && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    };
+    let ok = parts.next().is_none()
+        && version == "00"
+        && hex(trace, 32)
+        && hex(parent, 16)
+        && hex(flags, 2)
+        && trace.bytes().any(|b| b != b'0')
+        && parent.bytes().any(|b| b != b'0');
+    ok.then(|| trace.to_owned())
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut out = String::with_capacity(bytes * 2);
+    while out.len() < bytes * 2 {
+        out.push_str(&uuid::Uuid::new_v4().simple().to_string());
+    }
+    out.truncate(bytes * 2);
+    out
+}
+
 tokio::task_local! {
-    static CURRENT_REQUEST_ID: String;
+    static CURRENT: TraceContext;
 }
 
 thread_local! {
-    /// The request id on a blocking-pool thread, for the work a request
-    /// handed it ([`on_blocking_thread`]).
-    static BLOCKING_REQUEST_ID: std::cell::RefCell<Option<String>> =
+    /// The context on a blocking-pool thread, for the work a request or a
+    /// consumer handed it ([`on_blocking_thread`]).
+    static BLOCKING: std::cell::RefCell<Option<TraceContext>> =
         const { std::cell::RefCell::new(None) };
 }
 
-/// The id of the request this task is serving (or, on the blocking pool,
-/// that handed it the work being done), if there is one.
-pub fn current_request_id() -> Option<String> {
-    CURRENT_REQUEST_ID
+/// The trace context of the work this task (or, on the blocking pool, the
+/// work that handed this thread its job) is doing, if any.
+pub fn current() -> Option<TraceContext> {
+    CURRENT
         .try_with(Clone::clone)
         .ok()
-        .or_else(|| BLOCKING_REQUEST_ID.with(|id| id.borrow().clone()))
+        .or_else(|| BLOCKING.with(|c| c.borrow().clone()))
 }
 
-/// Runs `work` on this (blocking-pool) thread with `request_id` as the
-/// current request's id, and leaves the thread without one afterwards.
-pub fn on_blocking_thread<T>(request_id: Option<String>, work: impl FnOnce() -> T) -> T {
+/// The id of the request this task is serving, if there is one.
+pub fn current_request_id() -> Option<String> {
+    current().map(|c| c.request_id)
+}
+
+/// Runs `fut` with `cx` as the task's trace context (a consumer handling
+/// an event does, with the context the event's headers carry).
+pub async fn in_context<F: std::future::Future>(cx: TraceContext, fut: F) -> F::Output {
+    CURRENT.scope(cx, fut).await
+}
+
+/// Runs `work` on this (blocking-pool) thread with `cx` as the current
+/// trace context, and leaves the thread without one afterwards.
+pub fn on_blocking_thread<T>(cx: Option<TraceContext>, work: impl FnOnce() -> T) -> T {
     struct Reset;
     impl Drop for Reset {
         fn drop(&mut self) {
-            BLOCKING_REQUEST_ID.with(|id| *id.borrow_mut() = None);
+            BLOCKING.with(|c| *c.borrow_mut() = None);
         }
     }
-    BLOCKING_REQUEST_ID.with(|id| *id.borrow_mut() = request_id);
+    BLOCKING.with(|c| *c.borrow_mut() = cx);
     let _reset = Reset;
     work()
 }
 
-/// `call` with the served request's `X-Request-Id`, for a call to another
-/// service of the platform (not to a third party: the id is ours).
+/// `call` with the served request's `X-Request-Id` and `traceparent`, for
+/// a call to another service of the platform (not to a third party: the
+/// ids are ours).
 pub fn with_request_id(call: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-    match current_request_id() {
-        Some(id) => call.header(REQUEST_ID_HEADER, id),
+    match current() {
+        Some(cx) => call
+            .header(REQUEST_ID_HEADER, &cx.request_id)
+            .header(TRACEPARENT_HEADER, cx.traceparent()),
         None => call,
     }
 }
@@ -122,6 +208,12 @@ pub async fn request_span(
         .get(REQUEST_ID_HEADER)
         .and_then(acceptable_request_id)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let cx = TraceContext::continuing(
+        req.headers()
+            .get(TRACEPARENT_HEADER)
+            .and_then(|v| v.to_str().ok()),
+        Some(request_id.clone()),
+    );
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let route = req
         .match_pattern()
@@ -130,13 +222,14 @@ pub async fn request_span(
     let span = tracing::info_span!(
         "http.request",
         request_id = %request_id,
+        trace_id = %cx.trace_id,
         http.method = %method,
         http.route = %route,
         http.status = tracing::field::Empty,
     );
     let started = Instant::now();
-    let result = CURRENT_REQUEST_ID
-        .scope(request_id.clone(), next.call(req))
+    let result = CURRENT
+        .scope(cx, next.call(req))
         .instrument(span.clone())
         .await;
     let elapsed = started.elapsed();

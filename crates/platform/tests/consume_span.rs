@@ -11,9 +11,9 @@ use std::{
 use platform::{
     db,
     events::{self, topics, ApplyFn, ConsumerConfig, Envelope, Op, Source},
-    testkit::{OwnedBroker, TestDatabase},
 };
 use rdkafka::producer::FutureRecord;
+use testkit::{OwnedBroker, TestDatabase};
 use tokio::sync::watch;
 
 /// Log lines, written where the test can read them.

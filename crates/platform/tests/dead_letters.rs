@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
-use platform::{dlq, events, testkit::OwnedBroker};
+use platform::{dlq, events};
 use rdkafka::{
     consumer::{Consumer, StreamConsumer},
     message::{Header, OwnedHeaders},
     producer::FutureRecord,
     Message,
 };
+use testkit::OwnedBroker;
 
 #[tokio::test]
 async fn dead_letters_are_listed_and_replayed_once_each() {

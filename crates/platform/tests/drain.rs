@@ -10,8 +10,8 @@ use platform::{
     config::CommonConfig,
     db,
     server::{self, Probe},
-    testkit::TestDatabase,
 };
+use testkit::TestDatabase;
 
 const DRAIN: Duration = Duration::from_millis(1500);
 

@@ -6,8 +6,9 @@
 
 use std::time::Duration;
 
-use platform::{events, testkit::OwnedBroker};
+use platform::events;
 use rdkafka::{consumer::Consumer, producer::FutureRecord, Message};
+use testkit::OwnedBroker;
 
 const TOPIC: &str = "security.test.v1";
 

@@ -11,10 +11,8 @@ use std::time::Duration;
 use diesel::{
     pg::PgConnection, sql_query, sql_types::Integer, Connection, QueryableByName, RunQueryDsl,
 };
-use platform::{
-    db::{self, PgPool},
-    testkit::TestDatabase,
-};
+use platform::db::{self, PgPool};
+use testkit::TestDatabase;
 
 #[derive(QueryableByName)]
 struct Pid {

@@ -160,7 +160,7 @@ pub fn load_rules(file: Option<&Path>) -> anyhow::Result<RulesConfig> {
 impl Settings {
     pub fn from_env() -> anyhow::Result<Self> {
         let common = CommonConfig::from_env("access-rule", DEFAULT_PORT, "access_rule")?;
-        let rules_file = std::env::var("RULES_FILE").ok().filter(|v| !v.is_empty());
+        let rules_file = platform::config::var("RULES_FILE").filter(|v| !v.is_empty());
         let rules = load_rules(rules_file.as_deref().map(Path::new))?;
         let operator_token = secret("OPERATOR_TOKEN")?;
         if operator_token
@@ -189,7 +189,7 @@ impl Settings {
             );
         }
         let event_retention = platform::retention::days_var("EVENT_RETENTION_DAYS", 30.0)?;
-        if std::env::var_os("OPERATOR_USERNAMES").is_some() {
+        if platform::config::var("OPERATOR_USERNAMES").is_some() {
             // A username is anyone's to register: refuse rather than
             // quietly drop the setting.
             anyhow::bail!(
@@ -262,7 +262,7 @@ mod tests {
 
     #[test]
     fn a_rules_file_overrides_the_defaults_and_rejects_unknown_keys() {
-        let dir = platform::testkit::TempDir::new("rules");
+        let dir = testkit::TempDir::new("rules");
         let p = dir.0.join("rules.json");
         std::fs::write(&p, r#"{"scam_flag_limit": 3, "tripwire_ratio": 0.1}"#).unwrap();
         let r = load_rules(Some(&p)).unwrap();

@@ -2,20 +2,10 @@
 //! can neither message nor purchase) and to the superusers (operators).
 //! Idempotent by version.
 
+use contracts::{envelope::Change, topics::user::Account, Envelope};
 use diesel::pg::PgConnection;
-use platform::events::{Envelope, Op};
-use serde::Deserialize;
 
 use crate::{domain::RulesConfig, domain::UserId, store};
-
-#[derive(Deserialize)]
-struct Account {
-    id: String,
-    is_active: bool,
-    /// A superuser is an operator (older events may lack the field).
-    #[serde(default)]
-    is_superuser: bool,
-}
 
 /// Returns the user whose restrictions changed (an `access.restriction.v1`
 /// event was written), if any.
@@ -24,36 +14,31 @@ pub fn apply(
     e: &Envelope,
     cfg: &RulesConfig,
 ) -> anyhow::Result<Option<String>> {
-    let (state, deleted) = match (&e.op, &e.after, &e.before) {
-        (Op::Delete, _, Some(before)) => (before, true),
-        (_, Some(after), _) => (after, false),
-        _ => {
-            tracing::error!(event_id = %e.event_id, key = %e.key, "skipping a user event without state");
-            return Ok(None);
-        }
-    };
-    let account: Account = match serde_json::from_value(state.clone()) {
-        Ok(a) => a,
+    let Change {
+        state: account,
+        deleted,
+    } = match e.state::<Account>() {
+        Ok(c) => c,
         Err(err) => {
             // Retrying cannot fix it, and it must not block the partition.
             tracing::error!(event_id = %e.event_id, key = %e.key, error = %err, "skipping a user event that is not an account");
             return Ok(None);
         }
     };
-    let Ok(id) = UserId::parse(&account.id) else {
+    let Ok(id) = UserId::parse(&account.id.to_string()) else {
         tracing::error!(event_id = %e.event_id, key = %e.key, "skipping a user event with an unusable id");
         return Ok(None);
     };
     store::apply_superuser(
         conn,
         id.as_str(),
-        account.is_superuser && account.is_active && !deleted,
+        account.is_superuser && account.active_after(deleted),
         e.version,
     )?;
     let changed = store::apply_account(
         conn,
         id.as_str(),
-        account.is_active && !deleted,
+        account.active_after(deleted),
         e.version,
         cfg,
     )?;

@@ -12,6 +12,5 @@ pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod store;
-pub mod testing;
 pub mod tripwire;
 pub mod writer;

@@ -104,9 +104,7 @@ impl Settings {
         }
         let trusted_proxies = TrustedProxies::from_env()?;
         let bootstrap_admin = match (
-            std::env::var("BOOTSTRAP_ADMIN_USERNAME")
-                .ok()
-                .filter(|v| !v.is_empty()),
+            platform::config::var("BOOTSTRAP_ADMIN_USERNAME").filter(|v| !v.is_empty()),
             secret("BOOTSTRAP_ADMIN_PASSWORD")?,
         ) {
             (Some(username), Some(password)) => Some(BootstrapAdmin {
@@ -137,7 +135,7 @@ impl Settings {
             bootstrap_admin,
             throttle,
             throttle_store: ThrottleStore {
-                redis_url: std::env::var("REDIS_URL").ok().filter(|v| !v.is_empty()),
+                redis_url: platform::config::var("REDIS_URL").filter(|v| !v.is_empty()),
                 key_prefix: var_or("THROTTLE_KEY_PREFIX", "authenticator:throttle:"),
             },
             trusted_proxies,

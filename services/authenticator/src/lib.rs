@@ -11,6 +11,5 @@ pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod store;
-pub mod testing;
 
 pub use routes::public as routes_support;

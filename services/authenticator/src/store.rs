@@ -81,27 +81,9 @@ impl Account {
     }
 }
 
-/// What the API and the events show of an account: never the hash.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct AccountView {
-    pub id: Uuid,
-    pub username: String,
-    pub email: String,
-    pub firstname: String,
-    pub lastname: String,
-    pub phone: String,
-    pub is_active: bool,
-    pub is_superuser: bool,
-    pub has_password: bool,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub password_changed_at: Option<DateTime<Utc>>,
-    /// Session tokens issued with a lower epoch (claim `sep`) have ended.
-    pub session_epoch: i64,
-    /// Unexpired session tokens ended by a logout of one device (`jti`s).
-    pub ended_sessions: Vec<String>,
-}
+/// What the API and the events (`iam.user.v1`) show of an account: never
+/// the hash. The event's payload is the contract its consumers read.
+pub type AccountView = contracts::topics::user::Account;
 
 impl From<&Account> for AccountView {
     fn from(a: &Account) -> Self {
@@ -116,8 +98,8 @@ impl From<&Account> for AccountView {
             is_superuser: a.is_superuser,
             has_password: a.password_hash.is_some(),
             version: a.version,
-            created_at: a.created_at,
-            updated_at: a.updated_at,
+            created_at: Some(a.created_at),
+            updated_at: Some(a.updated_at),
             password_changed_at: a.password_changed_at,
             session_epoch: a.session_epoch,
             ended_sessions: a.ended_session_ids(),

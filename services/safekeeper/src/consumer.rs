@@ -4,42 +4,24 @@
 //! account's session epoch and ended sessions (absent from older events:
 //! 0 and none) decide which session tokens still work (see `auth`).
 
+use contracts::{envelope::Change, topics::user::Account, Envelope};
 use diesel::{
     pg::PgConnection,
     sql_query,
     sql_types::{Array, Bool, Int8, Text, Uuid as SqlUuid},
     Connection, RunQueryDsl,
 };
-use platform::events::{Envelope, Op};
-use serde::Deserialize;
-use uuid::Uuid;
 
 use crate::{grants, rbac};
-
-#[derive(Deserialize)]
-struct UserAfter {
-    id: Uuid,
-    username: String,
-    is_active: bool,
-    #[serde(default)]
-    is_superuser: bool,
-    #[serde(default)]
-    session_epoch: i64,
-    #[serde(default)]
-    ended_sessions: Vec<String>,
-}
 
 pub const ADMIN_ROLE: &str = "admin";
 
 pub fn apply(conn: &mut PgConnection, _topic: &str, e: &Envelope) -> anyhow::Result<()> {
-    let (user, deleted) = match (&e.op, &e.after, &e.before) {
-        (Op::Delete, _, Some(before)) => {
-            (serde_json::from_value::<UserAfter>(before.clone())?, true)
-        }
-        (_, Some(after), _) => (serde_json::from_value::<UserAfter>(after.clone())?, false),
-        _ => anyhow::bail!("user event {} has no state", e.event_id),
-    };
-    let active = user.is_active && !deleted;
+    let Change {
+        state: user,
+        deleted,
+    } = e.state::<Account>()?;
+    let active = user.active_after(deleted);
     conn.transaction(|c| -> anyhow::Result<()> {
         let applied = sql_query(
             "INSERT INTO users (id, username, is_active, is_superuser, version, session_epoch, ended_sessions) \

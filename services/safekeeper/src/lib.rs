@@ -13,5 +13,4 @@ pub mod routes;
 pub mod schema;
 pub mod startup;
 pub mod state;
-pub mod testing;
 pub mod tokens;

@@ -4,28 +4,15 @@
 //! any order; an event at or below the stored version changes nothing,
 //! which makes replays from the earliest offset rebuild the same table.
 
+use contracts::{
+    envelope::Change,
+    topics::{self, user::Account, user_role::Grants},
+    Envelope, Op,
+};
 use diesel::pg::PgConnection;
-use platform::events::{topics, Envelope, Op};
-use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::store;
-
-#[derive(Deserialize)]
-struct UserState {
-    id: Uuid,
-    username: String,
-    is_active: bool,
-}
-
-#[derive(Deserialize)]
-struct GrantState {
-    user_id: Uuid,
-    #[serde(default)]
-    roles: Vec<String>,
-    #[serde(default)]
-    scopes: Vec<String>,
-}
 
 pub fn apply(conn: &mut PgConnection, topic: &str, e: &Envelope) -> anyhow::Result<()> {
     apply_changed(conn, topic, e).map(|_| ())
@@ -47,14 +34,8 @@ pub fn apply_changed(
 /// The user it changed, if it changed one.
 fn apply_user(conn: &mut PgConnection, e: &Envelope) -> anyhow::Result<Option<Uuid>> {
     // A deleted account is kept as inactive: tokens naming it are refused.
-    let (state, deleted) = match (&e.op, &e.after, &e.before) {
-        (Op::Delete, _, Some(before)) => {
-            (serde_json::from_value::<UserState>(before.clone())?, true)
-        }
-        (_, Some(after), _) => (serde_json::from_value::<UserState>(after.clone())?, false),
-        _ => anyhow::bail!("user event {} has no state", e.event_id),
-    };
-    let active = state.is_active && !deleted;
+    let Change { state, deleted } = e.state::<Account>()?;
+    let active = state.active_after(deleted);
     if store::apply_user(conn, state.id, &state.username, active, e.version)? {
         tracing::debug!(user.id = %state.id, active, version = e.version, "account applied");
         if !active {
@@ -70,7 +51,7 @@ fn apply_grants(conn: &mut PgConnection, e: &Envelope) -> anyhow::Result<Option<
     let (roles, scopes) = match (&e.op, &e.after) {
         (Op::Delete, _) | (_, None) => (Vec::new(), Vec::new()),
         (_, Some(after)) => {
-            let g: GrantState = serde_json::from_value(after.clone())?;
+            let g: Grants = serde_json::from_value(after.clone())?;
             anyhow::ensure!(
                 g.user_id == id,
                 "grant event {} names another user",

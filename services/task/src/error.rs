@@ -1,5 +1,6 @@
 //! The task service's one error type. Every variant maps to a problem
-//! document; internal causes are logged once (in `Problem::internal`).
+//! document; internal causes go with the problem and are logged once, when the
+//! response is written.
 
 use actix_web::{http::StatusCode, HttpResponse, ResponseError};
 use platform::{db::StoreError, Problem};
@@ -135,27 +136,9 @@ impl ApiError {
 }
 
 impl ResponseError for ApiError {
+    /// The problem document's: mapped in one place, [`ApiError::problem`].
     fn status_code(&self) -> StatusCode {
-        // Without building the problem: that would log internal errors twice.
-        match self {
-            ApiError::Database(e) if platform::db::is_connection_lost(e) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            ApiError::MissingScope(_)
-            | ApiError::Forbidden(_)
-            | ApiError::ApprovalRequired { .. } => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::TransitionNotAllowed { .. } => StatusCode::CONFLICT,
-            ApiError::Unavailable(_) | ApiError::Store(StoreError::Pool(_)) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            ApiError::Store(_) | ApiError::Database(_) | ApiError::Internal(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-        }
+        self.problem().status_code()
     }
 
     fn error_response(&self) -> HttpResponse {

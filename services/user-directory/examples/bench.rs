@@ -13,10 +13,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use platform::testkit::TestDatabase;
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use user_directory::{config::ProviderSettings, testing};
+use testkit::user_directory as testing;
+use testkit::TestDatabase;
+use user_directory::config::ProviderSettings;
 
 fn arg(name: &str, default: &str) -> String {
     let args: Vec<String> = std::env::args().collect();
@@ -39,8 +40,8 @@ async fn spawn_authenticator(
     brokers: &str,
     db: &TestDatabase,
     sk_port: u16,
-) -> anyhow::Result<(Authenticator, platform::testkit::TempDir)> {
-    let dir = platform::testkit::TempDir::new("ud-bench-auth");
+) -> anyhow::Result<(Authenticator, testkit::TempDir)> {
+    let dir = testkit::TempDir::new("ud-bench-auth");
     let mut s = authenticator::config::Settings::from_env()?;
     s.common.port = 0;
     s.common.database_url = db.url.clone();
@@ -54,9 +55,9 @@ async fn spawn_authenticator(
     s.safekeeper_issuer = "http://127.0.0.1:5001".into();
     s.safekeeper_url = format!("http://127.0.0.1:{sk_port}");
     s.bootstrap_admin = Some(authenticator::config::BootstrapAdmin {
-        username: authenticator::testing::ROOT_USER.into(),
+        username: testkit::authenticator::ROOT_USER.into(),
         email: "root@example.com".into(),
-        password: SecretString::from(authenticator::testing::ROOT_PASSWORD.to_owned()),
+        password: SecretString::from(testkit::authenticator::ROOT_PASSWORD.to_owned()),
     });
     let app = authenticator::startup::Application::build(s).await?;
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -73,21 +74,21 @@ async fn main() -> anyhow::Result<()> {
     let rows: usize = arg("--rows", "3000").parse()?;
     let seconds: u64 = arg("--seconds", "5").parse()?;
     let out = arg("--out", "target/bench/user-directory.json");
-    let brokers = platform::testkit::shared_brokers();
+    let brokers = testkit::shared_brokers();
     let (auth_db, sk_db, ud_db) = (
-        TestDatabase::create("authenticator_bench"),
-        TestDatabase::create("safekeeper_bench"),
-        TestDatabase::create("user_directory_bench"),
+        testkit::authenticator::database(),
+        testkit::safekeeper::database(),
+        testkit::user_directory::database(),
     );
-    let sk_port = platform::testkit::free_port();
-    let (auth, _auth_dir) = spawn_authenticator(&brokers, &auth_db, sk_port).await?;
-    let mut so = safekeeper::testing::Options::new(brokers.clone(), &sk_db, &auth.address);
-    so.port = sk_port;
-    let sk = safekeeper::testing::spawn(so).await;
+    let sk_listener = testkit::listener();
+    let (auth, _auth_dir) = spawn_authenticator(&brokers, &auth_db, sk_listener.port()).await?;
+    let mut so = testkit::safekeeper::Options::new(brokers.clone(), &sk_db, &auth.address);
+    so.listener = sk_listener;
+    let sk = testkit::safekeeper::spawn(so).await;
     let http = reqwest::Client::new();
     let session: Value = http
         .post(format!("{}/v1/login", auth.address))
-        .json(&json!({"username": authenticator::testing::ROOT_USER, "password": authenticator::testing::ROOT_PASSWORD}))
+        .json(&json!({"username": testkit::authenticator::ROOT_USER, "password": testkit::authenticator::ROOT_PASSWORD}))
         .send()
         .await?
         .json()
@@ -126,7 +127,7 @@ async fn main() -> anyhow::Result<()> {
         .send()
         .await?
         .error_for_status()?;
-    let dir = platform::testkit::TempDir::new("ud-bench");
+    let dir = testkit::TempDir::new("ud-bench");
     let config = dir.0.join("directory.toml");
     std::fs::write(
         &config,

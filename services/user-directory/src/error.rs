@@ -1,5 +1,6 @@
 //! The directory's one error type. Every variant maps to a problem
-//! document; internal causes are logged once (in `Problem::internal`).
+//! document; internal causes go with the problem and are logged once, when the
+//! response is written.
 
 use actix_web::{http::StatusCode, HttpResponse, ResponseError};
 use platform::{db::StoreError, Problem};
@@ -116,16 +117,14 @@ impl ApiError {
                 "this user is also a member of another organization, so their account is \
                  not yours alone to change or remove; only their role here can be changed",
             ),
-            ApiError::ChangeUnfinished(why) => {
-                tracing::warn!(error = %why, "a change was left to the reconciler");
-                Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "change-unfinished",
-                    "Change unfinished",
-                )
-                .with_detail("the identity provider did not answer in time; the directory completes the change shortly (or undoes it if it cannot be made): read the user to see the outcome")
-                .with_retry_after(2)
-            }
+            ApiError::ChangeUnfinished(why) => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "change-unfinished",
+                "Change unfinished",
+            )
+            .with_detail("the identity provider did not answer in time; the directory completes the change shortly (or undoes it if it cannot be made): read the user to see the outcome")
+            .with_retry_after(2)
+            .noting(format_args!("a change was left to the reconciler: {why}")),
             ApiError::InvalidCredentials => Problem::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid-credentials",
@@ -199,16 +198,14 @@ impl ApiError {
                 .with_retry_after(*s),
                 ProviderError::NotFound
                 | ProviderError::Unavailable(_)
-                | ProviderError::NotSent(_) => {
-                    tracing::warn!(error = %e, "identity provider call failed");
-                    Problem::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "provider-unavailable",
-                        "Identity provider unavailable",
-                    )
-                    .with_detail("the identity provider did not answer as expected; nothing was kept, try again shortly")
-                    .with_retry_after(2)
-                }
+                | ProviderError::NotSent(_) => Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "provider-unavailable",
+                    "Identity provider unavailable",
+                )
+                .with_detail("the identity provider did not answer as expected; nothing was kept, try again shortly")
+                .with_retry_after(2)
+                .noting(format_args!("identity provider call failed: {e}")),
             },
             ApiError::Store(e) => Problem::from(e),
             ApiError::Database(e) => platform::db::database_problem(e),
@@ -218,46 +215,9 @@ impl ApiError {
 }
 
 impl ResponseError for ApiError {
+    /// The problem document's: mapped in one place, [`ApiError::problem`].
     fn status_code(&self) -> StatusCode {
-        // Without building the problem: that would log internal errors twice.
-        match self {
-            ApiError::Database(e) if platform::db::is_connection_lost(e) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            ApiError::Invalid(_) | ApiError::BadRequest(_) | ApiError::InvalidGrant => {
-                StatusCode::BAD_REQUEST
-            }
-            ApiError::OrganizationTaken
-            | ApiError::OrganizationDeletedAtProvider
-            | ApiError::AdminEmailTaken
-            | ApiError::EmailTaken
-            | ApiError::CreationInProgress
-            | ApiError::ChangeInProgress
-            | ApiError::SharedAccount => StatusCode::CONFLICT,
-            ApiError::ChangeUnfinished(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::InvalidCredentials
-            | ApiError::Unauthenticated(_)
-            | ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::WebhooksDisabled => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Provider(e) => match e {
-                ProviderError::Conflict { .. } => StatusCode::CONFLICT,
-                ProviderError::Rejected { .. } => StatusCode::BAD_REQUEST,
-                ProviderError::InvalidCredentials => StatusCode::UNAUTHORIZED,
-                ProviderError::Inactive => StatusCode::FORBIDDEN,
-                ProviderError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
-                ProviderError::NotFound
-                | ProviderError::Unavailable(_)
-                | ProviderError::NotSent(_) => StatusCode::SERVICE_UNAVAILABLE,
-            },
-            ApiError::Store(StoreError::Pool(_)) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Store(_) | ApiError::Database(_) | ApiError::Internal(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-        }
+        self.problem().status_code()
     }
 
     fn error_response(&self) -> HttpResponse {

@@ -19,4 +19,3 @@ pub mod startup;
 pub mod state;
 pub mod store;
 pub mod sync;
-pub mod testing;

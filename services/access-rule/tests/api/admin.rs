@@ -67,7 +67,7 @@ async fn operators_see_the_reasons_and_lift_a_restriction_until_new_evidence() {
 
     let r = app
         .admin_as(
-            access_rule::testing::OPERATOR_TOKEN,
+            testkit::access_rule::OPERATOR_TOKEN,
             Method::POST,
             &format!("/v1/admin/users/{}/lift", new_user_id()),
             Some(json!({"rule": "scam_flags"})),

@@ -152,7 +152,7 @@ async fn the_operator_api_needs_an_operator() {
     }
     let r = app
         .admin_as(
-            access_rule::testing::OPERATOR_TOKEN,
+            testkit::access_rule::OPERATOR_TOKEN,
             reqwest::Method::POST,
             &format!("{path}/lift"),
             Some(json!({"rule": "account_inactive"})),
@@ -161,7 +161,7 @@ async fn the_operator_api_needs_an_operator() {
     assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
     let r = app
         .admin_as(
-            access_rule::testing::OPERATOR_TOKEN,
+            testkit::access_rule::OPERATOR_TOKEN,
             reqwest::Method::POST,
             "/v1/admin/rules/nope/reset",
             None,
@@ -170,7 +170,7 @@ async fn the_operator_api_needs_an_operator() {
     assert_problem(r, StatusCode::NOT_FOUND).await;
     let r = app
         .admin_as(
-            access_rule::testing::OPERATOR_TOKEN,
+            testkit::access_rule::OPERATOR_TOKEN,
             reqwest::Method::GET,
             &format!("/v1/admin/users/{}", new_user_id()),
             None,

@@ -1,20 +1,17 @@
 use std::{
     collections::HashSet,
-    future::Future,
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 
-use access_rule::testing::{self, Options, Running, OPERATOR_TOKEN};
 use diesel::{
     sql_query, sql_types::BigInt, Connection, PgConnection, QueryableByName, RunQueryDsl,
 };
 use platform::{
     events::{client_config, ensure_topics, Envelope, Op, Source},
     jwt::{AccessClaims, KeyRing, SigningKey, ACCESS_TYP},
-    testkit::TestDatabase,
 };
 use rdkafka::{
     consumer::{BaseConsumer, Consumer, StreamConsumer},
@@ -23,6 +20,11 @@ use rdkafka::{
 };
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{json, Value};
+use testkit::{
+    access_rule::{self as testing, Options, Running, OPERATOR_TOKEN},
+    TestDatabase,
+};
+pub use testkit::{assert_problem, eventually};
 
 pub struct TestApp {
     pub address: String,
@@ -156,12 +158,12 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the app with its options changed by `tweak` (the rules, say).
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Options)) -> TestApp {
-    spawn_on(TestDatabase::create("access_rule"), tweak).await
+    spawn_on(testkit::access_rule::database(), tweak).await
 }
 
 /// Starts the app on `db` (a fresh one, or a shared one for a restart).
 pub async fn spawn_on(db: TestDatabase, tweak: impl FnOnce(&mut Options)) -> TestApp {
-    let brokers = platform::testkit::shared_brokers();
+    let brokers = testkit::shared_brokers();
     let keys = Arc::new(KeyRing::new(SigningKey::generate().unwrap().0, vec![]));
     let mut o = Options::new(brokers.clone(), &db);
     o.safekeeper_url = fake_issuer(keys.clone()).await;
@@ -219,26 +221,6 @@ pub async fn publish_account(
 /// A user id no other test uses.
 pub fn new_user_id() -> String {
     uuid::Uuid::new_v4().to_string()
-}
-
-/// Polls `check` until it answers `Some`, for at most `secs` seconds: the
-/// way to wait for an event to be applied.
-pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 impl TestApp {
@@ -408,26 +390,6 @@ impl TestApp {
             .map(|v| serde_json::from_value(v).unwrap())
             .collect()
     }
-}
-
-/// Asserts a problem+json answer with `status`; returns the body.
-pub async fn assert_problem(r: Response, status: StatusCode) -> Value {
-    assert_eq!(r.status(), status);
-    let ct = r
-        .headers()
-        .get("content-type")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(ct, "application/problem+json");
-    let body: Value = r.json().await.unwrap();
-    assert_eq!(body["status"], status.as_u16());
-    assert!(
-        body["type"].is_string() && body["title"].is_string(),
-        "{body}"
-    );
-    body
 }
 
 /// The rule names in an outcome's `restricted`, `lifted` or `tripped`.

@@ -9,7 +9,7 @@ async fn publish(app: &TestApp, id: &str, version: i64, is_active: bool) {
 async fn account_version(app: &TestApp, id: &str) -> Option<i64> {
     let r = app
         .admin_as(
-            access_rule::testing::OPERATOR_TOKEN,
+            testkit::access_rule::OPERATOR_TOKEN,
             reqwest::Method::GET,
             &format!("/v1/admin/users/{id}"),
             None,

@@ -1,6 +1,7 @@
-use platform::{events::Op, testkit::OwnedBroker};
+use platform::events::Op;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
+use testkit::OwnedBroker;
 
 use crate::helpers::{spawn_app_with, Options};
 

@@ -1,17 +1,19 @@
 use std::{collections::HashSet, time::Duration};
 
-use platform::{events::Envelope, testkit::TestDatabase};
+use platform::events::Envelope;
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
+pub use testkit::assert_problem;
+use testkit::TestDatabase;
 
-pub use authenticator::testing::{ROOT_PASSWORD, ROOT_USER};
+pub use testkit::authenticator::{ROOT_PASSWORD, ROOT_USER};
 
 pub struct TestApp {
     pub address: String,
     pub brokers: String,
     pub http: reqwest::Client,
     pub db: TestDatabase,
-    _app: authenticator::testing::Running,
+    _app: testkit::authenticator::Running,
 }
 
 #[derive(Default)]
@@ -31,10 +33,9 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(o: Options) -> TestApp {
-    let db =
-        o.db.unwrap_or_else(|| TestDatabase::create("authenticator"));
-    let brokers = o.brokers.unwrap_or_else(platform::testkit::shared_brokers);
-    let mut opts = authenticator::testing::Options::new(brokers.clone(), &db);
+    let db = o.db.unwrap_or_else(|| testkit::authenticator::database());
+    let brokers = o.brokers.unwrap_or_else(testkit::shared_brokers);
+    let mut opts = testkit::authenticator::Options::new(brokers.clone(), &db);
     opts.signing_key = o.signing_key;
     opts.previous_keys = o.previous_keys;
     opts.redis = o.redis_prefix.map(|p| {
@@ -46,7 +47,7 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
         opts.signups_per_address = n;
     }
     opts.hashing = o.hashing;
-    let app = authenticator::testing::spawn(opts).await;
+    let app = testkit::authenticator::spawn(opts).await;
     TestApp {
         address: app.address.clone(),
         brokers,
@@ -141,7 +142,7 @@ impl TestApp {
 
     pub async fn events_for(&self, keys: &[&str], want: usize) -> Vec<Envelope> {
         let keys: HashSet<String> = keys.iter().map(|k| k.to_string()).collect();
-        platform::testkit::collect_events(
+        testkit::collect_events(
             &self.brokers,
             "iam.user.v1",
             &keys,
@@ -150,24 +151,4 @@ impl TestApp {
         )
         .await
     }
-}
-
-/// Asserts a problem+json answer with `status`; returns the body.
-pub async fn assert_problem(r: Response, status: StatusCode) -> Value {
-    assert_eq!(r.status(), status);
-    let ct = r
-        .headers()
-        .get("content-type")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(ct, "application/problem+json");
-    let body: Value = r.json().await.unwrap();
-    assert_eq!(body["status"], status.as_u16());
-    assert!(
-        body["type"].is_string() && body["title"].is_string(),
-        "{body}"
-    );
-    body
 }

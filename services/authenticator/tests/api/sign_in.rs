@@ -136,9 +136,9 @@ async fn two_replicas_share_one_limit() {
         ..Options::default()
     })
     .await;
-    let mut second = authenticator::testing::Options::new(app.brokers.clone(), &app.db);
+    let mut second = testkit::authenticator::Options::new(app.brokers.clone(), &app.db);
     second.redis = Some((redis_url(), prefix));
-    let replica = authenticator::testing::spawn(second).await;
+    let replica = testkit::authenticator::spawn(second).await;
     let (body, _) = app.registered_user().await;
     let name = body["username"].as_str().unwrap();
     let attacker = client_from("127.0.0.6");
@@ -466,11 +466,11 @@ async fn the_event_of_a_logout_carries_the_new_epoch_and_the_ended_session() {
 
 #[tokio::test]
 async fn a_redis_that_does_not_answer_leaves_each_replica_throttling_in_memory() {
-    let db = platform::testkit::TestDatabase::create("authenticator");
-    let mut o = authenticator::testing::Options::new(platform::testkit::shared_brokers(), &db);
+    let db = testkit::authenticator::database();
+    let mut o = testkit::authenticator::Options::new(testkit::shared_brokers(), &db);
     // Nothing listens on port 1.
     o.redis = Some(("redis://127.0.0.1:1".into(), "down:".into()));
-    let app = authenticator::testing::spawn(o).await;
+    let app = testkit::authenticator::spawn(o).await;
     let attacker = client_from("127.0.0.10");
     let mut statuses = Vec::new();
     for _ in 0..7 {
@@ -485,7 +485,7 @@ async fn a_redis_that_does_not_answer_leaves_each_replica_throttling_in_memory()
             &owner,
             &app.address,
             "root",
-            authenticator::testing::ROOT_PASSWORD
+            testkit::authenticator::ROOT_PASSWORD
         )
         .await,
         StatusCode::OK

@@ -38,12 +38,12 @@ struct Driver {
     base: String,
     session: String,
     http: reqwest::Client,
-    _profile: platform::testkit::TempDir,
+    _profile: testkit::TempDir,
 }
 
 impl Driver {
     async fn start(chromedriver: PathBuf, chromium: PathBuf) -> Self {
-        let port = platform::testkit::free_port();
+        let port = testkit::free_port();
         let child = Command::new(chromedriver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -68,7 +68,7 @@ impl Driver {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(ready, "chromedriver did not become ready on {base}");
-        let profile = platform::testkit::TempDir::new("chromium-profile");
+        let profile = testkit::TempDir::new("chromium-profile");
         // The flags keep Chromium off the network it cannot reach here.
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",

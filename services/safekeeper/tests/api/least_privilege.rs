@@ -4,9 +4,9 @@
 //! introspection, PKCE for every client, first-party `client_id`s on the
 //! task-management design's `/v1/authorize`, and client ids that would pass for user ids.
 
-use authenticator::testing::{ROOT_PASSWORD, ROOT_USER};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{json, Value};
+use testkit::authenticator::{ROOT_PASSWORD, ROOT_USER};
 
 use crate::{
     code_flow::{challenge, exchange, location, query, spa_params, Browser, VERIFIER},

@@ -18,7 +18,7 @@ const ACCESS_TTL: i64 = 300;
 
 async fn revocation_of(p: &TestPlatform, key: &str) -> Envelope {
     let keys: HashSet<String> = [key.to_owned()].into();
-    let mut got = platform::testkit::collect_events(
+    let mut got = testkit::collect_events(
         &p.brokers,
         platform::events::topics::REVOCATION,
         &keys,

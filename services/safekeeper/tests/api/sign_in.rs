@@ -2,9 +2,9 @@
 //! posted from another site, a lockout of someone else's account by
 //! guessing from one address, and a stolen session that should have ended.
 
-use authenticator::testing::{ROOT_PASSWORD, ROOT_USER};
 use reqwest::{Response, StatusCode, Url};
 use serde_json::json;
+use testkit::authenticator::{ROOT_PASSWORD, ROOT_USER};
 
 use crate::{
     code_flow::{

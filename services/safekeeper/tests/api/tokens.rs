@@ -322,12 +322,12 @@ async fn client_changes_take_effect_on_the_next_token_request() {
 #[tokio::test]
 async fn a_client_changed_through_one_replica_is_seen_by_the_others_at_once() {
     let p = spawn().await;
-    let other = safekeeper::testing::spawn(safekeeper::testing::Options {
+    let other = testkit::safekeeper::spawn(testkit::safekeeper::Options {
         brokers: p.brokers.clone(),
         database_url: p.sk_database_url(),
         authenticator_url: p.auth.clone(),
         code_ttl: std::time::Duration::from_secs(60),
-        port: 0,
+        listener: testkit::listener(),
     })
     .await;
     let body = serde_json::json!({"client_id": "shared-app", "name": "Shared", "client_secret": "shared-secret-0123456789abcdef",

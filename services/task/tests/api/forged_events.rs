@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use authenticator::testing::{ROOT_PASSWORD, ROOT_USER};
 use platform::events::{self, topics, Envelope, Op, Source};
 use rdkafka::producer::FutureRecord;
 use serde_json::json;
+use testkit::authenticator::{ROOT_PASSWORD, ROOT_USER};
 
 use crate::helpers::spawn;
 

@@ -2,15 +2,13 @@
 //! document it serves are the same (see `platform::routecheck`): nothing
 //! documented is missing, nothing served is undocumented.
 
-use platform::testkit::TestDatabase;
-
 /// The task service alone: no request of the check gets as far as asking
 /// the safekeeper.
 #[tokio::test]
 async fn every_route_is_documented_and_every_documented_operation_is_served() {
-    let db = TestDatabase::create("task");
-    let app = task::testing::spawn(task::testing::Options::new(
-        platform::testkit::shared_brokers(),
+    let db = testkit::task::database();
+    let app = testkit::task::spawn(testkit::task::Options::new(
+        testkit::shared_brokers(),
         &db,
         "http://127.0.0.1:9",
     ))

@@ -1,13 +1,13 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use platform::testkit::TestDatabase;
+use testkit::TestDatabase;
 
 /// The task service alone (no safekeeper behind it).
-async fn lone_app() -> (task::testing::Running, TestDatabase) {
-    let db = TestDatabase::create("task");
-    let app = task::testing::spawn(task::testing::Options::new(
-        platform::testkit::shared_brokers(),
+async fn lone_app() -> (testkit::task::Running, TestDatabase) {
+    let db = testkit::task::database();
+    let app = testkit::task::spawn(testkit::task::Options::new(
+        testkit::shared_brokers(),
         &db,
         "http://127.0.0.1:9",
     ))

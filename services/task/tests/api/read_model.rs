@@ -2,10 +2,7 @@
 //! topic, and rebuilt exactly from the earliest offset.
 
 use diesel::{Connection, PgConnection};
-use platform::{
-    events::{topics, Envelope, Op, Source},
-    testkit::TestDatabase,
-};
+use platform::events::{topics, Envelope, Op, Source};
 use reqwest::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
@@ -47,7 +44,7 @@ fn grant_event(id: Uuid, version: i64, roles: &[&str]) -> Envelope {
 
 #[test]
 fn events_apply_once_by_version_and_each_topic_keeps_its_own_version() {
-    let db = TestDatabase::create("task");
+    let db = testkit::task::database();
     platform::db::migrate(&db.url, task::startup::MIGRATIONS).unwrap();
     let mut c = PgConnection::establish(&db.url).unwrap();
     let id = Uuid::new_v4();
@@ -117,7 +114,7 @@ async fn the_read_model_rebuilds_from_the_earliest_offset() {
     let mut o = opts;
     o.consumer_group = group;
     o.skip_history = false;
-    let settings = task::testing::settings(&o);
+    let settings = testkit::task::settings(&o);
     task::rebuild::rebuild_read_model(&settings).await.unwrap();
     {
         let mut c = PgConnection::establish(&p.task_db.url).unwrap();
@@ -125,7 +122,7 @@ async fn the_read_model_rebuilds_from_the_earliest_offset() {
             .unwrap()
             .is_none());
     }
-    let again = task::testing::spawn(o).await;
+    let again = testkit::task::spawn(o).await;
     p.task = again.address.clone();
     p.task_app = Some(again);
     // A replay of the shared broker's whole history: minutes on a busy machine.

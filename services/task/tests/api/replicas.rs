@@ -35,7 +35,7 @@ async fn own_titles(http: &reqwest::Client, base: &str, token: &str) -> Vec<(Str
 #[tokio::test]
 async fn a_change_through_one_replica_reaches_the_others_pages_and_its_own_at_once() {
     let p = spawn().await;
-    let other = task::testing::spawn(task_options(&p.brokers, &p.task_db, &p.sk)).await;
+    let other = testkit::task::spawn(task_options(&p.brokers, &p.task_db, &p.sk)).await;
     let (a, b) = (p.task.clone(), other.address.clone());
     let boss = p.person(Some("Employer")).await;
     let ann = p.person(Some("Employee")).await;

@@ -244,7 +244,7 @@ async fn a_replica_started_after_a_revocation_refuses_the_revoked_token_once_rea
     // Published: the running replica refuses it.
     refused_soon(&p, &p.task, &token).await;
 
-    let replica = task::testing::spawn(task_options(&p.brokers, &p.task_db, &p.sk)).await;
+    let replica = testkit::task::spawn(task_options(&p.brokers, &p.task_db, &p.sk)).await;
     let base = replica.address.clone();
     let ready = eventually(30, "the new replica to be ready", || async {
         let r = p.http.get(format!("{base}/readyz")).send().await.unwrap();

@@ -4,7 +4,6 @@
 
 use chrono::{DateTime, Datelike, Duration as Span, Utc};
 use diesel::{sql_query, Connection, PgConnection, RunQueryDsl};
-use platform::testkit::TestDatabase;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use task::{
@@ -32,7 +31,7 @@ fn instant(raw: &str) -> DateTime<Utc> {
 
 #[test]
 fn the_rollup_gives_the_same_counts_as_the_tasks_for_every_range_and_filter() {
-    let db = TestDatabase::create("task");
+    let db = testkit::task::database();
     platform::db::migrate(&db.url, task::startup::MIGRATIONS).unwrap();
     let mut c = PgConnection::establish(&db.url).unwrap();
     // 3,000 tasks over five assignees (and some unassigned), created
@@ -336,7 +335,7 @@ async fn own_tasks_by_creation_time_show_every_field_as_the_view_does() {
 
 #[test]
 fn the_own_queries_are_prepared_once_per_connection() {
-    let db = TestDatabase::create("task");
+    let db = testkit::task::database();
     platform::db::migrate(&db.url, task::startup::MIGRATIONS).unwrap();
     let mut c = PgConnection::establish(&db.url).unwrap();
     let cat = store::load_catalogue(&mut c).unwrap();

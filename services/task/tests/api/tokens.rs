@@ -10,10 +10,10 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use platform::{
     events::{topics, Envelope, Op, Source},
     jwt::{AccessClaims, Jwks, KeyRing, SigningKey, ACCESS_TYP, SESSION_TYP},
-    testkit::TestDatabase,
 };
 use reqwest::StatusCode;
 use serde_json::json;
+use testkit::TestDatabase;
 
 use crate::helpers::{assert_problem, spawn, EMPLOYEE_SCOPES};
 
@@ -186,11 +186,11 @@ fn known_user(db: &TestDatabase, id: uuid::Uuid) {
 async fn tokens_are_checked_for_issuer_audience_expiry_type_and_key_and_keys_may_rotate() {
     let ring = KeyRing::new(SigningKey::generate().unwrap().0, vec![]);
     let issuer = fake_issuer(&ring).await;
-    let db = TestDatabase::create("task");
-    let mut o = task::testing::Options::new(platform::testkit::shared_brokers(), &db, &issuer.url);
+    let db = testkit::task::database();
+    let mut o = testkit::task::Options::new(testkit::shared_brokers(), &db, &issuer.url);
     o.issuer = ISSUER.into();
     o.audience = "platform".into();
-    let app = task::testing::spawn(o).await;
+    let app = testkit::task::spawn(o).await;
     let http = reqwest::Client::new();
     let call = |token: String| {
         let http = http.clone();

@@ -1,43 +1,22 @@
-use std::{collections::HashSet, future::Future, path::PathBuf, time::Duration};
+use std::{collections::HashSet, path::PathBuf, time::Duration};
 
-use authenticator::testing::{ROOT_PASSWORD, ROOT_USER};
-use platform::{
-    events::Envelope,
-    testkit::{TempDir, TestDatabase},
-};
+use platform::events::Envelope;
 use reqwest::{Method, Response, StatusCode};
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use user_directory::{
-    config::ProviderSettings,
-    testing::{self, Options, Running},
+use testkit::{
+    authenticator::{ROOT_PASSWORD, ROOT_USER},
+    user_directory::{self as testing, Options, Running},
+    TempDir, TestDatabase,
 };
+use user_directory::config::ProviderSettings;
 
 use crate::fake_workos::{self, FakeWorkOs};
+pub use testkit::{assert_problem, eventually, session};
 
 pub const PASSWORD: &str = "Acme-Passw0rd!";
 pub const WEBHOOK_SECRET: &str = "whsec_test_0123456789abcdef";
 pub const CLIENT_SECRET: &str = "directory-test-secret-0123456789";
-
-/// Polls `check` until it answers `Some`, for at most `secs` seconds: the
-/// way to wait for an event to be applied.
-pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// A name no other test uses (organization names allow `_` and `-`).
 pub fn unique(prefix: &str) -> String {
@@ -129,65 +108,23 @@ fn config_for(t: &Tweaks) -> ConfigFile {
 /// directory (it administers accounts, and relays its admins' sign-ins
 /// with their addresses).
 pub async fn spawn_with_authenticator(t: Tweaks) -> TestApp {
-    let brokers = platform::testkit::shared_brokers();
-    let auth_db = TestDatabase::create("authenticator");
-    let sk_db = TestDatabase::create("safekeeper");
-    let sk_port = platform::testkit::free_port();
-    let mut auth_opts = authenticator::testing::Options::new(brokers.clone(), &auth_db);
-    auth_opts.safekeeper_url = Some(format!("http://127.0.0.1:{sk_port}"));
-    let auth = authenticator::testing::spawn(auth_opts).await;
-    let mut sk_opts = safekeeper::testing::Options::new(brokers.clone(), &sk_db, &auth.address);
-    sk_opts.port = sk_port;
-    let sk = safekeeper::testing::spawn(sk_opts).await;
-    let http = reqwest::Client::new();
-    // The superuser's admin role arrives through iam.user.v1.
-    let session = session(&http, &auth.address, ROOT_USER, ROOT_PASSWORD).await;
-    let admin = eventually(120, "the superuser's admin role", || async {
-        let r = http
-            .post(format!("{}/v1/authorize", sk.address))
-            .bearer_auth(&session)
-            .json(&json!({"scopes": "admin:client"}))
-            .send()
-            .await
-            .ok()?;
-        (r.status() == StatusCode::OK).then_some(())?;
-        Some(
-            r.json::<Value>().await.ok()?["access_token"]
-                .as_str()?
-                .to_owned(),
-        )
-    })
-    .await;
+    let platform = testkit::TestPlatform::builder().build().await;
     let client_id = unique("directory");
-    let r = http
-        .post(format!("{}/v1/admin/clients", sk.address))
-        .bearer_auth(&admin)
-        .json(
-            &json!({"client_id": client_id, "name": "Directory", "client_secret": CLIENT_SECRET,
-                      "grant_types": ["client_credentials"], "scopes": ["provision:user", "login:relay"]}),
+    platform
+        .create_client(
+            json!({"client_id": client_id, "name": "Directory", "client_secret": CLIENT_SECRET,
+                   "grant_types": ["client_credentials"], "scopes": ["provision:user", "login:relay"]}),
         )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        r.status(),
-        StatusCode::CREATED,
-        "{}",
-        r.text().await.unwrap()
-    );
+        .await;
     let provider = ProviderSettings::Authenticator {
-        authenticator_url: auth.address.clone(),
-        safekeeper_url: sk.address.clone(),
+        authenticator_url: platform.auth.clone(),
+        safekeeper_url: platform.sk.clone(),
         client_id,
         client_secret: SecretString::from(CLIENT_SECRET.to_owned()),
     };
-    let auth_url = auth.address.clone();
-    let mut app = spawn_directory(t, provider, brokers).await;
-    app.auth = Some(auth_url);
-    app._others.push(Box::new(auth));
-    app._others.push(Box::new(sk));
-    app._others.push(Box::new(auth_db));
-    app._others.push(Box::new(sk_db));
+    let mut app = spawn_directory(t, provider, platform.brokers.clone()).await;
+    app.auth = Some(platform.auth.clone());
+    app._others.push(Box::new(platform));
     app
 }
 
@@ -199,14 +136,14 @@ pub async fn spawn_with_workos(t: Tweaks) -> TestApp {
         api_key: SecretString::from(fake_workos::API_KEY.to_owned()),
         client_id: fake_workos::CLIENT_ID.to_owned(),
     };
-    let mut app = spawn_directory(t, provider, platform::testkit::shared_brokers()).await;
+    let mut app = spawn_directory(t, provider, testkit::shared_brokers()).await;
     app.workos = Some(fake);
     app
 }
 
 async fn spawn_directory(t: Tweaks, provider: ProviderSettings, brokers: String) -> TestApp {
     let config = config_for(&t);
-    let db = TestDatabase::create("user_directory");
+    let db = testkit::user_directory::database();
     let mut o = Options::new(brokers.clone(), &db, provider, config.path.clone());
     o.webhook_secret = Some(WEBHOOK_SECRET.to_owned());
     (t.tweak)(&mut o);
@@ -238,20 +175,6 @@ pub async fn new_account_session(http: &reqwest::Client, auth: &str) -> String {
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
     session(http, auth, &name, PASSWORD).await
-}
-
-pub async fn session(http: &reqwest::Client, auth: &str, username: &str, password: &str) -> String {
-    let r = http
-        .post(format!("{auth}/v1/login"))
-        .json(&json!({"username": username, "password": password}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK, "login of {username}");
-    r.json::<Value>().await.unwrap()["session_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 /// An organization this test made, with its admin's token.
@@ -294,12 +217,12 @@ impl TestApp {
                 session(
                     &self.http,
                     auth,
-                    authenticator::testing::ROOT_USER,
-                    authenticator::testing::ROOT_PASSWORD,
+                    testkit::authenticator::ROOT_USER,
+                    testkit::authenticator::ROOT_PASSWORD,
                 )
                 .await
             }
-            None => user_directory::testing::BOOTSTRAP_TOKEN.to_owned(),
+            None => testkit::user_directory::BOOTSTRAP_TOKEN.to_owned(),
         };
         let r = self
             .call(
@@ -410,14 +333,7 @@ impl TestApp {
 
     pub async fn events_for(&self, topic: &str, keys: &[&str], want: usize) -> Vec<Envelope> {
         let keys: HashSet<String> = keys.iter().map(|k| k.to_string()).collect();
-        platform::testkit::collect_events(
-            &self.brokers,
-            topic,
-            &keys,
-            want,
-            Duration::from_secs(60),
-        )
-        .await
+        testkit::collect_events(&self.brokers, topic, &keys, want, Duration::from_secs(60)).await
     }
 
     /// The authenticator's superuser session (authenticator tests only).
@@ -508,18 +424,6 @@ pub fn sign(secret: &str, t: i64, body: &str) -> String {
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
     let tag = ring::hmac::sign(&key, format!("{t}.{body}").as_bytes());
     format!("t={t}, v1={}", hex::encode(tag.as_ref()))
-}
-
-/// Asserts a problem+json answer with `status`; returns the body.
-pub async fn assert_problem(r: Response, status: StatusCode) -> Value {
-    assert_eq!(r.status(), status);
-    assert_eq!(
-        r.headers().get("content-type").unwrap(),
-        "application/problem+json"
-    );
-    let v: Value = r.json().await.unwrap();
-    assert_eq!(v["status"], status.as_u16());
-    v
 }
 
 /// Each row's outcome in an import's answer, in order.

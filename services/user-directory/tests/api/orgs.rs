@@ -340,7 +340,7 @@ async fn a_provider_outage_leaves_no_organization_behind() {
                 ..
             } = &mut o.provider
             {
-                *authenticator_url = format!("http://127.0.0.1:{}", platform::testkit::free_port());
+                *authenticator_url = format!("http://127.0.0.1:{}", testkit::free_port());
             }
             o.saga_lease = std::time::Duration::from_millis(300);
         }),
@@ -395,7 +395,7 @@ async fn a_stranger_cannot_claim_an_organization_named_in_the_configuration() {
     crate::helpers::assert_problem(r, reqwest::StatusCode::FORBIDDEN).await;
     // The one-time bootstrap token creates one; then it is spent.
     let r = create(
-        Some(user_directory::testing::BOOTSTRAP_TOKEN.into()),
+        Some(testkit::user_directory::BOOTSTRAP_TOKEN.into()),
         name.clone(),
     )
     .await;
@@ -403,7 +403,7 @@ async fn a_stranger_cannot_claim_an_organization_named_in_the_configuration() {
     let second = unique("reserved");
     app.add_config_org(&second, None);
     let r = create(
-        Some(user_directory::testing::BOOTSTRAP_TOKEN.into()),
+        Some(testkit::user_directory::BOOTSTRAP_TOKEN.into()),
         second.clone(),
     )
     .await;

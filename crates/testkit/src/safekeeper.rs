@@ -1,33 +1,39 @@
-//! Starting a real safekeeper inside a test process (this crate's tests and
-//! other services' tests that need one). Not used in production.
+//! Starting a safekeeper inside a test process, on a listener bound
+//! beforehand and from default settings, against a database of its own.
 
 use std::time::Duration;
 
-use platform::testkit::{TempDir, TestDatabase};
+use crate::{BoundListener, TempDir, TestDatabase};
 
-use crate::{config::Settings, startup::Application};
+use safekeeper::{config::Settings, startup::Application};
 
 pub const ISSUER: &str = "http://127.0.0.1:5001";
 pub const AUDIENCE: &str = "platform";
 
+/// A database with safekeeper's migrations run (a clone of their template).
+pub fn database() -> TestDatabase {
+    TestDatabase::migrated("safekeeper", safekeeper::startup::MIGRATIONS)
+}
+
 pub struct Options {
+    /// Where it listens: bound already, so other services can be told
+    /// its address first ([`crate::listener`] by default).
+    pub listener: BoundListener,
     pub brokers: String,
     pub database_url: String,
-    /// A running authenticator (see `authenticator::testing`).
+    /// A running authenticator (see [`crate::authenticator`]).
     pub authenticator_url: String,
     pub code_ttl: Duration,
-    /// 0 for any free port.
-    pub port: u16,
 }
 
 impl Options {
     pub fn new(brokers: String, db: &TestDatabase, authenticator_url: &str) -> Self {
         Self {
+            listener: crate::listener(),
             brokers,
             database_url: db.url.clone(),
             authenticator_url: authenticator_url.to_owned(),
             code_ttl: Duration::from_secs(60),
-            port: 0,
         }
     }
 }
@@ -37,20 +43,18 @@ pub struct Running {
     _state_dir: TempDir,
 }
 
-/// Starts the safekeeper on a free port with its own consumer group. Its
+/// Starts the safekeeper on its listener with its own consumer group. Its
 /// tokens carry `iss` [`ISSUER`] and `aud` [`AUDIENCE`].
 pub async fn spawn(o: Options) -> Running {
     platform::telemetry::init_for_tests();
     let dir = TempDir::new("sk-test");
-    let mut s = Settings::from_env().expect("settings");
-    // Known before binding: the sign-in form is refused from any origin
-    // but the one the test's browser sees.
-    let port = match o.port {
-        0 => platform::testkit::free_port(),
-        p => p,
-    };
-    s.common.port = port;
-    s.origin = format!("http://127.0.0.1:{port}");
+    let mut s = platform::config::with_defaults(Settings::from_env).expect("default settings");
+    // The sign-in form is refused from any origin but the one the test's
+    // browser sees.
+    s.origin = format!("http://127.0.0.1:{}", o.listener.port());
+    s.common.listener = Some(o.listener.clone());
+    // A second start with the same options binds anew, on a free port.
+    s.common.port = 0;
     s.common.database_url = o.database_url;
     s.common.database_pool_size = 4;
     s.common.kafka_brokers = o.brokers;

@@ -1,15 +1,23 @@
-//! Starting a real task service inside a test process. Not used in
-//! production.
+//! Starting a task service inside a test process, on a listener bound
+//! beforehand and from default settings, against a database of its own.
 
 use std::time::Duration;
 
+use crate::{BoundListener, TestDatabase};
 use actix_web::dev::ServerHandle;
-use platform::testkit::TestDatabase;
 use tokio::task::JoinHandle;
 
-use crate::{config::Settings, startup::Application};
+use task::{config::Settings, startup::Application};
+
+/// A database with task's migrations run (a clone of their template).
+pub fn database() -> TestDatabase {
+    TestDatabase::migrated("task", task::startup::MIGRATIONS)
+}
 
 pub struct Options {
+    /// Where it listens: bound already, so other services can be told
+    /// its address first ([`crate::listener`] by default).
+    pub listener: BoundListener,
     pub brokers: String,
     pub database_url: String,
     /// A running safekeeper whose tokens carry `iss` `safekeeper::testing::ISSUER`.
@@ -27,6 +35,7 @@ pub struct Options {
 impl Options {
     pub fn new(brokers: String, db: &TestDatabase, safekeeper_url: &str) -> Self {
         Self {
+            listener: crate::listener(),
             brokers,
             database_url: db.url.clone(),
             safekeeper_url: safekeeper_url.to_owned(),
@@ -44,7 +53,9 @@ pub fn new_group() -> String {
 
 /// The settings a test app runs with.
 pub fn settings(o: &Options) -> Settings {
-    let mut s = Settings::from_env().expect("settings");
+    let mut s = platform::config::with_defaults(Settings::from_env).expect("default settings");
+    s.common.listener = Some(o.listener.clone());
+    // A second start with the same options binds anew, on a free port.
     s.common.port = 0;
     s.common.database_url = o.database_url.clone();
     s.common.database_pool_size = 8;
@@ -76,7 +87,7 @@ pub async fn spawn(o: Options) -> Running {
     platform::telemetry::init_for_tests();
     let s = settings(&o);
     if o.skip_history {
-        crate::rebuild::reset_group(&s, crate::rebuild::Position::Latest)
+        task::rebuild::reset_group(&s, task::rebuild::Position::Latest)
             .await
             .expect("consumer group moved to the latest offsets");
     }

@@ -1,5 +1,5 @@
-//! Helpers for black-box tests: a fresh database per test, a broker the
-//! test owns (to stop and restart it), and reading events back.
+//! Brokers for tests: the shared one, one a test owns (to stop and
+//! restart it), and reading events back.
 
 use std::{
     collections::HashSet,
@@ -9,96 +9,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use diesel::{pg::PgConnection, sql_query, Connection, RunQueryDsl};
+use platform::events::{client_config, Envelope};
 use rdkafka::{consumer::Consumer, Message};
-
-use crate::events::{client_config, Envelope};
-
-/// The PostgreSQL server tests use (`TEST_DATABASE_URL`, no database path).
-pub fn postgres_server_url() -> String {
-    crate::config::var_or("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432")
-}
 
 /// The shared broker tests use (`KAFKA_BROKERS`).
 pub fn shared_brokers() -> String {
-    crate::config::var_or("KAFKA_BROKERS", "127.0.0.1:9092")
-}
-
-/// A port that was free a moment ago (for services that must know each
-/// other's address before both are up).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-/// A folder removed when the test ends.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(prefix: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&p).expect("temp dir");
-        Self(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A database created empty for one test and dropped (forcibly) after it.
-pub struct TestDatabase {
-    pub name: String,
-    pub url: String,
-    owned: bool,
-}
-
-impl TestDatabase {
-    pub fn create(prefix: &str) -> Self {
-        let server = postgres_server_url();
-        let name = format!("{prefix}_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::establish(&format!("{server}/postgres"))
-            .expect("PostgreSQL must be running (make test starts it)");
-        sql_query(format!("CREATE DATABASE \"{name}\""))
-            .execute(&mut admin)
-            .expect("create test database");
-        Self {
-            url: format!("{server}/{name}"),
-            name,
-            owned: true,
-        }
-    }
-
-    /// The same database, for a second app (a restart, a new release);
-    /// only the original drops it.
-    pub fn share(&self) -> Self {
-        Self {
-            name: self.name.clone(),
-            url: self.url.clone(),
-            owned: false,
-        }
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        if !self.owned {
-            return;
-        }
-        if let Ok(mut admin) =
-            PgConnection::establish(&format!("{}/postgres", postgres_server_url()))
-        {
-            let _ = sql_query(format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut admin);
-        }
-    }
+    platform::config::var_or("KAFKA_BROKERS", "127.0.0.1:9092")
 }
 
 /// Reads `topic` from the earliest offset until `want` events whose key is
@@ -171,7 +87,7 @@ pub struct OwnedBroker {
 
 impl OwnedBroker {
     pub fn start() -> Self {
-        let port = free_port();
+        let port = crate::free_port();
         let dir =
             std::env::temp_dir().join(format!("tansu-test-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("broker dir");
@@ -192,7 +108,7 @@ impl OwnedBroker {
     /// Starts the broker process again on the same port and data.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "broker already running");
-        let bin = crate::config::var_or("TANSU_BIN", "tansu");
+        let bin = platform::config::var_or("TANSU_BIN", "tansu");
         let url = format!("tcp://127.0.0.1:{}", self.port);
         let child = Command::new(bin)
             .args([
@@ -229,7 +145,7 @@ impl OwnedBroker {
     /// Runs the `tansu` command line against this broker (`user create
     /// NAME PASSWORD`, say); panics when it fails.
     pub fn cli(&self, args: &[&str]) {
-        let bin = crate::config::var_or("TANSU_BIN", "tansu");
+        let bin = platform::config::var_or("TANSU_BIN", "tansu");
         let url = format!("tcp://127.0.0.1:{}", self.port);
         let status = Command::new(bin)
             .args(args)

@@ -1,18 +1,26 @@
-//! Starting a real access-rule service inside a test process. Not used in
-//! production.
+//! Starting an access-rule service inside a test process, on a listener bound
+//! beforehand and from default settings, against a database of its own.
 
 use std::time::Duration;
 
+use crate::{BoundListener, TestDatabase};
 use actix_web::dev::ServerHandle;
-use platform::testkit::TestDatabase;
 use secrecy::SecretString;
 
-use crate::{config::Settings, domain::RulesConfig, startup::Application};
+use access_rule::{config::Settings, domain::RulesConfig, startup::Application};
 
 /// The operator token test apps accept.
 pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789";
 
+/// A database with access-rule's migrations run (a clone of their template).
+pub fn database() -> TestDatabase {
+    TestDatabase::migrated("access-rule", access_rule::startup::MIGRATIONS)
+}
+
 pub struct Options {
+    /// Where it listens: bound already, so other services can be told
+    /// its address first ([`crate::listener`] by default).
+    pub listener: BoundListener,
     pub brokers: String,
     pub database_url: String,
     pub rules: RulesConfig,
@@ -49,6 +57,7 @@ pub struct Options {
 impl Options {
     pub fn new(brokers: String, db: &TestDatabase) -> Self {
         Self {
+            listener: crate::listener(),
             brokers,
             database_url: db.url.clone(),
             rules: RulesConfig::default(),
@@ -83,11 +92,13 @@ impl Running {
     }
 }
 
-/// Starts the service on a free port with its own consumer group (so it
+/// Starts the service on its listener with its own consumer group (so it
 /// reads `iam.user.v1` from the start, whatever other tests consumed).
 pub async fn spawn(o: Options) -> Running {
     platform::telemetry::init_for_tests();
-    let mut s = Settings::from_env().expect("settings");
+    let mut s = platform::config::with_defaults(Settings::from_env).expect("default settings");
+    s.common.listener = Some(o.listener.clone());
+    // A second start with the same options binds anew, on a free port.
     s.common.port = 0;
     s.common.database_url = o.database_url;
     s.common.database_pool_size = 8;

@@ -1,17 +1,25 @@
-//! Starting a real authenticator inside a test process (this crate's tests
-//! and other services' tests that need one). Not used in production.
+//! Starting an authenticator inside a test process, on a listener bound
+//! beforehand and from default settings, against a database of its own.
 
 use std::time::Duration;
 
-use platform::testkit::{TempDir, TestDatabase};
+use crate::{BoundListener, TempDir, TestDatabase};
 use secrecy::SecretString;
 
-use crate::{config::Settings, startup::Application};
+use authenticator::{config::Settings, startup::Application};
 
 pub const ROOT_USER: &str = "root";
 pub const ROOT_PASSWORD: &str = "Root-Passw0rd!";
 
+/// A database with authenticator's migrations run (a clone of their template).
+pub fn database() -> TestDatabase {
+    TestDatabase::migrated("authenticator", authenticator::startup::MIGRATIONS)
+}
+
 pub struct Options {
+    /// Where it listens: bound already, so other services can be told
+    /// its address first ([`crate::listener`] by default).
+    pub listener: BoundListener,
     pub brokers: String,
     pub database_url: String,
     pub signing_key: Option<String>,
@@ -26,12 +34,13 @@ pub struct Options {
     /// Account creations per address before back-off (high by default:
     /// tests register many accounts from 127.0.0.1).
     pub signups_per_address: u32,
-    pub hashing: Option<crate::hashing::HashLimits>,
+    pub hashing: Option<authenticator::hashing::HashLimits>,
 }
 
 impl Options {
     pub fn new(brokers: String, db: &TestDatabase) -> Self {
         Self {
+            listener: crate::listener(),
             brokers,
             database_url: db.url.clone(),
             signing_key: None,
@@ -51,12 +60,14 @@ pub struct Running {
     _state_dir: TempDir,
 }
 
-/// Starts the authenticator on a free port with bcrypt cost 4 and the
+/// Starts the authenticator on its listener with bcrypt cost 4 and the
 /// superuser `root`.
 pub async fn spawn(o: Options) -> Running {
     platform::telemetry::init_for_tests();
     let state_dir = TempDir::new("auth-test");
-    let mut s = Settings::from_env().expect("settings");
+    let mut s = platform::config::with_defaults(Settings::from_env).expect("default settings");
+    s.common.listener = Some(o.listener.clone());
+    // A second start with the same options binds anew, on a free port.
     s.common.port = 0;
     s.common.database_url = o.database_url;
     s.common.database_pool_size = 4;
@@ -83,7 +94,7 @@ pub async fn spawn(o: Options) -> Running {
         s.safekeeper_issuer = "http://127.0.0.1:5001".into();
         s.safekeeper_url = url;
     }
-    s.bootstrap_admin = Some(crate::config::BootstrapAdmin {
+    s.bootstrap_admin = Some(authenticator::config::BootstrapAdmin {
         username: ROOT_USER.into(),
         email: "root@example.com".into(),
         password: SecretString::from(ROOT_PASSWORD.to_owned()),

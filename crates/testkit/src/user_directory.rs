@@ -1,14 +1,13 @@
-//! Starting a real user directory inside a test process (this crate's
-//! tests, and other services' tests that need one). Not used in
-//! production.
+//! Starting a user directory inside a test process, on a listener bound
+//! beforehand and from default settings, against a database of its own.
 
 use std::{path::PathBuf, time::Duration};
 
+use crate::{BoundListener, TempDir, TestDatabase};
 use actix_web::{dev::ServerHandle, web};
-use platform::testkit::{TempDir, TestDatabase};
 use secrecy::SecretString;
 
-use crate::{
+use user_directory::{
     config::{ProviderSettings, Settings},
     startup::Application,
     state::AppState,
@@ -18,7 +17,15 @@ pub const ISSUER: &str = "http://127.0.0.1:5003";
 /// The operators' token the tests create configured organizations with.
 pub const BOOTSTRAP_TOKEN: &str = "test-org-bootstrap-token";
 
+/// A database with user-directory's migrations run (a clone of their template).
+pub fn database() -> TestDatabase {
+    TestDatabase::migrated("user-directory", user_directory::startup::MIGRATIONS)
+}
+
 pub struct Options {
+    /// Where it listens: bound already, so other services can be told
+    /// its address first ([`crate::listener`] by default).
+    pub listener: BoundListener,
     pub brokers: String,
     pub database_url: String,
     pub provider: ProviderSettings,
@@ -45,6 +52,7 @@ impl Options {
         config_path: PathBuf,
     ) -> Self {
         Self {
+            listener: crate::listener(),
             brokers,
             database_url: db.url.clone(),
             provider,
@@ -77,11 +85,13 @@ impl Running {
     }
 }
 
-/// Starts the directory on a free port with its own consumer group.
+/// Starts the directory on its listener with its own consumer group.
 pub async fn spawn(o: Options) -> Running {
     platform::telemetry::init_for_tests();
     let dir = TempDir::new("ud-test");
-    let mut s = Settings::from_env().expect("settings");
+    let mut s = platform::config::with_defaults(Settings::from_env).expect("default settings");
+    s.common.listener = Some(o.listener.clone());
+    // A second start with the same options binds anew, on a free port.
     s.common.port = 0;
     s.common.database_url = o.database_url;
     s.common.database_pool_size = 12;

@@ -1,0 +1,39 @@
+//! Assertions and calls on the HTTP answers every service gives.
+
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+
+/// Asserts an RFC 9457 problem+json answer with `status` (in the header
+/// and in the body); returns the body.
+pub async fn assert_problem(r: Response, status: StatusCode) -> Value {
+    let got = r.status();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    let body: Value = r.json().await.expect("a JSON body");
+    assert_eq!(got, status, "{body}");
+    assert_eq!(ct.as_deref(), Some("application/problem+json"), "{body}");
+    assert_eq!(body["status"], status.as_u16(), "{body}");
+    assert!(
+        body["type"].is_string() && body["title"].is_string(),
+        "{body}"
+    );
+    body
+}
+
+/// Signs `username` in at the authenticator at `auth` (its URL); returns
+/// the session token. Panics unless the login succeeds.
+pub async fn session(http: &reqwest::Client, auth: &str, username: &str, password: &str) -> String {
+    let r = http
+        .post(format!("{auth}/v1/login"))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .expect("the authenticator answers");
+    assert_eq!(r.status(), StatusCode::OK, "login of {username}");
+    r.json::<Value>().await.expect("a JSON body")["session_token"]
+        .as_str()
+        .expect("a session token")
+        .to_owned()
+}
