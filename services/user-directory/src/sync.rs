@@ -13,9 +13,12 @@
 //!
 //! Authenticator: `iam.user.v1` events, applied by version, to members
 //! and to the standing (activity, session epoch) of organization admins.
+//!
+//! This module decides what applies; the writes are the store's
+//! (`store::user_events`).
 
 use chrono::{DateTime, Utc};
-use diesel::{pg::PgConnection, prelude::*};
+use diesel::{pg::PgConnection, Connection, QueryResult};
 use platform::events::{Envelope, Op};
 use ring::hmac;
 use serde_json::Value;
@@ -23,7 +26,10 @@ use uuid::Uuid;
 
 use crate::{
     directory_config::DirectoryConfig,
-    store::{self, memberships, users, Membership, User},
+    store::{
+        self,
+        user_events::{self, Profile, ProviderMembership},
+    },
 };
 
 /// Why a webhook is refused (answered 401, nothing stored).
@@ -103,6 +109,15 @@ fn text<'a>(v: &'a Value, k: &str) -> &'a str {
     v.get(k).and_then(Value::as_str).unwrap_or_default()
 }
 
+/// `email` with the names a WorkOS user event gives.
+fn profile<'a>(data: &'a Value, email: &'a str) -> Profile<'a> {
+    Profile {
+        email,
+        first_name: text(data, "first_name"),
+        last_name: text(data, "last_name"),
+    }
+}
+
 /// Applies one WorkOS event in one transaction.
 pub fn apply_event(
     conn: &mut PgConnection,
@@ -131,63 +146,11 @@ pub fn apply_event(
     })
 }
 
-fn user_for_update(conn: &mut PgConnection, reference: &str) -> QueryResult<Option<User>> {
-    users::table
-        .filter(users::reference_id.eq(reference))
-        .for_update()
-        .select(User::as_select())
-        .first(conn)
-        .optional()
-}
-
 fn email_free_for(conn: &mut PgConnection, email: &str, user: Option<Uuid>) -> QueryResult<bool> {
     Ok(match store::user_by_email(conn, email)? {
         None => true,
         Some(u) => Some(u.id) == user,
     })
-}
-
-/// Publishes the current state of `user`'s memberships (their email or
-/// activity changed).
-fn republish_memberships(conn: &mut PgConnection, before: &User, after: &User) -> QueryResult<()> {
-    let rows: Vec<(Membership, String)> = memberships::table
-        .inner_join(store::organizations::table)
-        .filter(memberships::user_id.eq(after.id))
-        .filter(memberships::status.ne("deleted"))
-        .select((Membership::as_select(), store::organizations::name))
-        .load(conn)?;
-    for (m, org) in rows {
-        let next: Membership = diesel::update(memberships::table.find(m.id))
-            .set((
-                memberships::version.eq(m.version + 1),
-                memberships::updated_at.eq(Utc::now()),
-            ))
-            .returning(Membership::as_returning())
-            .get_result(conn)?;
-        store::publish_membership(conn, Op::Update, Some((&m, before)), &next, &org, after)?;
-    }
-    Ok(())
-}
-
-fn delete_memberships_of(conn: &mut PgConnection, user: &User) -> QueryResult<()> {
-    let rows: Vec<(Membership, String)> = memberships::table
-        .inner_join(store::organizations::table)
-        .filter(memberships::user_id.eq(user.id))
-        .filter(memberships::status.ne("deleted"))
-        .select((Membership::as_select(), store::organizations::name))
-        .load(conn)?;
-    for (m, org) in rows {
-        let next: Membership = diesel::update(memberships::table.find(m.id))
-            .set((
-                memberships::status.eq("deleted"),
-                memberships::version.eq(m.version + 1),
-                memberships::updated_at.eq(Utc::now()),
-            ))
-            .returning(Membership::as_returning())
-            .get_result(conn)?;
-        store::publish_membership(conn, Op::Delete, Some((&m, user)), &next, &org, user)?;
-    }
-    Ok(())
 }
 
 fn apply_user(
@@ -201,24 +164,13 @@ fn apply_user(
         return Ok(Applied::Done("ignored: no user id"));
     }
     let email = text(data, "email");
-    let now = Utc::now();
-    match user_for_update(conn, reference)? {
+    match user_events::user_for_update(conn, reference)? {
         Some(u) if u.deleted_at.is_some() => Ok(Applied::Done("ignored: the user is deleted")),
         Some(u) if u.provider_updated_at.is_some_and(|seen| seen >= at) => Ok(Applied::Done(
             "ignored: older than what the directory holds",
         )),
         Some(u) if deleted => {
-            let after: User = diesel::update(users::table.find(u.id))
-                .set((
-                    users::deleted_at.eq(now),
-                    users::is_active.eq(false),
-                    users::provider_updated_at.eq(at),
-                    users::version.eq(u.version + 1),
-                    users::updated_at.eq(now),
-                ))
-                .returning(User::as_returning())
-                .get_result(conn)?;
-            delete_memberships_of(conn, &after)?;
+            user_events::delete_user_from_provider(conn, &u, at)?;
             Ok(Applied::Done("user deleted"))
         }
         Some(u) => {
@@ -227,37 +179,17 @@ fn apply_user(
             } else {
                 u.email.clone()
             };
-            let after: User = diesel::update(users::table.find(u.id))
-                .set((
-                    users::email.eq(&email),
-                    users::first_name.eq(data["first_name"].as_str().unwrap_or(&u.first_name)),
-                    users::last_name.eq(data["last_name"].as_str().unwrap_or(&u.last_name)),
-                    users::provider_updated_at.eq(at),
-                    users::version.eq(u.version + 1),
-                    users::updated_at.eq(now),
-                ))
-                .returning(User::as_returning())
-                .get_result(conn)?;
-            if after.email != u.email {
-                republish_memberships(conn, &u, &after)?;
-            }
+            let profile = Profile {
+                email: &email,
+                first_name: data["first_name"].as_str().unwrap_or(&u.first_name),
+                last_name: data["last_name"].as_str().unwrap_or(&u.last_name),
+            };
+            user_events::update_user_from_provider(conn, &u, &profile, at)?;
             Ok(Applied::Done("user updated"))
         }
         None if deleted => {
             // A tombstone: the creation may still arrive, late.
-            diesel::insert_into(users::table)
-                .values((
-                    users::id.eq(Uuid::now_v7()),
-                    users::email.eq(email),
-                    users::first_name.eq(text(data, "first_name")),
-                    users::last_name.eq(text(data, "last_name")),
-                    users::reference_id.eq(reference),
-                    users::provider_login.eq(email.to_lowercase()),
-                    users::is_active.eq(false),
-                    users::provider_updated_at.eq(at),
-                    users::deleted_at.eq(now),
-                ))
-                .execute(conn)?;
+            user_events::insert_user_tombstone(conn, reference, &profile(data, email), at)?;
             Ok(Applied::Done("tombstone for a user never seen"))
         }
         None => {
@@ -267,17 +199,7 @@ fn apply_user(
             if email.is_empty() || !email_free_for(conn, email, None)? {
                 return Ok(Applied::Done("ignored: the email belongs to another user"));
             }
-            diesel::insert_into(users::table)
-                .values((
-                    users::id.eq(Uuid::now_v7()),
-                    users::email.eq(email),
-                    users::first_name.eq(text(data, "first_name")),
-                    users::last_name.eq(text(data, "last_name")),
-                    users::reference_id.eq(reference),
-                    users::provider_login.eq(email.to_lowercase()),
-                    users::provider_updated_at.eq(at),
-                ))
-                .execute(conn)?;
+            user_events::insert_user_from_provider(conn, reference, &profile(data, email), at)?;
             Ok(Applied::Done("user created from the provider"))
         }
     }
@@ -324,19 +246,7 @@ fn apply_membership(
             "ignored: the organization is deleted at the provider",
         ));
     }
-    let existing: Option<Membership> = memberships::table
-        .filter(
-            memberships::reference_id
-                .eq(reference)
-                .or(memberships::user_id
-                    .eq(user.id)
-                    .and(memberships::organization_id.eq(org.id))),
-        )
-        .for_update()
-        .select(Membership::as_select())
-        .first(conn)
-        .optional()?;
-    let now = Utc::now();
+    let existing = user_events::membership_for_update(conn, reference, user.id, org.id)?;
     match existing {
         Some(m) if m.status == "deleted" && m.reference_id.as_deref() == Some(reference) => {
             Ok(Applied::Done("ignored: the membership is deleted"))
@@ -356,19 +266,14 @@ fn apply_membership(
             } else {
                 role
             };
-            let next: Membership = diesel::update(memberships::table.find(m.id))
-                .set((
-                    memberships::role.eq(&next_role),
-                    memberships::status.eq(next_status),
-                    memberships::reference_id.eq(reference),
-                    memberships::provider_updated_at.eq(at),
-                    memberships::version.eq(m.version + 1),
-                    memberships::updated_at.eq(now),
-                ))
-                .returning(Membership::as_returning())
-                .get_result(conn)?;
-            let op = if deleted { Op::Delete } else { Op::Update };
-            store::publish_membership(conn, op, Some((&m, &user)), &next, &org.name, &user)?;
+            let next = ProviderMembership {
+                reference,
+                role: &next_role,
+                status: next_status,
+                at,
+            };
+            // With its event: a deletion if `deleted`, else an update.
+            user_events::update_membership_from_provider(conn, &m, &next, &user, &org.name)?;
             Ok(Applied::Done(if deleted {
                 "membership deleted"
             } else {
@@ -376,23 +281,19 @@ fn apply_membership(
             }))
         }
         None => {
-            let m: Membership = diesel::insert_into(memberships::table)
-                .values((
-                    memberships::id.eq(Uuid::now_v7()),
-                    memberships::user_id.eq(user.id),
-                    memberships::organization_id.eq(org.id),
-                    memberships::role.eq(if role.is_empty() { "member" } else { &role }),
-                    memberships::status.eq(if deleted { "deleted" } else { status }),
-                    memberships::reference_id.eq(reference),
-                    memberships::provider_updated_at.eq(at),
-                ))
-                .returning(Membership::as_returning())
-                .get_result(conn)?;
-            if deleted {
-                return Ok(Applied::Done("tombstone for a membership never seen"));
-            }
-            store::publish_membership(conn, Op::Create, None, &m, &org.name, &user)?;
-            Ok(Applied::Done("membership created from the provider"))
+            let new = ProviderMembership {
+                reference,
+                role: if role.is_empty() { "member" } else { &role },
+                status: if deleted { "deleted" } else { status },
+                at,
+            };
+            // A deleted one is a tombstone, without an event.
+            user_events::insert_membership_from_provider(conn, &user, org.id, &org.name, &new)?;
+            Ok(Applied::Done(if deleted {
+                "tombstone for a membership never seen"
+            } else {
+                "membership created from the provider"
+            }))
         }
     }
 }
@@ -423,7 +324,7 @@ pub fn apply_iam_user(conn: &mut PgConnection, e: &Envelope) -> anyhow::Result<(
         .unwrap_or(0);
     conn.transaction(|conn| -> anyhow::Result<()> {
         store::apply_admin_account(conn, &reference, e.version, session_epoch, active)?;
-        let Some(u) = user_for_update(conn, &reference)? else {
+        let Some(u) = user_events::user_for_update(conn, &reference)? else {
             return Ok(()); // not one of the directory's members
         };
         if u.deleted_at.is_some() || u.provider_version.is_some_and(|v| v >= e.version) {
@@ -435,22 +336,12 @@ pub fn apply_iam_user(conn: &mut PgConnection, e: &Envelope) -> anyhow::Result<(
         } else {
             u.email.clone()
         };
-        let now = Utc::now();
-        let after: User = diesel::update(users::table.find(u.id))
-            .set((
-                users::email.eq(&email),
-                users::first_name.eq(state["firstname"].as_str().unwrap_or(&u.first_name)),
-                users::last_name.eq(state["lastname"].as_str().unwrap_or(&u.last_name)),
-                users::is_active.eq(active),
-                users::provider_version.eq(e.version),
-                users::version.eq(u.version + 1),
-                users::updated_at.eq(now),
-            ))
-            .returning(User::as_returning())
-            .get_result(conn)?;
-        if after.email != u.email || after.is_active != u.is_active {
-            republish_memberships(conn, &u, &after)?;
-        }
+        let profile = Profile {
+            email: &email,
+            first_name: state["firstname"].as_str().unwrap_or(&u.first_name),
+            last_name: state["lastname"].as_str().unwrap_or(&u.last_name),
+        };
+        user_events::update_user_from_account(conn, &u, &profile, active, e.version)?;
         Ok(())
     })
 }

@@ -75,7 +75,7 @@ fn hidden(fields: &[(String, String)]) -> String {
 }
 
 /// The sign-in form. `csrf` is bound to the browser's login cookie and to
-/// `return_to` (see `oauth::login_csrf`).
+/// `return_to` (see `oauth::login::login_csrf`).
 pub fn login(
     return_to: &str,
     csrf: &str,

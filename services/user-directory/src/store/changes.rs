@@ -15,8 +15,9 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    lower, memberships, organizations, publish_membership, user_creations, users, CompletedUser,
-    Membership, User, OPEN_STATES,
+    lower, publish_membership,
+    schema::{memberships, organizations, user_creations, users},
+    CompletedUser, Membership, User, OPEN_STATES,
 };
 
 diesel::table! {

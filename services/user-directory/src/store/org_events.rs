@@ -20,7 +20,7 @@ use diesel::{pg::PgConnection, prelude::*};
 use platform::events::{enqueue, topics, Envelope, Op};
 use serde_json::{json, Value};
 
-use super::{lower, organizations, source, Applied, Organization, OrganizationView};
+use super::{lower, schema::organizations, source, Applied, Organization, OrganizationView};
 use crate::directory_config::DirectoryConfig;
 
 diesel::table! {
