@@ -20,6 +20,3 @@ pub mod server;
 pub mod telemetry;
 
 pub use problem::Problem;
-// Moved to `contracts`; kept here until every service imports them from
-// there.
-pub use contracts::{credentials, email};

@@ -9,7 +9,7 @@ use crate::domain::Invalid;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// A well-formed request whose content breaks a rule (422).
+    /// A field that breaks a rule (400 `invalid-field`).
     #[error("invalid {}: {}", .0.field, .0.message)]
     Invalid(Invalid),
     /// A request missing what it needs or not parseable (400).
@@ -46,14 +46,7 @@ impl From<Invalid> for ApiError {
 impl ApiError {
     pub fn problem(&self) -> Problem {
         match self {
-            ApiError::Invalid(v) => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid-field",
-                "A field is invalid",
-            )
-            .with_detail(v.message.clone())
-            .with("field", v.field)
-            .with("rule", v.rule),
+            ApiError::Invalid(v) => Problem::from(v),
             ApiError::BadRequest(d) => Problem::bad_request(d.clone()),
             ApiError::EventIdReused(id) => Problem::conflict(
                 "event-id-reused",

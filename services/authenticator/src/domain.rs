@@ -1,26 +1,11 @@
 //! Input parsed once, at the edge: a value of these types is valid.
 
-use platform::email;
+use contracts::email;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Serialize;
 
-/// A field that failed its rule; rendered as a 400 naming field and rule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Invalid {
-    pub field: &'static str,
-    pub rule: &'static str,
-    pub message: String,
-}
-
-impl Invalid {
-    fn new(field: &'static str, rule: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            field,
-            rule,
-            message: message.into(),
-        }
-    }
-}
+/// A field that broke a rule: the platform's one field error
+/// ([`contracts::FieldError`], answered 400 `invalid-field`).
+pub type Invalid = contracts::FieldError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Username(String);
@@ -101,7 +86,7 @@ pub struct NewPassword(SecretString);
 
 impl NewPassword {
     pub fn parse(raw: SecretString, username: Option<&str>) -> Result<Self, Invalid> {
-        platform::credentials::check_password(raw.expose_secret(), username)
+        contracts::credentials::check_password(raw.expose_secret(), username)
             .map_err(|v| Invalid::new("password", v.rule, v.message))?;
         Ok(Self(raw))
     }
@@ -114,8 +99,8 @@ impl NewPassword {
 /// A bcrypt hash made elsewhere (an import), at a cost of at most
 /// `max_cost` (lower costs are re-hashed at the first login).
 pub fn parse_bcrypt_hash(raw: &str, max_cost: u32) -> Result<String, Invalid> {
-    platform::credentials::check_bcrypt_hash(raw)
-        .and_then(|()| platform::credentials::check_bcrypt_cost(raw, max_cost))
+    contracts::credentials::check_bcrypt_hash(raw)
+        .and_then(|()| contracts::credentials::check_bcrypt_cost(raw, max_cost))
         .map_err(|v| Invalid::new("password_hash", v.rule, v.message))?;
     Ok(raw.to_owned())
 }
@@ -140,7 +125,10 @@ mod tests {
     #[test]
     fn a_refused_email_names_its_rule() {
         let e = Email::parse("a..b@c.de").unwrap_err();
-        assert_eq!((e.field, e.rule), ("email", "email_format"));
+        assert_eq!(
+            (e.field.as_str(), e.rule.as_str()),
+            ("email", "email_format")
+        );
         assert_eq!(
             Email::parse(" Alice.Smith+tag@Example.co.uk")
                 .unwrap()

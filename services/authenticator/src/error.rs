@@ -59,14 +59,7 @@ impl From<Invalid> for ApiError {
 impl ApiError {
     pub fn problem(&self) -> Problem {
         match self {
-            ApiError::Invalid(v) => Problem::new(
-                StatusCode::BAD_REQUEST,
-                "invalid-field",
-                "A field is invalid",
-            )
-            .with_detail(v.message.clone())
-            .with("field", v.field)
-            .with("rule", v.rule),
+            ApiError::Invalid(v) => Problem::from(v),
             ApiError::BadRequest(d) => Problem::bad_request(d.clone()),
             ApiError::UsernameTaken => {
                 Problem::conflict("username-taken", "an account with this username exists")

@@ -230,7 +230,9 @@ impl Hasher {
         password: &SecretString,
         hash: Option<String>,
     ) -> Result<Verdict, HashError> {
-        let cost = hash.as_deref().and_then(platform::credentials::bcrypt_cost);
+        let cost = hash
+            .as_deref()
+            .and_then(contracts::credentials::bcrypt_cost);
         let usable = cost.is_some_and(|c| c <= self.limits.max_cost);
         if hash.is_some() && !usable {
             tracing::error!("a stored hash is above the highest verified cost; refusing it");

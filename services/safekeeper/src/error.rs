@@ -77,20 +77,9 @@ impl ApiError {
 }
 
 impl ResponseError for ApiError {
+    /// The problem document's: mapped in one place, [`ApiError::problem`].
     fn status_code(&self) -> StatusCode {
-        match self {
-            ApiError::Database(e) if platform::db::is_connection_lost(e) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) | ApiError::MissingScopes(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Store(StoreError::Pool(_)) => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.problem().status_code()
     }
 
     fn error_response(&self) -> HttpResponse {
@@ -159,8 +148,9 @@ impl From<ApiError> for OAuthError {
                 ..Self::new("temporarily_unavailable", "try again shortly")
             },
             other => {
-                // Logged once here; the client learns nothing of the cause.
-                let _ = Problem::internal(&other);
+                // Logged once here, with its chain; the client learns
+                // nothing of the cause.
+                tracing::error!(error.chain = %platform::problem::chain(&other), "request failed");
                 Self::server_error()
             }
         }

@@ -3,27 +3,12 @@
 //! ever becomes SQL text.
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Utc};
-use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-/// A field that failed its rule; rendered as a 400 naming field and rule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Invalid {
-    pub field: String,
-    pub rule: &'static str,
-    pub message: String,
-}
-
-impl Invalid {
-    pub fn new(field: impl Into<String>, rule: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            rule,
-            message: message.into(),
-        }
-    }
-}
+/// A field that broke a rule: the platform's one field error
+/// ([`contracts::FieldError`], answered 400 `invalid-field`).
+pub type Invalid = contracts::FieldError;
 
 /// The date format of the task-management design's task API
 /// (docs/architecture.md), read as UTC.

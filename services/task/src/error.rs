@@ -68,14 +68,7 @@ impl From<Invalid> for ApiError {
 impl ApiError {
     pub fn problem(&self) -> Problem {
         match self {
-            ApiError::Invalid(v) => Problem::new(
-                StatusCode::BAD_REQUEST,
-                "invalid-field",
-                "A field is invalid",
-            )
-            .with_detail(v.message.clone())
-            .with("field", &v.field)
-            .with("rule", v.rule),
+            ApiError::Invalid(v) => Problem::from(v),
             ApiError::Unprocessable {
                 slug,
                 field,

@@ -1,33 +1,12 @@
 //! Input parsed once, at the edge: a value of these types is valid.
 
-use platform::email;
+use contracts::email;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-/// A field that failed its rule; rendered as a 400 naming field and rule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Invalid {
-    pub field: String,
-    pub rule: String,
-    pub message: String,
-}
-
-impl Invalid {
-    pub fn new(field: &str, rule: &str, message: impl Into<String>) -> Self {
-        Self {
-            field: field.to_owned(),
-            rule: rule.to_owned(),
-            message: message.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for Invalid {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.field, self.message)
-    }
-}
+/// A field that broke a rule: the platform's one field error
+/// ([`contracts::FieldError`], answered 400 `invalid-field`).
+pub type Invalid = contracts::FieldError;
 
 /// An organization's name: 2 to 64 of `A-Z a-z 0-9 _ -`, unique
 /// regardless of case (the database enforces that part).
@@ -113,7 +92,7 @@ pub struct NewPassword(SecretString);
 
 impl NewPassword {
     pub fn parse(raw: SecretString) -> Result<Self, Invalid> {
-        platform::credentials::check_password(raw.expose_secret(), None)
+        contracts::credentials::check_password(raw.expose_secret(), None)
             .map_err(|v| Invalid::new("password", v.rule, v.message))?;
         Ok(Self(raw))
     }
@@ -126,7 +105,7 @@ impl NewPassword {
 /// A bcrypt hash made elsewhere (an import): the format the authenticator
 /// accepts (`platform::credentials`).
 pub fn parse_bcrypt_hash(raw: &str) -> Result<String, Invalid> {
-    platform::credentials::check_bcrypt_hash(raw)
+    contracts::credentials::check_bcrypt_hash(raw)
         .map_err(|v| Invalid::new("password_hash", v.rule, v.message))?;
     Ok(raw.to_owned())
 }

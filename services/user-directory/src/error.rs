@@ -72,21 +72,10 @@ impl From<Invalid> for ApiError {
     }
 }
 
-fn invalid_field(field: &str, rule: &str, detail: String) -> Problem {
-    Problem::new(
-        StatusCode::BAD_REQUEST,
-        "invalid-field",
-        "A field is invalid",
-    )
-    .with_detail(detail)
-    .with("field", field)
-    .with("rule", rule)
-}
-
 impl ApiError {
     pub fn problem(&self) -> Problem {
         match self {
-            ApiError::Invalid(v) => invalid_field(&v.field, &v.rule, v.message.clone()),
+            ApiError::Invalid(v) => Problem::from(v),
             ApiError::BadRequest(d) => Problem::bad_request(d.clone()),
             ApiError::OrganizationTaken => Problem::conflict(
                 "organization-taken",
@@ -177,11 +166,11 @@ impl ApiError {
                     field,
                     rule,
                     detail,
-                } => invalid_field(
+                } => Problem::from(&contracts::FieldError::new(
                     field.as_deref().unwrap_or("body"),
                     rule.as_deref().unwrap_or("provider_rule"),
                     detail.clone(),
-                ),
+                )),
                 ProviderError::InvalidCredentials => ApiError::InvalidCredentials.problem(),
                 ProviderError::Inactive => Problem::new(
                     StatusCode::FORBIDDEN,

@@ -18,8 +18,12 @@
 //! (`store::user_events`).
 
 use chrono::{DateTime, Utc};
+use contracts::{
+    envelope::{Change, PayloadError},
+    topics::user::Account,
+    Envelope, Op,
+};
 use diesel::{pg::PgConnection, Connection, QueryResult};
-use platform::events::{Envelope, Op};
 use ring::hmac;
 use serde_json::Value;
 use uuid::Uuid;
@@ -305,41 +309,43 @@ fn apply_membership(
 /// organization tokens are checked against. Versions at or below the one
 /// applied change nothing.
 pub fn apply_iam_user(conn: &mut PgConnection, e: &Envelope) -> anyhow::Result<()> {
-    let Some(state) = e.after.as_ref().or(e.before.as_ref()) else {
-        return Ok(());
+    let Change { state, deleted } = match e.state::<Account>() {
+        Ok(c) => c,
+        Err(PayloadError::NoState) => return Ok(()),
+        Err(err) => {
+            // Retrying cannot fix it, and it must not block the partition.
+            tracing::error!(event_id = %e.event_id, key = %e.key, error = %err, "skipping a user event that is not an account");
+            return Ok(());
+        }
     };
-    let reference = state
-        .get("id")
-        .and_then(Value::as_str)
-        .unwrap_or(&e.key)
-        .to_owned();
-    let active = e.op != Op::Delete
-        && state
-            .get("is_active")
-            .and_then(Value::as_bool)
-            .unwrap_or(true);
-    let session_epoch = state
-        .get("session_epoch")
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
+    let reference = state.id.to_string();
+    let active = state.active_after(deleted || e.op == Op::Delete);
     conn.transaction(|conn| -> anyhow::Result<()> {
-        store::apply_admin_account(conn, &reference, e.version, session_epoch, active)?;
+        store::apply_admin_account(conn, &reference, e.version, state.session_epoch, active)?;
         let Some(u) = user_events::user_for_update(conn, &reference)? else {
             return Ok(()); // not one of the directory's members
         };
         if u.deleted_at.is_some() || u.provider_version.is_some_and(|v| v >= e.version) {
             return Ok(());
         }
-        let email = text(state, "email");
-        let email = if !email.is_empty() && email_free_for(conn, email, Some(u.id))? {
-            email.to_owned()
+        let email = if !state.email.is_empty() && email_free_for(conn, &state.email, Some(u.id))? {
+            state.email.clone()
         } else {
             u.email.clone()
         };
+        // Names an older event lacks (empty) stay as they are.
         let profile = Profile {
             email: &email,
-            first_name: state["firstname"].as_str().unwrap_or(&u.first_name),
-            last_name: state["lastname"].as_str().unwrap_or(&u.last_name),
+            first_name: if state.firstname.is_empty() {
+                &u.first_name
+            } else {
+                &state.firstname
+            },
+            last_name: if state.lastname.is_empty() {
+                &u.last_name
+            } else {
+                &state.lastname
+            },
         };
         user_events::update_user_from_account(conn, &u, &profile, active, e.version)?;
         Ok(())

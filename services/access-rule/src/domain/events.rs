@@ -268,7 +268,7 @@ mod tests {
         ];
         for (body, field, rule) in cases {
             let e = Event::parse(&body).unwrap_err();
-            assert_eq!((e.field, e.rule), (field, rule), "{body}");
+            assert_eq!((e.field.as_str(), e.rule.as_str()), (field, rule), "{body}");
         }
     }
 }

@@ -6,23 +6,9 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::Value;
 
-/// A field that failed its rule; rendered as a 422 naming field and rule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Invalid {
-    pub field: &'static str,
-    pub rule: &'static str,
-    pub message: String,
-}
-
-impl Invalid {
-    pub fn new(field: &'static str, rule: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            field,
-            rule,
-            message: message.into(),
-        }
-    }
-}
+/// A field that broke a rule: the platform's one field error
+/// ([`contracts::FieldError`], answered 400 `invalid-field`).
+pub type Invalid = contracts::FieldError;
 
 const MAX_ID_CHARS: usize = 128;
 
@@ -55,7 +41,7 @@ impl UserId {
 
     pub(super) fn from_json(v: Option<&Value>) -> Result<Self, Invalid> {
         let in_body = |e: Invalid| Invalid {
-            field: "event_properties.user_id",
+            field: "event_properties.user_id".into(),
             ..e
         };
         match v {

@@ -33,7 +33,7 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(o: Options) -> TestApp {
-    let db = o.db.unwrap_or_else(|| testkit::authenticator::database());
+    let db = o.db.unwrap_or_else(testkit::authenticator::database);
     let brokers = o.brokers.unwrap_or_else(testkit::shared_brokers);
     let mut opts = testkit::authenticator::Options::new(brokers.clone(), &db);
     opts.signing_key = o.signing_key;
