@@ -9,26 +9,38 @@ pub const ORGANIZATION: &str = "directory.organization.v1";
 pub const RESTRICTION: &str = "access.restriction.v1";
 /// Revoked tokens, grants, clients and users (safekeeper only).
 pub const REVOCATION: &str = "oauth.revocation.v1";
-pub const ALL: [&str; 6] = [
+/// Tasks: created, assigned, status changed, price changed.
+pub const TASK: &str = "task.v1";
+/// The accounting ledger's entries.
+pub const ACCOUNTING_TRANSACTION: &str = "accounting.transaction.v1";
+/// Mail a service asks the notifier to send.
+pub const NOTIFICATION: &str = "notification.v1";
+pub const ALL: [&str; 9] = [
     USER,
     USER_ROLE,
     MEMBERSHIP,
     ORGANIZATION,
     RESTRICTION,
     REVOCATION,
+    TASK,
+    ACCOUNTING_TRANSACTION,
+    NOTIFICATION,
 ];
 
-/// The service whose outbox writes `topic`: the only `source.service`
-/// a consumer of it believes.
-pub fn owner(topic: &str) -> Option<&'static str> {
-    Some(match topic {
-        USER => "authenticator",
-        USER_ROLE => "safekeeper",
-        MEMBERSHIP | ORGANIZATION => "user-directory",
-        RESTRICTION => "access-rule",
-        REVOCATION => "safekeeper",
-        _ => return None,
-    })
+/// The services whose outboxes write `topic`: the only `source.service`s
+/// a consumer of it believes (empty for a topic the platform does not
+/// know).
+pub fn writers(topic: &str) -> &'static [&'static str] {
+    match topic {
+        USER => &["authenticator"],
+        USER_ROLE | REVOCATION => &["safekeeper"],
+        MEMBERSHIP | ORGANIZATION => &["user-directory"],
+        RESTRICTION => &["access-rule"],
+        TASK => &["task"],
+        ACCOUNTING_TRANSACTION => &["accounting"],
+        NOTIFICATION => &["authenticator", "accounting"],
+        _ => &[],
+    }
 }
 
 /// `iam.user.v1`, written by the authenticator, keyed by account id.
@@ -101,16 +113,142 @@ pub mod user_role {
     }
 }
 
+/// `task.v1`, written by the task service, keyed by task id: the task as
+/// the change left it, and what the change was. The envelope's `version`
+/// counts the task's changes.
+pub mod task {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Serialize};
+    use uuid::Uuid;
+
+    /// The status a task is done in: moving into it earns the reward.
+    pub const COMPLETED: &str = "Completed";
+
+    /// A task's state and the money it carries, in integer cents.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct Task {
+        pub id: Uuid,
+        pub title: String,
+        /// Set at creation; a price change is its own event.
+        pub price_cents: i64,
+        /// Charged to the assignee at each assignment (from the price and
+        /// the task service's fee ratio).
+        pub assignment_fee_cents: i64,
+        /// Paid to the assignee when the task moves into [`COMPLETED`]
+        /// (from the price and the reward ratio).
+        pub completion_reward_cents: i64,
+        pub assignee_id: Option<Uuid>,
+        /// The status's name (`To Do`, ..., [`COMPLETED`]).
+        pub status: String,
+        pub updated_at: DateTime<Utc>,
+    }
+
+    /// What one event changed; `by` is the account that made the change.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(tag = "kind", rename_all = "snake_case")]
+    pub enum Change {
+        Created {
+            by: Uuid,
+        },
+        Assigned {
+            from: Option<Uuid>,
+            to: Option<Uuid>,
+            by: Uuid,
+        },
+        StatusChanged {
+            from: String,
+            to: String,
+            by: Uuid,
+        },
+        PriceChanged {
+            from_cents: i64,
+            to_cents: i64,
+            by: Uuid,
+        },
+        /// The task was deleted (`op` `d`; the state is what it was).
+        Deleted {
+            by: Uuid,
+        },
+    }
+
+    /// The payload: the task after the change, and the change.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct TaskEvent {
+        pub task: Task,
+        pub change: Change,
+    }
+}
+
+/// `accounting.transaction.v1`, written by accounting, keyed by the
+/// account id: one entry of an account's append-only ledger.
+pub mod accounting {
+    use chrono::{DateTime, NaiveDate, Utc};
+    use serde::{Deserialize, Serialize};
+    use uuid::Uuid;
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Kind {
+        /// A task's assignment fee, charged to the assignee (negative).
+        Fee,
+        /// A task's completion reward, paid to the assignee (positive).
+        Reward,
+        /// The day's close paying a positive balance out (negative).
+        Payout,
+        /// An entry that sets a mistake right (either sign).
+        Correction,
+    }
+
+    /// One ledger entry. `amount_cents` is signed as the worker sees it: a
+    /// fee or a payout lowers their balance, a reward raises it.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct Transaction {
+        pub id: Uuid,
+        pub account_id: Uuid,
+        pub kind: Kind,
+        pub amount_cents: i64,
+        /// The worker's balance once this entry is applied.
+        pub balance_after_cents: i64,
+        /// The task the fee or reward is for.
+        pub task_id: Option<Uuid>,
+        pub description: String,
+        /// The business day (in the close's time zone) it belongs to.
+        pub business_day: NaiveDate,
+        pub created_at: DateTime<Utc>,
+    }
+}
+
+/// `notification.v1`, written by a service that asks for a mail, keyed by
+/// the notification's id; the notifier sends each once.
+pub mod notification {
+    use serde::{Deserialize, Serialize};
+    use uuid::Uuid;
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Notification {
+        /// The notification's id: the notifier sends each id once.
+        pub id: Uuid,
+        /// What it is about (`payout`, `registration`), for logs and
+        /// metrics.
+        pub kind: String,
+        /// Recipients' addresses.
+        pub to: Vec<String>,
+        pub subject: String,
+        /// Plain text.
+        pub body: String,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn every_topic_has_one_owner() {
+    fn every_topic_has_a_writer_and_an_unknown_one_none() {
         for t in ALL {
-            assert!(owner(t).is_some(), "{t}");
+            assert!(!writers(t).is_empty(), "{t}");
         }
-        assert_eq!(owner("unknown.v1"), None);
+        assert!(writers("unknown.v1").is_empty());
     }
 
     #[test]

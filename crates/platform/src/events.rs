@@ -216,12 +216,14 @@ struct Locked {
 /// connection) so that replicas cannot publish one key's events out of order.
 const RELAY_LOCK: i64 = 8_120_420_002;
 
-/// Publishes the outbox until `shutdown` turns true.
-pub async fn run_relay(
-    cfg: RelayConfig,
-    signal: OutboxSignal,
-    mut shutdown: watch::Receiver<bool>,
-) {
+/// Publishes the outbox until `shutdown` turns true, inside a span
+/// `outbox_relay` naming its topics.
+pub async fn run_relay(cfg: RelayConfig, signal: OutboxSignal, shutdown: watch::Receiver<bool>) {
+    let span = tracing::info_span!("outbox_relay", topics = ?cfg.topics);
+    relay(cfg, signal, shutdown).instrument(span).await
+}
+
+async fn relay(cfg: RelayConfig, signal: OutboxSignal, mut shutdown: watch::Receiver<bool>) {
     let mut leader: Option<PgConnection> = None;
     let mut producer: Option<FutureProducer> = None;
     let mut topics_ready = false;
@@ -587,6 +589,17 @@ pub async fn run_consumer(
     cfg: ConsumerConfig,
     pool: PgPool,
     apply: ApplyFn,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    // Each message gets a `consume` span of its own inside this one.
+    let span = tracing::info_span!("consumer", group = %cfg.group_id, topics = ?cfg.topics);
+    consume(cfg, pool, apply, shutdown).instrument(span).await
+}
+
+async fn consume(
+    cfg: ConsumerConfig,
+    pool: PgPool,
+    apply: ApplyFn,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
@@ -645,8 +658,8 @@ pub async fn run_consumer(
             header_of(&msg, crate::telemetry::TRACEPARENT_HEADER).as_deref(),
             header_of(&msg, crate::telemetry::REQUEST_ID_HEADER),
         );
-        span.record("request_id", cx.request_id.as_str());
-        span.record("trace_id", cx.trace_id.as_str());
+        span.record("request_id", tracing::field::display(&cx.request_id));
+        span.record("trace_id", tracing::field::display(&cx.trace_id));
         let handling = Handling {
             pool: &pool,
             apply: &apply,
@@ -706,9 +719,9 @@ impl Handling<'_> {
             match msg.payload().map(serde_json::from_slice::<Envelope>) {
                 None => Err("the message has no payload".into()),
                 Some(Err(e)) => Err(format!("not an event envelope: {e}")),
-                Some(Ok(e)) => match topics::owner(&topic) {
-                    Some(owner) if owner == e.source.service => Ok(e),
-                    owner => {
+                Some(Ok(e)) => match topics::writers(&topic) {
+                    writers if writers.contains(&e.source.service.as_str()) => Ok(e),
+                    writers => {
                         metrics.count(
                             "events_refused_total",
                             "Events set aside because their source is not the topic's owner.",
@@ -716,9 +729,13 @@ impl Handling<'_> {
                             1,
                         );
                         Err(format!(
-                            "source.service {:?} is not the owner of {topic} ({})",
+                            "source.service {:?} is not a writer of {topic} ({})",
                             e.source.service,
-                            owner.unwrap_or("none known")
+                            if writers.is_empty() {
+                                "none known".to_owned()
+                            } else {
+                                writers.join(", ")
+                            }
                         ))
                     }
                 },

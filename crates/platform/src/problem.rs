@@ -303,3 +303,45 @@ pub mod extractors {
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_errors_cause_goes_with_it_to_the_log_and_never_to_the_client() {
+        let cause = std::io::Error::other("disk on fire");
+        let p = Problem::internal(&cause);
+        assert_eq!(p.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(p.cause.as_deref(), Some("disk on fire"));
+        let body = serde_json::to_string(&p).unwrap();
+        assert!(!body.contains("disk"), "{body}");
+    }
+
+    #[test]
+    fn a_field_error_is_400_invalid_field_naming_field_and_rule() {
+        let e = contracts::FieldError::new("email", "email_format", "not an address");
+        let p = Problem::from(&e);
+        assert_eq!(p.status_code(), StatusCode::BAD_REQUEST);
+        let body = serde_json::to_value(&p).unwrap();
+        assert_eq!(body["type"], format!("{TYPE_BASE}invalid-field"));
+        assert_eq!(
+            (&body["field"], &body["rule"]),
+            (&"email".into(), &"email_format".into())
+        );
+        assert_eq!(body["detail"], "not an address");
+    }
+
+    #[test]
+    fn a_row_that_is_not_there_is_404_and_a_lost_connection_503() {
+        use diesel::result::{DatabaseErrorKind, Error};
+        let missing = crate::db::database_problem(&Error::NotFound);
+        assert_eq!(missing.status_code(), StatusCode::NOT_FOUND);
+        let lost = crate::db::database_problem(&Error::DatabaseError(
+            DatabaseErrorKind::ClosedConnection,
+            Box::new("server closed the connection".to_owned()),
+        ));
+        assert_eq!(lost.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(lost.cause.is_some());
+    }
+}

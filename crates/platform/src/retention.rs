@@ -214,8 +214,16 @@ impl Pruner {
     }
 
     /// Prunes a minute after start, then every interval, until `shutdown`
-    /// turns true (a statement running then is let finish).
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    /// turns true (a statement running then is let finish), inside a span
+    /// `pruner`.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        use tracing::Instrument;
+        self.prune_until(shutdown)
+            .instrument(tracing::info_span!("pruner"))
+            .await
+    }
+
+    async fn prune_until(self, mut shutdown: watch::Receiver<bool>) {
         if self.steps.is_empty() {
             return;
         }

@@ -205,7 +205,11 @@ impl Revocations {
             partitions: common.kafka_topic_partitions,
             replication: common.kafka_topic_replication,
         };
-        tokio::spawn(feed(self.clone(), cfg, shutdown));
+        let span = tracing::info_span!("revocation_feed", group = %cfg.group);
+        tokio::spawn(tracing::Instrument::instrument(
+            feed(self.clone(), cfg, shutdown),
+            span,
+        ));
     }
 
     /// True when `claims` are revoked. A few hash lookups under a read

@@ -281,4 +281,36 @@ mod tests {
         assert_eq!(super::method_label("XJUNK1"), "OTHER");
         assert_eq!(super::method_label("get"), "OTHER");
     }
+
+    #[test]
+    fn only_a_well_formed_version_00_traceparent_is_continued() {
+        use super::{parse_traceparent, TraceContext};
+        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(
+            parse_traceparent(good).as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        for bad in [
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "",
+        ] {
+            assert_eq!(parse_traceparent(bad), None, "{bad}");
+        }
+        let cx = TraceContext::continuing(Some(good), None);
+        assert_eq!(cx.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_ne!(cx.span_id, "00f067aa0ba902b7");
+        let next = cx.traceparent();
+        assert_eq!(
+            parse_traceparent(&next).as_deref(),
+            Some(cx.trace_id.as_str())
+        );
+        let fresh = TraceContext::continuing(Some("garbage"), None);
+        assert_eq!(fresh.trace_id.len(), 32);
+        assert_eq!(fresh.span_id.len(), 16);
+    }
 }

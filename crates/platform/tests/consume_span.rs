@@ -1,6 +1,8 @@
 //! Every consumed message is handled inside a `consume` span naming its
 //! topic, partition, offset and key, so that whatever applying it logs
-//! (on the blocking pool too) says which message it was about.
+//! (on the blocking pool too) says which message it was about; and inside
+//! the trace its `traceparent` header names, so that what applying it
+//! calls and writes goes on in that trace.
 
 use std::{
     io::Write,
@@ -12,7 +14,10 @@ use platform::{
     db,
     events::{self, topics, ApplyFn, ConsumerConfig, Envelope, Op, Source},
 };
-use rdkafka::producer::FutureRecord;
+use rdkafka::{
+    message::{Header, OwnedHeaders},
+    producer::FutureRecord,
+};
 use testkit::{OwnedBroker, TestDatabase};
 use tokio::sync::watch;
 
@@ -54,8 +59,13 @@ async fn what_applying_a_message_logs_names_its_topic_partition_offset_and_key()
     let database = TestDatabase::create("consume_span");
     let pool = db::build_pool(&database.url, 2, Duration::from_secs(2)).unwrap();
     let (applied, mut seen) = watch::channel(0usize);
+    // The trace each message was applied in, as the outbox would see it.
+    let traces: Arc<Mutex<Vec<(String, Option<String>)>>> = Arc::default();
+    let noted = traces.clone();
     let apply: ApplyFn = Arc::new(move |_conn, _topic, envelope: &Envelope| {
         tracing::info!(account = %envelope.key, "applying the account");
+        let trace = platform::telemetry::current().map(|c| c.trace_id);
+        noted.lock().unwrap().push((envelope.key.clone(), trace));
         applied.send_modify(|n| *n += 1);
         Ok(())
     });
@@ -87,13 +97,16 @@ async fn what_applying_a_message_logs_names_its_topic_partition_offset_and_key()
             None,
             Some(serde_json::json!({"id": key})),
         );
+        let payload = serde_json::to_vec(&envelope).unwrap();
+        let mut record = FutureRecord::to(topics::USER).key(key).payload(&payload);
+        if key == "account-b" {
+            record = record.headers(OwnedHeaders::new().insert(Header {
+                key: "traceparent",
+                value: Some(TRACEPARENT),
+            }));
+        }
         producer
-            .send(
-                FutureRecord::to(topics::USER)
-                    .key(key)
-                    .payload(&serde_json::to_vec(&envelope).unwrap()),
-                Duration::from_secs(10),
-            )
+            .send(record, Duration::from_secs(10))
             .await
             .map_err(|(e, _)| e)
             .unwrap();
@@ -108,7 +121,7 @@ async fn what_applying_a_message_logs_names_its_topic_partition_offset_and_key()
     let text = logs.text();
     for (offset, key) in [(0, "account-a"), (1, "account-b")] {
         let span = format!(
-            "consume{{topic=\"{}\" partition=0 offset={offset} key={key}}}",
+            "consume{{topic=\"{}\" partition=0 offset={offset} key={key} ",
             topics::USER
         );
         assert!(
@@ -117,4 +130,19 @@ async fn what_applying_a_message_logs_names_its_topic_partition_offset_and_key()
             "no line of applying {key} inside {span}:\n{text}"
         );
     }
+    // b's trace goes on in the span and in what applying it writes; a,
+    // which named none, starts one of its own.
+    let b_line = text
+        .lines()
+        .find(|l| l.contains("key=account-b") && l.contains("applying the account"))
+        .unwrap();
+    assert!(b_line.contains(&format!("trace_id={TRACE_ID}")), "{b_line}");
+    let traces = traces.lock().unwrap().clone();
+    let trace_of = |k: &str| traces.iter().find(|(key, _)| key == k).unwrap().1.clone();
+    assert_eq!(trace_of("account-b").as_deref(), Some(TRACE_ID));
+    let a = trace_of("account-a").expect("a trace of its own");
+    assert!(a.len() == 32 && a != TRACE_ID, "{a}");
 }
+
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";

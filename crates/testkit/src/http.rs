@@ -37,3 +37,27 @@ pub async fn session(http: &reqwest::Client, auth: &str, username: &str, passwor
         .expect("a session token")
         .to_owned()
 }
+
+/// The body of `GET url`, as text. Panics unless the service answers.
+pub async fn text_of(url: &str) -> String {
+    reqwest::get(url)
+        .await
+        .expect("the service answers")
+        .text()
+        .await
+        .expect("a body")
+}
+
+/// The body of `GET url`, as JSON. Panics unless the service answers JSON.
+pub async fn json_of(url: &str) -> Value {
+    serde_json::from_str(&text_of(url).await).expect("a JSON body")
+}
+
+/// Fetches the OpenAPI document the service at `address` serves and holds
+/// the routes it registers to it (`platform::routecheck`): nothing
+/// documented is missing, nothing served is undocumented. `manifest_dir`
+/// is the service crate's (`env!("CARGO_MANIFEST_DIR")`).
+pub async fn assert_routes_match_its_document(address: &str, manifest_dir: &str) {
+    let doc = text_of(&format!("{address}/openapi.json")).await;
+    platform::routecheck::assert_routes_match_document(address, &doc, manifest_dir).await;
+}

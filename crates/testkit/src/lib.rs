@@ -34,7 +34,7 @@ use std::{future::Future, path::PathBuf, time::Duration};
 
 pub use broker::{collect_events, shared_brokers, OwnedBroker};
 pub use db::TestDatabase;
-pub use http::{assert_problem, session};
+pub use http::{assert_problem, assert_routes_match_its_document, json_of, session, text_of};
 pub use platform::server::BoundListener;
 #[cfg(feature = "safekeeper")]
 pub use stack::{Person, TestPlatform, TestPlatformBuilder, PASSWORD};

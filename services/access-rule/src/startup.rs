@@ -4,6 +4,7 @@
 //! Production and tests run this same code; tests bind port 0.
 
 use std::sync::Arc;
+use tracing::Instrument;
 
 use actix_web::{
     dev::{Server, ServerHandle},
@@ -209,14 +210,18 @@ impl Application {
                     }
                 }
             }
+            .instrument(tracing::info_span!("rules_refresher"))
         });
         let pruner = tokio::spawn(pruner(&state).run(shutdown.subscribe()));
-        let listener = tokio::spawn(cache::run_listener(
-            state.cache.clone(),
-            s.common.database_url.clone(),
-            store::check_page,
-            shutdown.subscribe(),
-        ));
+        let listener = tokio::spawn(
+            cache::run_listener(
+                state.cache.clone(),
+                s.common.database_url.clone(),
+                store::check_page,
+                shutdown.subscribe(),
+            )
+            .instrument(tracing::info_span!("check_cache_listener")),
+        );
         tracing::info!(port, "access-rule listening");
         Ok(Self {
             port,

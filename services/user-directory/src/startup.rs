@@ -3,6 +3,7 @@
 //! same code; tests bind port 0.
 
 use std::sync::Arc;
+use tracing::Instrument;
 
 use actix_web::{
     dev::{Server, ServerHandle},
@@ -138,15 +139,21 @@ impl Application {
                 state.outbox.clone(),
                 rx.clone(),
             )),
-            tokio::spawn(background::run_applier(state.clone(), rx.clone())),
-            tokio::spawn(background::run_reconciler(state.clone(), rx.clone())),
+            tokio::spawn(
+                background::run_applier(state.clone(), rx.clone())
+                    .instrument(tracing::info_span!("provider_applier")),
+            ),
+            tokio::spawn(
+                background::run_reconciler(state.clone(), rx.clone())
+                    .instrument(tracing::info_span!("reconciler")),
+            ),
             tokio::spawn(pruner(&state).run(rx.clone())),
         ];
         match &state.provider {
-            Provider::WorkOs(_) => background.push(tokio::spawn(background::run_events_reader(
-                state.clone(),
-                rx.clone(),
-            ))),
+            Provider::WorkOs(_) => background.push(tokio::spawn(
+                background::run_events_reader(state.clone(), rx.clone())
+                    .instrument(tracing::info_span!("workos_events_reader")),
+            )),
             Provider::Authenticator(_) => {
                 let cfg = ConsumerConfig {
                     brokers: s.common.kafka_brokers.clone(),

@@ -28,15 +28,7 @@ async fn users_stored_before_a_start_are_answered_right_and_changes_still_show()
 
     let app = spawn_on(first.db.share(), |_| {}).await;
     eventually(30, "the check cache to warm up", || async {
-        let m = app
-            .http
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let m = testkit::text_of(&app.url("/metrics")).await;
         m.lines()
             .any(|l| {
                 l == format!("access_rule_check_cache_users{{service=\"access-rule\"}} {USERS}")

@@ -135,15 +135,7 @@ async fn beyond_its_capacity_the_service_refuses_at_once_and_still_answers_its_p
     assert!(served > 0, "nothing was served during the flood");
 
     // The refusals are counted where an operator looks.
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = testkit::text_of(&app.url("/metrics")).await;
     let counted: u64 = metrics
         .lines()
         .find(|l| l.starts_with("http_requests_refused_total{"))

@@ -24,28 +24,12 @@ async fn health_readiness_metrics_and_openapi_are_served() {
     assert_eq!(v["checks"]["broker"], "ok");
 
     app.check("canmessage", &new_user_id()).await;
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = testkit::text_of(&app.url("/metrics")).await;
     assert!(
         metrics.contains(r#"http_requests_total{service="access-rule",method="GET",route="/canmessage",status="404"}"#),
         "{metrics}"
     );
-    let spec: Value = app
-        .http
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spec: Value = testkit::json_of(&app.url("/openapi.json")).await;
     assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
     for path in [
         "/event",

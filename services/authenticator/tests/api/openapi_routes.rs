@@ -7,19 +7,5 @@ use crate::helpers::spawn_app;
 #[tokio::test]
 async fn every_route_is_documented_and_every_documented_operation_is_served() {
     let app = spawn_app().await;
-    let doc = app
-        .http
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    platform::routecheck::assert_routes_match_document(
-        &app.address,
-        &doc,
-        env!("CARGO_MANIFEST_DIR"),
-    )
-    .await;
+    testkit::assert_routes_match_its_document(&app.address, env!("CARGO_MANIFEST_DIR")).await;
 }

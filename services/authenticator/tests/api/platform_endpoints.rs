@@ -25,28 +25,12 @@ async fn health_readiness_metrics_and_openapi_are_served() {
     assert_eq!(v["checks"]["revocations"], "ok");
 
     app.login("nobody-here", "Wrong-Passw0rd!").await;
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = testkit::text_of(&app.url("/metrics")).await;
     assert!(
         metrics.contains(r#"http_requests_total{service="authenticator",method="POST",route="/v1/login",status="401"}"#),
         "{metrics}"
     );
-    let spec: Value = app
-        .http
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spec: Value = testkit::json_of(&app.url("/openapi.json")).await;
     assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
     assert!(spec["paths"]["/v1/login"]["post"].is_object());
 }

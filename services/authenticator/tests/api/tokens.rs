@@ -42,15 +42,7 @@ async fn a_session_token_verifies_against_the_served_jwks_and_carries_the_docume
         .await
         .is_err());
 
-    let jwks: Value = app
-        .http
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = testkit::json_of(&app.url("/.well-known/jwks.json")).await;
     let key = &jwks["keys"][0];
     assert_eq!(key["kty"], "OKP");
     assert_eq!(key["crv"], "Ed25519");
@@ -80,15 +72,7 @@ async fn after_a_key_rotation_old_tokens_still_verify_and_new_ones_use_the_new_k
         ..Options::default()
     })
     .await;
-    let jwks: Value = second
-        .http
-        .get(second.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = testkit::json_of(&second.url("/.well-known/jwks.json")).await;
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
     let v = verifier(&second, SESSION_TYP);
     v.verify::<SessionClaims>(&old_token)

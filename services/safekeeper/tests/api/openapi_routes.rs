@@ -13,16 +13,5 @@ async fn every_route_is_documented_and_every_documented_operation_is_served() {
         "http://127.0.0.1:9",
     ))
     .await;
-    let doc = reqwest::get(format!("{}/openapi.json", app.address))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    platform::routecheck::assert_routes_match_document(
-        &app.address,
-        &doc,
-        env!("CARGO_MANIFEST_DIR"),
-    )
-    .await;
+    testkit::assert_routes_match_its_document(&app.address, env!("CARGO_MANIFEST_DIR")).await;
 }

@@ -154,15 +154,7 @@ async fn introspection_and_revocation_follow_rfc_7662_and_7009() {
 #[tokio::test]
 async fn the_metadata_document_describes_the_server() {
     let p = spawn().await;
-    let m: Value = p
-        .http
-        .get(p.sk("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let m: Value = testkit::json_of(&p.sk("/.well-known/oauth-authorization-server")).await;
     assert_eq!(m["issuer"], "http://127.0.0.1:5001");
     assert_eq!(m["token_endpoint"], "http://127.0.0.1:5001/oauth2/token");
     assert_eq!(
@@ -174,15 +166,7 @@ async fn the_metadata_document_describes_the_server() {
         .unwrap()
         .iter()
         .any(|s| s == "su_edit:task"));
-    let jwks: Value = p
-        .http
-        .get(p.sk("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = testkit::json_of(&p.sk("/.well-known/jwks.json")).await;
     assert_eq!(jwks["keys"][0]["crv"], "Ed25519");
 }
 
