@@ -326,13 +326,13 @@ pub fn spawn_listener(
                 if let Some(e) = lost {
                     tracing::warn!(
                         listener = %name,
-                        error = %e,
+                        error = %crate::problem::chain(&e),
                         "cache listener lost its connection; reads go to the database"
                     );
                 }
             }
         })
-        .map_err(|e| tracing::error!(listener = %thread_name, error = %e, "cannot start a cache listener; its caches stay off"))
+        .map_err(|e| tracing::error!(listener = %thread_name, error = %crate::problem::chain(&e), "cannot start a cache listener; its caches stay off"))
         .ok()
 }
 

@@ -425,7 +425,7 @@ async fn relay_step(
         match p.send_result(record) {
             Ok(d) => deliveries.push((row.id, d)),
             Err((e, _)) => {
-                tracing::warn!(error = %e, "producer queue refused a message");
+                tracing::warn!(error = %crate::problem::chain(&e), "producer queue refused a message");
                 break;
             }
         }
@@ -536,7 +536,7 @@ impl ConsumerContext for CooperativeContext {
             }
         };
         if let Err(e) = result {
-            tracing::warn!(error = %e, "applying a rebalance failed");
+            tracing::warn!(error = %crate::problem::chain(&e), "applying a rebalance failed");
         }
     }
 }
@@ -635,7 +635,7 @@ async fn consume(
         let msg = match msg {
             Ok(m) => m,
             Err(e) => {
-                tracing::warn!(error = %e, "consumer error");
+                tracing::warn!(error = %crate::problem::chain(&e), "consumer error");
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
@@ -809,7 +809,7 @@ impl Handling<'_> {
 fn commit_and_stop(consumer: &PlatformConsumer) -> anyhow::Result<()> {
     match consumer.commit_consumer_state(CommitMode::Sync) {
         Ok(()) | Err(rdkafka::error::KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-        Err(e) => tracing::warn!(error = %e, "final offset commit failed"),
+        Err(e) => tracing::warn!(error = %crate::problem::chain(&e), "final offset commit failed"),
     }
     tracing::info!("consumer stopped");
     Ok(())

@@ -443,7 +443,7 @@ impl RemoteJwks {
         }
         .await;
         let (jwks, freshness) = fetched.map_err(|e| {
-            tracing::warn!(url = %self.url, error = %e, "fetching JWKS failed");
+            tracing::warn!(url = %self.url, error = %crate::problem::chain(&e), "fetching JWKS failed");
             TokenError::KeysUnavailable
         })?;
         let ttl = match freshness {

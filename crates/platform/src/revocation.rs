@@ -402,7 +402,7 @@ async fn feed_once(
         let msg = match msg {
             Ok(m) => m,
             Err(e) => {
-                tracing::warn!(error = %e, "revocation consumer error");
+                tracing::warn!(error = %crate::problem::chain(&e), "revocation consumer error");
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             }
@@ -429,7 +429,7 @@ async fn feed_once(
             Some(Err(e)) => tracing::error!(
                 partition = msg.partition(),
                 offset = msg.offset(),
-                error = %e,
+                error = %crate::problem::chain(&e),
                 "skipping a message of oauth.revocation.v1 that is not an envelope"
             ),
             None => {}

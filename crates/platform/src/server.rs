@@ -239,7 +239,7 @@ async fn stop_on_signal(handle: ServerHandle, drain: Duration) {
     ) {
         (Ok(t), Ok(i)) => (t, i),
         (Err(e), _) | (_, Err(e)) => {
-            tracing::error!(error = %e, "cannot listen for stop signals; stop with SIGKILL");
+            tracing::error!(error = %crate::problem::chain(&e), "cannot listen for stop signals; stop with SIGKILL");
             return;
         }
     };

@@ -324,7 +324,7 @@ async fn warm_up(cache: Arc<CheckCache>, database_url: String, read_page: ReadPa
     let mut conn = match connected {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
-            tracing::warn!(error = %e, "check cache warm-up cannot connect; users are cached as they are checked");
+            tracing::warn!(error = %platform::problem::chain(&e), "check cache warm-up cannot connect; users are cached as they are checked");
             return;
         }
         Err(_) => return,
@@ -346,7 +346,7 @@ async fn warm_up(cache: Arc<CheckCache>, database_url: String, read_page: ReadPa
                 rows
             }
             Ok((_, Err(e))) => {
-                tracing::warn!(error = %e, "check cache warm-up failed; users are cached as they are checked");
+                tracing::warn!(error = %platform::problem::chain(&e), "check cache warm-up failed; users are cached as they are checked");
                 return;
             }
             Err(_) => return,

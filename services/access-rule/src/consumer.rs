@@ -21,7 +21,7 @@ pub fn apply(
         Ok(c) => c,
         Err(err) => {
             // Retrying cannot fix it, and it must not block the partition.
-            tracing::error!(event_id = %e.event_id, key = %e.key, error = %err, "skipping a user event that is not an account");
+            tracing::error!(event_id = %e.event_id, key = %e.key, error = %platform::problem::chain(&err), "skipping a user event that is not an account");
             return Ok(None);
         }
     };

@@ -199,13 +199,13 @@ impl Application {
                         _ = rx.changed() => break,
                     }
                     if let Err(e) = reload_suspensions(&state).await {
-                        tracing::warn!(error = %e, "reloading the rules' suspensions failed");
+                        tracing::warn!(error = %platform::problem::chain(&e), "reloading the rules' suspensions failed");
                     }
                     // A safety net: a check missed by a crash right after a
                     // restricting commit runs here.
                     for rule in Rule::ALL {
                         if let Err(e) = state.tripwire.check(rule).await {
-                            tracing::warn!(rule = %rule, error = %e, "tripwire check failed");
+                            tracing::warn!(rule = %rule, error = %platform::problem::chain(&e), "tripwire check failed");
                         }
                     }
                 }

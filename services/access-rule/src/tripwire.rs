@@ -152,7 +152,7 @@ impl TripwireChecks {
             let checks = self.clone();
             tokio::spawn(async move {
                 if let Err(e) = checks.covered(rule, mine).await {
-                    tracing::warn!(rule = %rule, error = %e, "tripwire check failed");
+                    tracing::warn!(rule = %rule, error = %platform::problem::chain(&e), "tripwire check failed");
                 }
             });
             return Ok(false);

@@ -231,7 +231,7 @@ impl Writer {
                 // One event failed and took the batch with it: again, with
                 // a savepoint per event, so that it fails alone.
                 Err(BatchError::RolledBack(e)) => {
-                    tracing::debug!(error = %e, "an optimistic batch rolled back; again with savepoints");
+                    tracing::debug!(error = %platform::problem::chain(&e), "an optimistic batch rolled back; again with savepoints");
                     store::apply_batch(c, &events, &rules, BatchMode::Savepoints)
                 }
                 other => other,
@@ -254,7 +254,7 @@ impl Writer {
                 }
             }
             Err(BatchError::RolledBack(e)) => {
-                tracing::warn!(error = %e, events = events.len(),
+                tracing::warn!(error = %platform::problem::chain(&e), events = events.len(),
                     "a batch of events was rolled back; each is applied alone");
                 self.conn = None; // it may be broken
                 for (event, reply) in events.iter().zip(replies) {
@@ -262,7 +262,7 @@ impl Writer {
                 }
             }
             Err(BatchError::Commit(e)) => {
-                tracing::error!(error = %e, events = events.len(),
+                tracing::error!(error = %platform::problem::chain(&e), events = events.len(),
                     "the commit of a batch of events failed; their outcome is unknown");
                 self.conn = None;
                 for reply in replies {

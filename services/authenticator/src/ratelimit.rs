@@ -305,7 +305,7 @@ impl Throttle {
             Some(s) => match self.reserve_shared(s, &keys, now).await {
                 Ok(wait) => wait,
                 Err(e) => {
-                    tracing::warn!(error = %e, "Redis is unavailable; throttling in memory");
+                    tracing::warn!(error = %platform::problem::chain(e.as_ref()), "Redis is unavailable; throttling in memory");
                     self.reserve_memory(&keys)
                 }
             },

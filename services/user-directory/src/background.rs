@@ -42,7 +42,7 @@ pub async fn apply_due_events(state: &AppState) -> Result<usize, ApiError> {
                 }
                 Ok(Applied::Later(why)) => store::event_deferred(c, e, why)?,
                 Err(err) => {
-                    tracing::warn!(event.id = %e.id, error = %err, "applying a provider event failed; will retry");
+                    tracing::warn!(event.id = %e.id, error = %platform::problem::chain(&err), "applying a provider event failed; will retry");
                     store::event_deferred(c, e, "error")?;
                 }
             }
@@ -62,7 +62,7 @@ pub async fn run_applier(state: web::Data<AppState>, mut shutdown: watch::Receiv
             Ok(200) => Duration::ZERO,
             Ok(_) => Duration::from_millis(250),
             Err(e) => {
-                tracing::warn!(error = %e, "the event applier failed a round");
+                tracing::warn!(error = %platform::problem::chain(&e), "the event applier failed a round");
                 Duration::from_secs(1)
             }
         };
@@ -77,10 +77,10 @@ pub async fn run_applier(state: web::Data<AppState>, mut shutdown: watch::Receiv
 pub async fn run_reconciler(state: web::Data<AppState>, mut shutdown: watch::Receiver<bool>) {
     loop {
         if let Err(e) = saga::reconcile(&state).await {
-            tracing::warn!(error = %e, "a reconciler round failed");
+            tracing::warn!(error = %platform::problem::chain(&e), "a reconciler round failed");
         }
         if let Err(e) = changes::reconcile(&state).await {
-            tracing::warn!(error = %e, "a reconciler round of member changes failed");
+            tracing::warn!(error = %platform::problem::chain(&e), "a reconciler round of member changes failed");
         }
         tokio::select! {
             _ = state.reconcile.notified() => {}
@@ -138,7 +138,7 @@ pub async fn run_events_reader(state: web::Data<AppState>, mut shutdown: watch::
             Ok(100) => Duration::ZERO,
             Ok(_) => state.settings.events_poll,
             Err(e) => {
-                tracing::warn!(error = %e, "reading the WorkOS Events API failed");
+                tracing::warn!(error = %platform::problem::chain(&e), "reading the WorkOS Events API failed");
                 state.settings.events_poll
             }
         };
@@ -163,6 +163,8 @@ pub async fn resume_imports(state: web::Data<AppState>) {
                 tokio::spawn(async move { import::run_job(&s, job).await });
             }
         }
-        Err(e) => tracing::warn!(error = %e, "cannot list import jobs to resume"),
+        Err(e) => {
+            tracing::warn!(error = %platform::problem::chain(&e), "cannot list import jobs to resume")
+        }
     }
 }

@@ -137,7 +137,7 @@ async fn drive(
                 c.state = "provider_done".into();
             }
             Err(e) if e.outcome_unknown() => {
-                tracing::warn!(change.id = %c.id, error = %e, "provider failed during a change; left to the reconciler");
+                tracing::warn!(change.id = %c.id, error = %platform::problem::chain(&e), "provider failed during a change; left to the reconciler");
                 return Err(ApiError::ChangeUnfinished(e.to_string()));
             }
             Err(e) if by_request => {
@@ -153,7 +153,7 @@ async fn drive(
                 return Err(e.into());
             }
             Err(e) => {
-                tracing::warn!(change.id = %c.id, error = %e, "the provider refuses an unfinished change; compensating");
+                tracing::warn!(change.id = %c.id, error = %platform::problem::chain(&e), "the provider refuses an unfinished change; compensating");
                 return compensate(state, c, "pending", e.to_string(), e.into()).await;
             }
         }
@@ -236,7 +236,7 @@ async fn finish_compensation(
             tracing::info!(change.id = %c.id, "member change compensated");
         }
         Err(e) => {
-            tracing::warn!(change.id = %c.id, error = %e, "setting the provider back failed; the reconciler retries");
+            tracing::warn!(change.id = %c.id, error = %platform::problem::chain(&e), "setting the provider back failed; the reconciler retries");
         }
     }
     Err(answer)
@@ -254,7 +254,7 @@ pub async fn reconcile(state: &AppState) -> Result<(), ApiError> {
         };
         tracing::info!(change.id = %claimed.id, state = %claimed.state, attempt = claimed.attempt, "taking over an unfinished member change");
         if let Err(e) = drive(state, claimed, false).await {
-            tracing::info!(error = %e, "an unfinished member change was taken over");
+            tracing::info!(error = %platform::problem::chain(&e), "an unfinished member change was taken over");
         }
     }
     Ok(())

@@ -450,7 +450,7 @@ pub async fn run_job(state: &web::Data<AppState>, job: store::ImportJob) {
         Ok(Some(o)) => o,
         Ok(None) => return, // the organization went; its jobs with it
         Err(e) => {
-            tracing::error!(job.id = %job.id, error = %e, "cannot load the job's organization");
+            tracing::error!(job.id = %job.id, error = %platform::problem::chain(&e), "cannot load the job's organization");
             return;
         }
     };
@@ -487,7 +487,7 @@ pub async fn run_job(state: &web::Data<AppState>, job: store::ImportJob) {
         })
         .await
         {
-            tracing::error!(job.id = %job.id, error = %e, "saving import progress failed");
+            tracing::error!(job.id = %job.id, error = %platform::problem::chain(&e), "saving import progress failed");
             return;
         }
     }

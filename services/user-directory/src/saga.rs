@@ -174,7 +174,7 @@ async fn after_step_one(
         Err(e) if e.outcome_unknown() => {
             // The account may exist or appear later: the reconciler looks
             // once the lease has passed and undoes whatever it finds.
-            tracing::warn!(creation.id = %creation.id, error = %e, "provider failed at step one; left to the reconciler");
+            tracing::warn!(creation.id = %creation.id, error = %platform::problem::chain(&e), "provider failed at step one; left to the reconciler");
             return Err(e.into());
         }
         Err(e) => {
@@ -209,7 +209,7 @@ async fn after_step_one(
         {
             Ok(m) => creation.membership_reference_id = m,
             Err(e) => {
-                tracing::warn!(creation.id = %creation.id, error = %e, "provider failed at step two; compensating");
+                tracing::warn!(creation.id = %creation.id, error = %platform::problem::chain(&e), "provider failed at step two; compensating");
                 compensate(
                     state,
                     creation.id,
@@ -399,7 +399,7 @@ pub async fn create_organization(
     let account = match state.provider.create_user(&identity).await {
         Ok(a) => a,
         Err(e) if e.outcome_unknown() => {
-            tracing::warn!(organization.id = %reserved.id, error = %e, "provider failed creating an organization's admin; left to the reconciler");
+            tracing::warn!(organization.id = %reserved.id, error = %platform::problem::chain(&e), "provider failed creating an organization's admin; left to the reconciler");
             return Err(e.into());
         }
         Err(e) => {
@@ -446,7 +446,7 @@ pub async fn reconcile(state: &AppState) -> Result<(), ApiError> {
                     .filter(|i| i.email.eq_ignore_ascii_case(&creation.email))
                     .map(|i| i.reference_id),
                 Err(e) => {
-                    tracing::warn!(creation.id = %creation.id, error = %e, "cannot look the account up yet");
+                    tracing::warn!(creation.id = %creation.id, error = %platform::problem::chain(&e), "cannot look the account up yet");
                     continue;
                 }
             },
@@ -465,7 +465,7 @@ pub async fn reconcile(state: &AppState) -> Result<(), ApiError> {
         let found = match state.provider.find_user(&org.admin_login).await {
             Ok(f) => f.filter(|i| i.email.eq_ignore_ascii_case(&org.admin_email)),
             Err(e) => {
-                tracing::warn!(organization.id = %org.id, error = %e, "cannot look the admin up yet");
+                tracing::warn!(organization.id = %org.id, error = %platform::problem::chain(&e), "cannot look the admin up yet");
                 continue;
             }
         };
@@ -504,7 +504,7 @@ pub async fn run_tasks(state: &AppState) -> Result<(), ApiError> {
                     progressed = true;
                 }
                 Err(e) => {
-                    tracing::warn!(reference_id = %t.reference_id, attempts = t.attempts + 1, error = %e, "removing a provider account failed; will retry");
+                    tracing::warn!(reference_id = %t.reference_id, attempts = t.attempts + 1, error = %platform::problem::chain(&e), "removing a provider account failed; will retry");
                     let why = e.to_string();
                     db(state, move |c| store::task_failed(c, &t, &why)).await?;
                 }

@@ -64,7 +64,7 @@ async fn post_event(
                     Ok(true) => tripped.push(rule),
                     Ok(false) => {}
                     Err(e) => {
-                        tracing::warn!(rule = %rule, error = %e, "tripwire check failed")
+                        tracing::warn!(rule = %rule, error = %platform::problem::chain(&e), "tripwire check failed")
                     }
                 }
             }

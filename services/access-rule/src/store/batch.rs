@@ -173,7 +173,7 @@ pub fn apply_batch(
                     }
                     tracing::warn!(
                         user.id = %event.user_id,
-                        error = %err,
+                        error = %platform::problem::chain(&err),
                         "an event failed inside its batch; it is retried alone"
                     );
                     out[i] = Some(BatchOutcome::Retry);
@@ -200,7 +200,7 @@ pub fn apply_batch(
         // died after the commit) is made up by the outbox relay, which
         // notifies each user of a published access event.
         if let Err(e) = crate::cache::notify_changes(conn, &records.users) {
-            tracing::warn!(error = %e, users = records.users.len(),
+            tracing::warn!(error = %platform::problem::chain(&e), users = records.users.len(),
                 "the check caches' invalidations failed; the outbox relay sends them");
         }
         records.announce();

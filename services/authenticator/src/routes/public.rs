@@ -267,7 +267,7 @@ async fn check_password(
                 }
                 Ok(false) => {}
                 Err(e) => {
-                    tracing::warn!(account.id = %id, error = %e, "re-hashing a password failed")
+                    tracing::warn!(account.id = %id, error = %platform::problem::chain(&e), "re-hashing a password failed")
                 }
             }
         });

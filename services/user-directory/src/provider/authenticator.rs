@@ -478,7 +478,7 @@ impl IdentityProvider for AuthenticatorProvider {
                     }
                     Ok(_) => {}
                     Err(e) => {
-                        tracing::warn!(error = %e, "signing an admin in without relaying their address")
+                        tracing::warn!(error = %platform::problem::chain(&e), "signing an admin in without relaying their address")
                     }
                 }
             }

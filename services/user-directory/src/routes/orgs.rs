@@ -224,17 +224,28 @@ async fn get(
         .current()
         .organization(&admin.organization.name)
         .and_then(|e| e.workos_id.clone());
-    let provider = match workos_id {
-        Some(w) => {
-            with_conn(&state.pool, move |c| {
-                org_events::provider_organization(c, &w).map_err(ApiError::from)
+    // The organization's row and the provider's, from one snapshot: an
+    // applied provider event changes both in one transaction, so the
+    // version shown is the one of the provider's state shown.
+    let id = admin.organization.id;
+    let (organization, provider) = with_conn(&state.pool, move |c| {
+        c.build_transaction()
+            .repeatable_read()
+            .read_only()
+            .run(|c| {
+                let organization = store::organization(c, id)?;
+                let provider = match &workos_id {
+                    Some(w) => org_events::provider_organization(c, w)?,
+                    None => None,
+                };
+                Ok::<_, diesel::result::Error>((organization, provider))
             })
-            .await?
-        }
-        None => None,
-    };
+            .map_err(ApiError::from)
+    })
+    .await?;
+    let organization = organization.unwrap_or(admin.organization);
     Ok(HttpResponse::Ok().json(org_events::organization_view(
-        &admin.organization,
+        &organization,
         provider.as_ref(),
     )))
 }

@@ -60,7 +60,7 @@ pub(super) fn login_page(
             .secure(state.settings.secure_cookies())
             .finish();
         if let Err(e) = page.add_cookie(&cookie) {
-            tracing::error!(error = %e, "the sign-in cookie cannot be set");
+            tracing::error!(error = %platform::problem::chain(&e), "the sign-in cookie cannot be set");
         }
     }
     page
@@ -258,7 +258,7 @@ async fn sign_in(
         call = call.header(END_USER_ADDRESS_HEADER, ip.to_string());
     }
     let answer = call.send().await.map_err(|e| {
-        tracing::error!(error = %e, "the authenticator is unreachable");
+        tracing::error!(error = %platform::problem::chain(&e), "the authenticator is unreachable");
         SignInFailure::Unavailable
     })?;
     let status = answer.status().as_u16();

@@ -258,7 +258,7 @@ pub(super) fn redirect_to(uri: &str, pairs: &[(&str, String)]) -> HttpResponse {
 /// PostgreSQL refuses in text, are answered 400 before any handler runs.)
 pub(super) fn store_failure(e: ApiError) -> Refusal {
     if actix_web::ResponseError::status_code(&e) == StatusCode::SERVICE_UNAVAILABLE {
-        tracing::warn!(error = %e, "the database is unavailable for an authorization request");
+        tracing::warn!(error = %platform::problem::chain(&e), "the database is unavailable for an authorization request");
         Refusal::Page(
             StatusCode::SERVICE_UNAVAILABLE,
             "Please try again in a moment.".into(),
