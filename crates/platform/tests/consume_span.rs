@@ -21,6 +21,9 @@ use rdkafka::{
 use testkit::{OwnedBroker, TestDatabase};
 use tokio::sync::watch;
 
+/// A message's key and the trace id it was applied in.
+type Traced = (String, Option<String>);
+
 /// Log lines, written where the test can read them.
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -60,7 +63,7 @@ async fn what_applying_a_message_logs_names_its_topic_partition_offset_and_key()
     let pool = db::build_pool(&database.url, 2, Duration::from_secs(2)).unwrap();
     let (applied, mut seen) = watch::channel(0usize);
     // The trace each message was applied in, as the outbox would see it.
-    let traces: Arc<Mutex<Vec<(String, Option<String>)>>> = Arc::default();
+    let traces: Arc<Mutex<Vec<Traced>>> = Arc::default();
     let noted = traces.clone();
     let apply: ApplyFn = Arc::new(move |_conn, _topic, envelope: &Envelope| {
         tracing::info!(account = %envelope.key, "applying the account");
