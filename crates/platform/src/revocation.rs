@@ -27,94 +27,19 @@ use std::{
 
 use chrono::Utc;
 use rdkafka::{consumer::Consumer, Message, Offset, TopicPartitionList};
-use serde::{Deserialize, Serialize};
+
 use tokio::sync::watch;
+
+pub use contracts::topics::revocation::{Kind, Revocation, ENTITY, PRODUCER};
 
 use crate::{
     config::CommonConfig,
-    events::{self, topics, Envelope, Op, Source},
+    events::{self, topics, Envelope},
     jwt::AccessClaims,
 };
 
-/// The only service whose revocations are applied.
-pub const PRODUCER: &str = "safekeeper";
-/// `entity` of the topic's envelopes.
-pub const ENTITY: &str = "revocation";
 /// How often expired entries are dropped.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
-
-/// What a revocation names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// One access token, by its `jti`.
-    Jti,
-    /// A grant or refresh family: every token whose `sid` it is.
-    Sid,
-    /// Every token issued to a client up to `revoked_at`.
-    Client,
-    /// Every token of a user (`sub`) issued up to `revoked_at`.
-    User,
-}
-
-/// The `after` of an `oauth.revocation.v1` envelope.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Revocation {
-    pub kind: Kind,
-    pub value: String,
-    /// Unix seconds.
-    pub revoked_at: i64,
-    /// Unix seconds: the entry may be forgotten after this.
-    pub expires_at: i64,
-}
-
-impl Revocation {
-    /// A revocation made now, kept `keep` (the longest lifetime of a token
-    /// it could match).
-    pub fn now(kind: Kind, value: impl Into<String>, keep: Duration) -> Self {
-        let revoked_at = Utc::now().timestamp();
-        Self {
-            kind,
-            value: value.into(),
-            revoked_at,
-            expires_at: revoked_at.saturating_add(keep.as_secs().min(i64::MAX as u64) as i64),
-        }
-    }
-
-    /// The envelope to publish, keyed by the revoked value; `table` names
-    /// where the safekeeper recorded it.
-    pub fn envelope(&self, table: &str) -> Envelope {
-        Envelope::new(
-            Op::Create,
-            ENTITY,
-            self.value.clone(),
-            Utc::now().timestamp_millis(),
-            Source {
-                service: PRODUCER.into(),
-                table: table.into(),
-            },
-            None,
-            Some(serde_json::to_value(self).expect("a revocation serialises")),
-        )
-    }
-
-    /// Reads a revocation from an envelope; `Err` says why it is refused.
-    pub fn from_envelope(e: &Envelope) -> Result<Self, &'static str> {
-        if e.source.service != PRODUCER {
-            return Err("not published by the safekeeper");
-        }
-        if e.entity != ENTITY {
-            return Err("not a revocation");
-        }
-        let after = e.after.as_ref().ok_or("no revocation in the event")?;
-        let r: Revocation =
-            serde_json::from_value(after.clone()).map_err(|_| "malformed revocation")?;
-        if r.value.is_empty() {
-            return Err("empty revoked value");
-        }
-        Ok(r)
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Entry {
