@@ -54,9 +54,16 @@ impl TestDatabase {
             Some(t) => format!("CREATE DATABASE \"{name}\" TEMPLATE \"{t}\""),
             None => format!("CREATE DATABASE \"{name}\""),
         };
-        sql_query(sql)
-            .execute(&mut admin())
-            .expect("create test database");
+        let mut admin = admin();
+        let mut tries = 0;
+        // A template being read by someone (autovacuum, say) cannot be
+        // copied at that moment: try again shortly.
+        while let Err(e) = sql_query(&sql).execute(&mut admin) {
+            tries += 1;
+            let busy = e.to_string().contains("being accessed by other users");
+            assert!(busy && tries < 100, "create test database: {e}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
         Self {
             url: format!("{server}/{name}"),
             name,

@@ -16,6 +16,7 @@
 pub mod broker;
 pub mod db;
 mod http;
+pub mod logs;
 
 #[cfg(feature = "access-rule")]
 pub mod access_rule;
@@ -35,6 +36,7 @@ use std::{future::Future, path::PathBuf, time::Duration};
 pub use broker::{collect_events, shared_brokers, OwnedBroker};
 pub use db::TestDatabase;
 pub use http::{assert_problem, assert_routes_match_its_document, json_of, session, text_of};
+pub use logs::CapturedLogs;
 pub use platform::server::BoundListener;
 #[cfg(feature = "safekeeper")]
 pub use stack::{Person, TestPlatform, TestPlatformBuilder, PASSWORD};

@@ -26,15 +26,7 @@ async fn client(p: &TestPlatform, id: &str, grants: &[&str], scopes: &[&str], ex
     if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
         b.extend(e.clone());
     }
-    let r = p
-        .admin_call(Method::POST, "/v1/admin/clients", Some(body))
-        .await;
-    assert_eq!(
-        r.status(),
-        StatusCode::CREATED,
-        "{}",
-        r.text().await.unwrap()
-    );
+    p.create_client(body).await;
 }
 
 /// A client's own access token, by client credentials.

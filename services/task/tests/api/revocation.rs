@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use reqwest::{header, Method, Response, StatusCode, Url};
+use reqwest::{header, Response, StatusCode, Url};
 use serde_json::{json, Value};
 
 use crate::helpers::{
@@ -195,24 +195,13 @@ async fn exchange(p: &TestPlatform, client: &str, code: &str) -> Response {
 async fn a_replayed_code_gets_the_first_access_token_refused_by_the_task_service() {
     let p = spawn().await;
     let client = format!("spa-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let r = p
-        .admin_call(
-            Method::POST,
-            "/v1/admin/clients",
-            Some(
-                json!({"client_id": client, "name": "Revocation SPA", "public": true,
+    p.create_client(
+        json!({"client_id": client, "name": "Revocation SPA", "public": true,
                         "first_party": true, "redirect_uris": [REDIRECT],
                         "grant_types": ["authorization_code", "refresh_token"],
                         "scopes": ["read:task"]}),
-            ),
-        )
-        .await;
-    assert_eq!(
-        r.status(),
-        StatusCode::CREATED,
-        "{}",
-        r.text().await.unwrap()
-    );
+    )
+    .await;
     let person = p.person(Some("Employee")).await;
     let code = authorization_code(&p, &client, &person.username).await;
     let r = exchange(&p, &client, &code).await;

@@ -6,42 +6,14 @@
 //! A test binary of its own: it installs the process's log subscriber, to
 //! read what the services log.
 
-use std::{
-    io::Write,
-    sync::{Arc, Mutex},
-};
-
 use reqwest::StatusCode;
 use serde_json::json;
-
-/// Log lines, written where the test can read them.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
 
 #[tokio::test]
 async fn a_registration_is_followed_by_its_trace_id_from_the_authenticator_to_the_task_service() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    tracing::subscriber::set_global_default(
-        tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_env_filter("info,task=debug,platform=debug,rdkafka=warn")
-            .with_writer(move || writer.clone())
-            .finish(),
-    )
-    .unwrap();
+    let logs = testkit::CapturedLogs::install("info,task=debug,platform=debug,rdkafka=warn");
     let p = testkit::TestPlatform::builder().build().await;
     let task_db = testkit::task::database();
     let mut o = testkit::task::Options::new(p.brokers.clone(), &task_db, &p.sk);
@@ -71,7 +43,7 @@ async fn a_registration_is_followed_by_its_trace_id_from_the_authenticator_to_th
         let logs = logs.clone();
         let id = id.clone();
         async move {
-            let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+            let text = logs.text();
             text.lines()
                 .any(|l| {
                     l.contains("account applied")
