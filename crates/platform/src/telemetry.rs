@@ -91,12 +91,32 @@ pub fn parse_traceparent(v: &str) -> Option<String> {
     ok.then(|| trace.to_owned())
 }
 
+/// `bytes` random bytes as lowercase hex, never all zero: trace and span
+/// ids. A per-thread SplitMix64 seeded from the OS once, so that a request
+/// costs no system call (ids must be unique and unpredictable enough to
+/// tell traces apart, not secret).
 fn random_hex(bytes: usize) -> String {
+    use std::{cell::Cell, fmt::Write};
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(uuid::Uuid::new_v4().as_u64_pair().0 | 1);
+    }
+    let next = || {
+        STATE.with(|s| {
+            let mut z = s.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+            s.set(z);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        })
+    };
     let mut out = String::with_capacity(bytes * 2);
     while out.len() < bytes * 2 {
-        out.push_str(&uuid::Uuid::new_v4().simple().to_string());
+        let _ = write!(out, "{:016x}", next());
     }
     out.truncate(bytes * 2);
+    if out.bytes().all(|b| b == b'0') {
+        out.replace_range(out.len() - 1.., "1");
+    }
     out
 }
 
