@@ -19,6 +19,8 @@ mod http;
 
 #[cfg(feature = "access-rule")]
 pub mod access_rule;
+#[cfg(feature = "accounting")]
+pub mod accounting;
 #[cfg(feature = "authenticator")]
 pub mod authenticator;
 #[cfg(feature = "safekeeper")]
