@@ -20,6 +20,8 @@ pub mod logs;
 
 #[cfg(feature = "access-rule")]
 pub mod access_rule;
+#[cfg(feature = "accounting")]
+pub mod accounting;
 #[cfg(feature = "authenticator")]
 pub mod authenticator;
 #[cfg(feature = "safekeeper")]

@@ -88,7 +88,7 @@ async fn a_grant_change_is_published_on_iam_user_role_v1() {
     );
     assert_eq!(
         events[0].after.as_ref().unwrap()["scopes"],
-        json!(["edit:task", "read:task"])
+        json!(["edit:task", "read:accounting", "read:task"])
     );
 }
 
@@ -154,5 +154,6 @@ async fn bad_admin_input_is_a_4xx_problem_and_changes_nothing() {
         .json()
         .await
         .unwrap();
-    assert_eq!(roles.as_array().unwrap().len(), 3);
+    // Employee, Employer, admin and Accountant.
+    assert_eq!(roles.as_array().unwrap().len(), 4);
 }

@@ -155,7 +155,10 @@ async fn permission_lists_the_callers_roles_and_scopes() {
         .unwrap();
     assert_eq!(v["user_id"], id.as_str());
     assert_eq!(v["roles"], serde_json::json!(["Employee"]));
-    assert_eq!(v["scopes"], serde_json::json!(["edit:task", "read:task"]));
+    assert_eq!(
+        v["scopes"],
+        serde_json::json!(["edit:task", "read:accounting", "read:task"])
+    );
 }
 
 #[tokio::test]

@@ -1,0 +1,243 @@
+//! The ledger: entries appended once each, with the account's balance
+//! moved and the entry published (`accounting.transaction.v1`, through the
+//! outbox) in the same transaction; pages of an account's entries; the
+//! fees and rewards of each day.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use contracts::{
+    topics::{self, accounting::Kind, accounting::Transaction},
+    Envelope, Op, Source,
+};
+use diesel::{
+    pg::PgConnection,
+    prelude::*,
+    sql_types::{BigInt, Date},
+};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::schema::{balance, ledger_entry};
+
+/// The name a kind is stored and shown as (its serde name).
+pub fn kind_name(k: Kind) -> &'static str {
+    match k {
+        Kind::Fee => "fee",
+        Kind::Reward => "reward",
+        Kind::Payout => "payout",
+        Kind::Correction => "correction",
+    }
+}
+
+fn kind_of(name: &str) -> Kind {
+    match name {
+        "fee" => Kind::Fee,
+        "reward" => Kind::Reward,
+        "payout" => Kind::Payout,
+        // The table's CHECK allows nothing else.
+        _ => Kind::Correction,
+    }
+}
+
+/// An entry to append. `source_key` names what it applies (a task event's
+/// fee or reward, a day's payout to an account): an entry whose key is in
+/// the ledger already is not appended again.
+#[derive(Debug, Clone)]
+pub struct NewEntry {
+    pub account_id: Uuid,
+    pub kind: Kind,
+    pub amount_cents: i64,
+    pub task_id: Option<Uuid>,
+    pub description: String,
+    pub business_day: NaiveDate,
+    pub source_key: String,
+}
+
+/// One ledger entry as stored; `seq` orders an account's entries (and
+/// pages them).
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = ledger_entry)]
+pub struct Entry {
+    pub seq: i64,
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub kind: String,
+    pub amount_cents: i64,
+    pub balance_after_cents: i64,
+    pub task_id: Option<Uuid>,
+    pub description: String,
+    pub business_day: NaiveDate,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Entry {
+    /// The entry as `accounting.transaction.v1` carries it.
+    pub fn transaction(&self) -> Transaction {
+        Transaction {
+            id: self.id,
+            account_id: self.account_id,
+            kind: kind_of(&self.kind),
+            amount_cents: self.amount_cents,
+            balance_after_cents: self.balance_after_cents,
+            task_id: self.task_id,
+            description: self.description.clone(),
+            business_day: self.business_day,
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// Where the service's events say they come from.
+pub fn source(table: &str) -> Source {
+    Source {
+        service: "accounting".into(),
+        table: table.into(),
+    }
+}
+
+/// Appends `e` unless its source key is in the ledger already; the
+/// account's balance moves and the entry goes to the outbox in the same
+/// transaction. Answers the entry appended, or `None` when it had been.
+pub fn append(conn: &mut PgConnection, e: &NewEntry) -> QueryResult<Option<Entry>> {
+    conn.transaction(|c| {
+        // The account's row, locked: its entries are appended one at a
+        // time, each seeing the balance the previous one left.
+        diesel::insert_into(balance::table)
+            .values(balance::account_id.eq(e.account_id))
+            .on_conflict_do_nothing()
+            .execute(c)?;
+        let before: i64 = balance::table
+            .find(e.account_id)
+            .select(balance::balance_cents)
+            .for_update()
+            .first(c)?;
+        let seen: bool = diesel::select(diesel::dsl::exists(
+            ledger_entry::table.filter(ledger_entry::source_key.eq(&e.source_key)),
+        ))
+        .get_result(c)?;
+        if seen {
+            return Ok(None);
+        }
+        let after = before + e.amount_cents;
+        let now = Utc::now();
+        let entry: Option<Entry> = diesel::insert_into(ledger_entry::table)
+            .values((
+                ledger_entry::id.eq(Uuid::now_v7()),
+                ledger_entry::account_id.eq(e.account_id),
+                ledger_entry::kind.eq(kind_name(e.kind)),
+                ledger_entry::amount_cents.eq(e.amount_cents),
+                ledger_entry::balance_after_cents.eq(after),
+                ledger_entry::task_id.eq(e.task_id),
+                ledger_entry::description.eq(&e.description),
+                ledger_entry::business_day.eq(e.business_day),
+                ledger_entry::created_at.eq(now),
+                ledger_entry::source_key.eq(&e.source_key),
+            ))
+            .on_conflict(ledger_entry::source_key)
+            .do_nothing()
+            .returning(Entry::as_returning())
+            .get_result(c)
+            .optional()?;
+        let Some(entry) = entry else {
+            return Ok(None);
+        };
+        diesel::update(balance::table.find(e.account_id))
+            .set((
+                balance::balance_cents.eq(after),
+                balance::updated_at.eq(now),
+            ))
+            .execute(c)?;
+        let payload = serde_json::to_value(entry.transaction())
+            .map_err(|err| diesel::result::Error::SerializationError(Box::new(err)))?;
+        let envelope = Envelope::new(
+            Op::Create,
+            "transaction",
+            entry.account_id.to_string(),
+            entry.seq,
+            source("ledger_entry"),
+            None,
+            Some(payload),
+        );
+        platform::events::enqueue(c, topics::ACCOUNTING_TRANSACTION, &envelope)?;
+        Ok(Some(entry))
+    })
+}
+
+/// The account's balance (0 for an account without entries).
+pub fn balance_of(conn: &mut PgConnection, account: Uuid) -> QueryResult<i64> {
+    Ok(balance::table
+        .find(account)
+        .select(balance::balance_cents)
+        .first(conn)
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Accounts with a positive balance, locked, in id order.
+pub fn positive_balances(conn: &mut PgConnection) -> QueryResult<Vec<(Uuid, i64)>> {
+    balance::table
+        .filter(balance::balance_cents.gt(0))
+        .order(balance::account_id)
+        .select((balance::account_id, balance::balance_cents))
+        .for_update()
+        .load(conn)
+}
+
+/// The account's entries, newest first: at most `limit`, older than
+/// `before` (a `seq`) when given.
+pub fn entries(
+    conn: &mut PgConnection,
+    account: Uuid,
+    limit: i64,
+    before: Option<i64>,
+) -> QueryResult<Vec<Entry>> {
+    let mut q = ledger_entry::table
+        .filter(ledger_entry::account_id.eq(account))
+        .select(Entry::as_select())
+        .order(ledger_entry::seq.desc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(b) = before {
+        q = q.filter(ledger_entry::seq.lt(b));
+    }
+    q.load(conn)
+}
+
+/// The payouts of a day's close.
+pub fn payouts_of(conn: &mut PgConnection, day: NaiveDate) -> QueryResult<Vec<Entry>> {
+    ledger_entry::table
+        .filter(ledger_entry::business_day.eq(day))
+        .filter(ledger_entry::kind.eq(kind_name(Kind::Payout)))
+        .order(ledger_entry::account_id)
+        .select(Entry::as_select())
+        .load(conn)
+}
+
+/// A day's fees collected and rewards paid, both as positive amounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, QueryableByName)]
+pub struct DayTotals {
+    #[diesel(sql_type = Date)]
+    pub day: NaiveDate,
+    #[diesel(sql_type = BigInt)]
+    pub fees_cents: i64,
+    #[diesel(sql_type = BigInt)]
+    pub rewards_cents: i64,
+}
+
+/// The fees and rewards of each day from `from` to `to` that has any.
+pub fn day_totals(
+    conn: &mut PgConnection,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> QueryResult<Vec<DayTotals>> {
+    platform::db::prepared(
+        "SELECT business_day AS day, \
+                COALESCE(-SUM(amount_cents) FILTER (WHERE kind = 'fee'), 0)::int8 AS fees_cents, \
+                COALESCE(SUM(amount_cents) FILTER (WHERE kind = 'reward'), 0)::int8 AS rewards_cents \
+         FROM ledger_entry \
+         WHERE business_day BETWEEN $1 AND $2 AND kind IN ('fee', 'reward') \
+         GROUP BY business_day ORDER BY business_day",
+    )
+    .bind::<Date, _>(from)
+    .bind::<Date, _>(to)
+    .load(conn)
+}
