@@ -165,6 +165,15 @@ pub mod task {
             to_cents: i64,
             by: Uuid,
         },
+        /// Its title, description, due date or type changed (`fields`
+        /// names them: `title`, `description`, `due_date`, `type_id`); a
+        /// change of type that moves the status is a `StatusChanged` of
+        /// its own after it.
+        Edited {
+            #[serde(default)]
+            fields: Vec<String>,
+            by: Uuid,
+        },
         /// The task was deleted (`op` `d`; the state is what it was).
         Deleted {
             by: Uuid,
@@ -338,6 +347,41 @@ mod tests {
             assert!(!writers(t).is_empty(), "{t}");
         }
         assert!(writers("unknown.v1").is_empty());
+    }
+
+    #[test]
+    fn a_task_event_names_its_change_by_kind_and_an_edit_without_fields_reads() {
+        let e = task::TaskEvent {
+            task: task::Task {
+                id: uuid::Uuid::nil(),
+                title: "t".into(),
+                price_cents: 1000,
+                assignment_fee_cents: 500,
+                completion_reward_cents: 1000,
+                assignee_id: None,
+                status: task::COMPLETED.into(),
+                updated_at: chrono::DateTime::UNIX_EPOCH,
+            },
+            change: task::Change::PriceChanged {
+                from_cents: 1000,
+                to_cents: 1500,
+                by: uuid::Uuid::nil(),
+            },
+        };
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["change"]["kind"], "price_changed");
+        assert_eq!(serde_json::from_value::<task::TaskEvent>(v).unwrap(), e);
+        let edited: task::Change = serde_json::from_value(serde_json::json!({
+            "kind": "edited", "by": "00000000-0000-0000-0000-000000000000"
+        }))
+        .unwrap();
+        assert_eq!(
+            edited,
+            task::Change::Edited {
+                fields: vec![],
+                by: uuid::Uuid::nil()
+            }
+        );
     }
 
     #[test]

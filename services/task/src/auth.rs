@@ -31,6 +31,7 @@ pub const SU_READ: &str = "su_read:task";
 pub const EDIT: &str = "edit:task";
 pub const SU_EDIT: &str = "su_edit:task";
 pub const CREATE: &str = "create:task";
+pub const DELETE: &str = "delete:task";
 
 /// A scope as a type, so a handler's signature says what it needs.
 pub trait Scope {
@@ -50,6 +51,7 @@ scope!(SuReadTask, SU_READ);
 scope!(EditTask, EDIT);
 scope!(SuEditTask, SU_EDIT);
 scope!(CreateTask, CREATE);
+scope!(DeleteTask, DELETE);
 
 pub enum Principal {
     User(store::User),

@@ -45,8 +45,13 @@ pub struct Catalogue {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MoveRefusal {
     UnknownStatus,
-    NoTransition { allowed: Vec<AllowedMove> },
+    NoTransition {
+        allowed: Vec<AllowedMove>,
+    },
     NeedsRole(String),
+    /// The caller is not the task's assignee, and the move is not one
+    /// they approve.
+    NotAssignee,
 }
 
 impl Catalogue {
@@ -111,6 +116,65 @@ impl Catalogue {
                 Err(MoveRefusal::NeedsRole(role.clone()))
             }
             _ => Ok(()),
+        }
+    }
+}
+
+impl Catalogue {
+    /// May a caller holding `roles` (the task's assignee or not) move a
+    /// task of `type_id` from `from` to `to`? The assignee may make the
+    /// workflow's moves ([`Self::check_move`]). Anyone else may make only a
+    /// move that needs approval, and only holding its approving role: the
+    /// approver (an Employer) approves whoever's task it is.
+    pub fn check_move_as(
+        &self,
+        type_id: i32,
+        from: i32,
+        to: i32,
+        roles: &[String],
+        assignee: bool,
+    ) -> Result<(), MoveRefusal> {
+        if assignee {
+            return self.check_move(type_id, from, to, roles);
+        }
+        let wf = self.workflow_of(type_id);
+        let approves = self.transitions.iter().any(|t| {
+            Some(t.workflow_id) == wf
+                && t.from_status_id == from
+                && t.to_status_id == to
+                && t.approver_role
+                    .as_ref()
+                    .is_some_and(|role| roles.iter().any(|r| r == role))
+        });
+        if approves {
+            Ok(())
+        } else {
+            Err(MoveRefusal::NotAssignee)
+        }
+    }
+
+    /// Whether the workflow of `type_id` has `status` (its initial status,
+    /// or one a transition leaves or enters).
+    fn has_status(&self, type_id: i32, status: i32) -> bool {
+        let Some(wf) = self.workflow_of(type_id) else {
+            return false;
+        };
+        self.workflows
+            .get(&wf)
+            .is_some_and(|w| w.initial_status_id == status)
+            || self.transitions.iter().any(|t| {
+                t.workflow_id == wf && (t.from_status_id == status || t.to_status_id == status)
+            })
+    }
+
+    /// Where a task in `status` stands once its type becomes `type_id`:
+    /// the same status when the new type's workflow has it, else that
+    /// workflow's initial status. `status` for an unknown type.
+    pub fn status_for_type(&self, type_id: i32, status: i32) -> i32 {
+        if self.has_status(type_id, status) {
+            status
+        } else {
+            self.initial_status(type_id).unwrap_or(status)
         }
     }
 }
@@ -205,5 +269,61 @@ mod tests {
             Err(MoveRefusal::NeedsRole("Employer".into()))
         );
         assert_eq!(c.check_move(1, 3, 2, &employer), Ok(()));
+    }
+
+    #[test]
+    fn an_approver_may_make_approval_moves_on_anyones_task_and_nothing_else() {
+        let c = seeded();
+        let employer = vec!["Employer".to_owned()];
+        let employee = vec!["Employee".to_owned()];
+        assert_eq!(c.check_move_as(1, 2, 3, &employer, false), Ok(()));
+        assert_eq!(c.check_move_as(1, 3, 2, &employer, false), Ok(()));
+        for (from, to) in [(1, 2), (2, 4), (1, 3), (1, 9)] {
+            assert_eq!(
+                c.check_move_as(1, from, to, &employer, false),
+                Err(MoveRefusal::NotAssignee),
+                "{from} -> {to}"
+            );
+        }
+        assert_eq!(
+            c.check_move_as(1, 2, 3, &employee, false),
+            Err(MoveRefusal::NotAssignee)
+        );
+        assert_eq!(
+            c.check_move_as(1, 2, 3, &employee, true),
+            Err(MoveRefusal::NeedsRole("Employer".into()))
+        );
+    }
+
+    #[test]
+    fn a_new_type_keeps_the_status_its_workflow_has_else_starts_over() {
+        let mut c = seeded();
+        // A workflow with only To Do and In Progress, starting in To Do.
+        c.workflows.insert(
+            2,
+            Workflow {
+                id: 2,
+                name: "Short".into(),
+                initial_status_id: 1,
+            },
+        );
+        c.types.insert(
+            2,
+            TaskType {
+                id: 2,
+                name: "Chore".into(),
+                workflow_id: 2,
+            },
+        );
+        c.transitions.push(Transition {
+            workflow_id: 2,
+            from_status_id: 1,
+            to_status_id: 2,
+            approver_role: None,
+        });
+        assert_eq!(c.status_for_type(2, 2), 2);
+        assert_eq!(c.status_for_type(2, 3), 1);
+        assert_eq!(c.status_for_type(2, 4), 1);
+        assert_eq!(c.status_for_type(1, 3), 3);
     }
 }

@@ -1,7 +1,12 @@
 //! The task service's settings: the common ones plus its own. Every
 //! variable is listed in docs/configuration.md (the common ones) and the service's README.
 
+use std::time::Duration;
+
+use anyhow::Context;
 use platform::config::{parse_or, var_or, CommonConfig};
+
+use crate::domain::{Price, Pricing};
 
 pub const DEFAULT_PORT: u16 = 5002;
 
@@ -26,6 +31,15 @@ pub struct Settings {
     /// `/v1/task/own` pages each replica keeps in memory (0: none); each
     /// at most [`crate::cache::PAGE_MAX_BYTES`].
     pub page_cache_entries: usize,
+    /// The price of a task created without one (`TASK_DEFAULT_PRICE_CENTS`).
+    pub default_price: Price,
+    /// The assignment fee's and completion reward's ratios to the price.
+    pub pricing: Pricing,
+    /// How often the outbox relay looks for `task.v1` events (a commit
+    /// also wakes it at once).
+    pub outbox_poll: Duration,
+    /// When pruning runs, and how long published outbox rows are kept.
+    pub retention: platform::retention::Settings,
 }
 
 impl Settings {
@@ -46,6 +60,16 @@ impl Settings {
             summary_role: var_or("SUMMARY_ROLE", "Employee"),
             caller_cache_entries: parse_or("CALLER_CACHE_ENTRIES", 100_000)?,
             page_cache_entries: parse_or("PAGE_CACHE_ENTRIES", 2_048)?,
+            default_price: Price::new(parse_or("TASK_DEFAULT_PRICE_CENTS", 1_000)?)
+                .map_err(|e| anyhow::anyhow!("TASK_DEFAULT_PRICE_CENTS: {}", e.message))?,
+            pricing: Pricing::new(
+                parse_or("TASK_ASSIGNMENT_FEE_RATIO", 0.5)?,
+                parse_or("TASK_COMPLETION_REWARD_RATIO", 1.0)?,
+            )
+            .map_err(anyhow::Error::msg)
+            .context("the task prices' ratios")?,
+            outbox_poll: Duration::from_millis(parse_or("OUTBOX_POLL_MS", 500)?),
+            retention: platform::retention::Settings::from_env()?,
             common,
         })
     }

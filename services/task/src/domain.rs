@@ -478,6 +478,160 @@ pub fn parse_description(raw: &str) -> Result<String, Invalid> {
     Ok(raw.to_owned())
 }
 
+/// The cheapest price a task may have, in cents.
+pub const MIN_PRICE_CENTS: i64 = 1;
+/// The dearest price a task may have, in cents (a million in whole units).
+pub const MAX_PRICE_CENTS: i64 = 100_000_000;
+
+/// A task's price in integer cents, 1 to [`MAX_PRICE_CENTS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Price(i64);
+
+impl Price {
+    pub fn new(cents: i64) -> Result<Self, Invalid> {
+        if (MIN_PRICE_CENTS..=MAX_PRICE_CENTS).contains(&cents) {
+            Ok(Self(cents))
+        } else {
+            Err(Self::refusal())
+        }
+    }
+
+    /// `price_cents` as a request sends it: an integer, nothing else.
+    pub fn parse(raw: &Value) -> Result<Self, Invalid> {
+        raw.as_i64().ok_or_else(Self::refusal).and_then(Self::new)
+    }
+
+    fn refusal() -> Invalid {
+        Invalid::new(
+            "price_cents",
+            "price_range",
+            format!("price_cents must be a whole number of cents from {MIN_PRICE_CENTS} to {MAX_PRICE_CENTS}"),
+        )
+    }
+
+    pub fn cents(self) -> i64 {
+        self.0
+    }
+}
+
+/// What a price earns and costs: the assignment fee and the completion
+/// reward are the price times their ratios, rounded to whole cents (half
+/// away from zero).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pricing {
+    pub fee_ratio: f64,
+    pub reward_ratio: f64,
+}
+
+/// A task's price with its fee and reward, in cents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Amounts {
+    pub price_cents: i64,
+    pub assignment_fee_cents: i64,
+    pub completion_reward_cents: i64,
+}
+
+impl Pricing {
+    /// The largest ratio accepted: beyond it a reward could overflow what
+    /// a task's amounts are meant to hold.
+    pub const MAX_RATIO: f64 = 1_000.0;
+
+    /// Ratios must be finite, 0 to [`Self::MAX_RATIO`].
+    pub fn new(fee_ratio: f64, reward_ratio: f64) -> Result<Self, String> {
+        for (name, r) in [
+            ("TASK_ASSIGNMENT_FEE_RATIO", fee_ratio),
+            ("TASK_COMPLETION_REWARD_RATIO", reward_ratio),
+        ] {
+            if !r.is_finite() || !(0.0..=Self::MAX_RATIO).contains(&r) {
+                return Err(format!(
+                    "{name} must be a number from 0 to {}",
+                    Self::MAX_RATIO
+                ));
+            }
+        }
+        Ok(Self {
+            fee_ratio,
+            reward_ratio,
+        })
+    }
+
+    pub fn amounts(&self, price: Price) -> Amounts {
+        // Prices are at most 1e8 and ratios at most 1e3: every product is
+        // exact in an f64 and far inside an i64.
+        let of = |ratio: f64| (price.cents() as f64 * ratio).round() as i64;
+        Amounts {
+            price_cents: price.cents(),
+            assignment_fee_cents: of(self.fee_ratio),
+            completion_reward_cents: of(self.reward_ratio),
+        }
+    }
+}
+
+/// A change of a task's fields, as `PATCH /v1/tasks/{id}` sends it: only
+/// the keys present change; `null` clears a description or a due date.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FieldChanges {
+    pub title: Option<Title>,
+    pub description: Option<Option<String>>,
+    pub due_date: Option<Option<DateTime<Utc>>>,
+    pub type_id: Option<i32>,
+    pub price: Option<Price>,
+}
+
+impl FieldChanges {
+    pub const KEYS: [&'static str; 5] =
+        ["title", "description", "due_date", "type_id", "price_cents"];
+
+    pub fn parse(body: &Map<String, Value>) -> Result<Self, Invalid> {
+        let mut c = Self::default();
+        let text = |key: &str, v: &Value| -> Result<String, Invalid> {
+            v.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| Invalid::new(key, "string", format!("{key} must be a string")))
+        };
+        for (key, value) in body {
+            match key.as_str() {
+                "title" => c.title = Some(Title::parse(&text("title", value)?)?),
+                "description" => {
+                    c.description = Some(match value {
+                        Value::Null => None,
+                        v => Some(parse_description(&text("description", v)?)?),
+                    })
+                }
+                "due_date" => {
+                    c.due_date = Some(match value {
+                        Value::Null => None,
+                        v => Some(parse_timestamp("due_date", &text("due_date", v)?)?),
+                    })
+                }
+                "type_id" => {
+                    c.type_id = Some(
+                        value
+                            .as_i64()
+                            .and_then(|n| i32::try_from(n).ok())
+                            .ok_or_else(|| {
+                                Invalid::new("type_id", "integer", "type_id must be an integer id")
+                            })?,
+                    )
+                }
+                "price_cents" => c.price = Some(Price::parse(value)?),
+                other => {
+                    let shown: String = other.chars().take(40).collect();
+                    return Err(Invalid::new(
+                        other,
+                        "unknown_field",
+                        format!(
+                            "{shown:?} cannot be changed here; a task's {} can",
+                            Self::KEYS.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(c)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -670,5 +824,74 @@ mod tests {
         let s = range(None, Some("2024-12-31 23:00:00")).split_by_month();
         assert_eq!(s.months, Some((None, Some(t("2024-12-01 00:00:00")))));
         assert!(s.head.is_none() && s.tail.is_some());
+    }
+
+    #[test]
+    fn prices_are_whole_cents_within_bounds() {
+        assert_eq!(Price::parse(&json!(1)).unwrap().cents(), 1);
+        assert_eq!(
+            Price::parse(&json!(100_000_000)).unwrap().cents(),
+            100_000_000
+        );
+        for bad in [
+            json!(0),
+            json!(-5),
+            json!(100_000_001),
+            json!(1.5),
+            json!("100"),
+            json!(null),
+        ] {
+            let e = Price::parse(&bad).unwrap_err();
+            assert_eq!(
+                (e.field.as_str(), e.rule.as_str()),
+                ("price_cents", "price_range"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn fees_and_rewards_are_the_price_times_their_ratios_rounded() {
+        let p = Pricing::new(0.5, 1.0).unwrap();
+        let a = p.amounts(Price::new(1001).unwrap());
+        assert_eq!(
+            (
+                a.price_cents,
+                a.assignment_fee_cents,
+                a.completion_reward_cents
+            ),
+            (1001, 501, 1001)
+        );
+        let a = Pricing::new(0.333, 2.5)
+            .unwrap()
+            .amounts(Price::new(100).unwrap());
+        assert_eq!(
+            (a.assignment_fee_cents, a.completion_reward_cents),
+            (33, 250)
+        );
+        assert!(Pricing::new(-0.1, 1.0).is_err());
+        assert!(Pricing::new(0.5, f64::NAN).is_err());
+    }
+
+    #[test]
+    fn a_change_of_fields_takes_the_known_keys_and_null_clears() {
+        let body = json!({"title": " New ", "description": null, "due_date": "2025-01-01 00:00:00",
+                          "type_id": 2, "price_cents": 250});
+        let c = FieldChanges::parse(body.as_object().unwrap()).unwrap();
+        assert_eq!(c.title.unwrap().into_inner(), "New");
+        assert_eq!(c.description, Some(None));
+        assert_eq!(c.due_date, Some(Some(t("2025-01-01 00:00:00"))));
+        assert_eq!(c.type_id, Some(2));
+        assert_eq!(c.price.map(Price::cents), Some(250));
+        for (bad, field) in [
+            (json!({"status_id": 2}), "status_id"),
+            (json!({"title": null}), "title"),
+            (json!({"type_id": "2"}), "type_id"),
+            (json!({"price_cents": 0}), "price_cents"),
+            (json!({"due_date": "tomorrow"}), "due_date"),
+        ] {
+            let e = FieldChanges::parse(bad.as_object().unwrap()).unwrap_err();
+            assert_eq!(e.field, field, "{bad}");
+        }
     }
 }

@@ -49,6 +49,9 @@ pub enum ApiError {
         to: String,
         allowed: Vec<AllowedMove>,
     },
+    /// A task that other tasks name as their parent cannot be deleted.
+    #[error("task {0} has subtasks")]
+    HasSubtasks(uuid::Uuid),
     #[error("{0}")]
     Unavailable(String),
     #[error(transparent)]
@@ -112,6 +115,14 @@ impl ApiError {
             .with("from", from)
             .with("to", to)
             .with("allowed", allowed),
+            ApiError::HasSubtasks(id) => Problem::new(
+                StatusCode::CONFLICT,
+                "task-has-subtasks",
+                "The task has subtasks",
+            )
+            .with_detail(format!(
+                "other tasks name task {id} as their parent: delete or move them first"
+            )),
             ApiError::Unavailable(d) => Problem::unavailable(d.clone()),
             ApiError::Store(e) => Problem::from(e),
             ApiError::Database(e) => platform::db::database_problem(e),

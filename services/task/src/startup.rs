@@ -1,5 +1,7 @@
-//! Wiring only: state, server, and the consumer that feeds the users read
-//! model. Production and tests run this same code; tests bind port 0.
+//! Wiring only: state, server, the consumer that feeds the users read
+//! model, the outbox relay that publishes `task.v1` and the pruning of
+//! published outbox rows. Production and tests run this same code; tests
+//! bind port 0.
 
 use std::sync::Arc;
 
@@ -10,8 +12,9 @@ use actix_web::{
 use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 use platform::{
     db,
-    events::{self, topics, ConsumerConfig},
+    events::{self, topics, ConsumerConfig, OutboxSignal, RelayConfig},
     jwt::{KeySource, RemoteJwks, Verifier, ACCESS_TYP},
+    retention::Pruner,
     revocation::Revocations,
     server,
 };
@@ -34,6 +37,8 @@ pub struct Application {
     /// How long SIGTERM drains before the stop (`SHUTDOWN_DRAIN_SECONDS`).
     drain: std::time::Duration,
     consumer: JoinHandle<()>,
+    /// The outbox relay and the pruning.
+    background: Vec<JoinHandle<()>>,
     listener: Option<std::thread::JoinHandle<()>>,
     shutdown: watch::Sender<bool>,
 }
@@ -62,6 +67,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppStat
         users: Arc::new(UserCache::new(settings.caller_cache_entries)),
         pages: Arc::new(PageCache::new(settings.page_cache_entries)),
         revocations: Revocations::new(),
+        outbox: OutboxSignal::default(),
         settings,
     }))
 }
@@ -104,6 +110,7 @@ impl Application {
         );
         let consumer = tokio::spawn({
             let cfg = consumer_config(s);
+            let rx = rx.clone();
             let pool = state.pool.clone();
             let users = state.users.clone();
             async move {
@@ -123,12 +130,31 @@ impl Application {
                 }
             }
         });
+        let relay = tokio::spawn(events::run_relay(
+            RelayConfig {
+                brokers: s.common.kafka_brokers.clone(),
+                database_url: s.common.database_url.clone(),
+                topics: vec![topics::TASK],
+                partitions: s.common.kafka_topic_partitions,
+                replication: s.common.kafka_topic_replication,
+                poll: s.outbox_poll,
+                batch: 500,
+                notify: None,
+            },
+            state.outbox.clone(),
+            rx.clone(),
+        ));
+        // Published outbox rows only: nothing else of the task service
+        // expires.
+        let pruner = Pruner::new(state.pool.clone(), s.retention.clone(), vec![]);
+        let pruner = tokio::spawn(pruner.run(rx));
         tracing::info!(port, "task listening");
         Ok(Self {
             port,
             server,
             drain: s.common.shutdown_drain,
             consumer,
+            background: vec![relay, pruner],
             listener,
             shutdown,
         })
@@ -145,11 +171,14 @@ impl Application {
     }
 
     /// Serves until SIGTERM (after a drain) or SIGINT ([`server::serve`]), then
-    /// stops the consumer.
+    /// stops the consumer, the relay and the pruning.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let result = server::serve(self.server, self.drain).await;
         let _ = self.shutdown.send(true);
         let _ = self.consumer.await;
+        for h in self.background {
+            let _ = h.await;
+        }
         if let Some(l) = self.listener {
             let _ = tokio::task::spawn_blocking(move || l.join()).await;
         }

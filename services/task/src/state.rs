@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use platform::{
     db::PgPool,
+    events::OutboxSignal,
     jwt::{TokenCache, Verifier},
     revocation::Revocations,
 };
@@ -28,4 +29,6 @@ pub struct AppState {
     pub pages: Arc<PageCache>,
     /// Revoked tokens, grants, clients and users (`oauth.revocation.v1`).
     pub revocations: Revocations,
+    /// Wakes the outbox relay after a commit that wrote `task.v1` events.
+    pub outbox: OutboxSignal,
 }

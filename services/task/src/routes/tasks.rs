@@ -1,5 +1,7 @@
 //! The task-management design's task endpoints: list one's own or all tasks, create, move
-//! along the workflow, assign. Each needs an access token with its scope.
+//! along the workflow, assign; and the tracker's other operations: change a
+//! task's fields, type or price, delete it. Each needs an access token with
+//! its scope; each change writes its `task.v1` event in its transaction.
 
 use actix_web::{
     web::{self, Bytes},
@@ -13,18 +15,19 @@ use uuid::Uuid;
 
 use crate::{
     auth::{
-        Authenticated, CreateTask, EditTask, ReadTask, Reader, SuEditTask, SuReadTask, UserCaller,
-        READ, SU_READ,
+        Authenticated, CreateTask, DeleteTask, EditTask, ReadTask, Reader, SuEditTask, SuReadTask,
+        UserCaller, READ, SU_READ,
     },
     cache::{PageKey, PAGE_MAX_BYTES},
+    catalogue::Catalogue,
     catalogue::MoveRefusal,
     domain::{
-        parse_description, parse_timestamp, DateRange, Direction, Page, TaskFilter, TaskSort,
-        Title, UserRef,
+        parse_description, parse_timestamp, DateRange, Direction, FieldChanges, Page, Price,
+        TaskFilter, TaskSort, Title, UserRef,
     },
     error::ApiError,
     state::AppState,
-    store::{self, Filter, ListQuery, NewTask, TaskView},
+    store::{self, Deleted, Edited, Filter, ListQuery, NewTask, TaskEdit, TaskView},
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -33,7 +36,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/v1/task", web::post().to(create))
         .route("/v1/task/assignment", web::post().to(assign))
         .route("/v1/tasks/{id}", web::post().to(move_status))
-        .route("/v1/tasks/{id}", web::get().to(get));
+        .route("/v1/tasks/{id}", web::get().to(get))
+        .route("/v1/tasks/{id}", web::patch().to(edit))
+        .route("/v1/tasks/{id}", web::delete().to(delete));
 }
 
 #[derive(Deserialize)]
@@ -210,6 +215,8 @@ struct CreateRequest {
     description: Option<String>,
     due_date: Option<String>,
     parent: Option<Uuid>,
+    /// Whole cents; the service's default price when absent.
+    price_cents: Option<Value>,
 }
 
 /// The assignee named by `raw`, which must be a known, active user.
@@ -231,6 +238,25 @@ async fn assignable(state: &AppState, raw: &str) -> Result<Uuid, ApiError> {
     }
 }
 
+/// Where a task of `type_id` starts; 422 `unknown-type` naming the types
+/// there are when there is no such type.
+fn initial_status(cat: &Catalogue, type_id: i32) -> Result<i32, ApiError> {
+    cat.initial_status(type_id).ok_or_else(|| {
+        ApiError::unknown(
+            "unknown-type",
+            "type_id",
+            format!(
+                "no task type {type_id}; known: {}",
+                cat.types
+                    .values()
+                    .map(|t| format!("{} ({})", t.id, t.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    })
+}
+
 async fn load_view(state: &AppState, id: Uuid) -> Result<TaskView, ApiError> {
     with_conn(&state.pool, move |c| {
         store::task_view(c, id).map_err(ApiError::from)
@@ -240,9 +266,10 @@ async fn load_view(state: &AppState, id: Uuid) -> Result<TaskView, ApiError> {
 }
 
 /// `POST /v1/task` (`create:task`): `{title, type_id, severity_id?,
-/// assignee?, description?, due_date?, parent?}`. The caller is the
-/// creator; the task starts in the first status of its type's workflow.
-/// 201 with the task.
+/// assignee?, description?, due_date?, parent?, price_cents?}`. The caller
+/// is the creator; the task starts in the first status of its type's
+/// workflow, at the default price unless it names one, with the fee and
+/// reward of that price. 201 with the task.
 async fn create(
     caller: UserCaller<CreateTask>,
     state: web::Data<AppState>,
@@ -260,22 +287,12 @@ async fn create(
         .as_deref()
         .map(|d| parse_timestamp("due_date", d))
         .transpose()?;
+    let price = match &b.price_cents {
+        Some(raw) => Price::parse(raw)?,
+        None => state.settings.default_price,
+    };
     let cat = &state.catalogue;
-    let status_id = cat.initial_status(b.type_id).ok_or_else(|| {
-        ApiError::unknown(
-            "unknown-type",
-            "type_id",
-            format!(
-                "no task type {}; known: {}",
-                b.type_id,
-                cat.types
-                    .values()
-                    .map(|t| format!("{} ({})", t.id, t.name))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )
-    })?;
+    let status_id = initial_status(cat, b.type_id)?;
     if let Some(s) = b.severity_id {
         if !cat.severities.contains_key(&s) {
             return Err(ApiError::unknown(
@@ -299,6 +316,7 @@ async fn create(
         status_id,
         parent: b.parent,
         due_date,
+        amounts: state.settings.pricing.amounts(price),
     };
     let id = with_conn(&state.pool, move |c| -> Result<Uuid, ApiError> {
         if let Some(p) = new.parent {
@@ -313,6 +331,7 @@ async fn create(
         Ok(store::insert_task(c, new)?)
     })
     .await?;
+    state.outbox.nudge();
     if let Some(a) = assignee {
         state.pages.changed(&a);
     }
@@ -330,8 +349,9 @@ struct MoveRequest {
 
 /// `POST /v1/tasks/{id}` (`edit:task`): `{status_id}` moves the caller's
 /// own task along its type's workflow; a move needing approval needs the
-/// approving role. 204; 403 for another's task or a missing approval, 409
-/// for a move the workflow does not have.
+/// approving role, whose holder may make it on anyone's task. 204; 403 for
+/// another's task (unless approving) or a missing approval, 409 for a move
+/// the workflow does not have.
 async fn move_status(
     caller: UserCaller<EditTask>,
     state: web::Data<AppState>,
@@ -341,19 +361,20 @@ async fn move_status(
     let (id, to) = (id.into_inner(), body.into_inner().status_id);
     let cat = state.catalogue.clone();
     let user = caller.user;
-    let me = user.id;
-    with_conn(&state.pool, move |c| {
+    let assignee = with_conn(&state.pool, move |c| {
         c.transaction::<_, ApiError, _>(|c| {
             let t = store::lock_task(c, id)?
                 .ok_or_else(|| ApiError::NotFound(format!("no task {id}")))?;
-            if t.assignee != Some(user.id) {
-                return Err(ApiError::Forbidden(
-                    "only the task's assignee may change its status".into(),
-                ));
-            }
             let name = |s: i32| cat.status_name(s).to_owned();
-            match cat.check_move(t.type_id, t.status_id, to, &user.roles) {
-                Ok(()) => Ok(store::set_status(c, &t, to, user.id)?),
+            let mine = t.assignee == Some(user.id);
+            match cat.check_move_as(t.type_id, t.status_id, to, &user.roles, mine) {
+                Ok(()) => {
+                    store::set_status(c, &t, to, user.id, &cat)?;
+                    Ok(t.assignee)
+                }
+                Err(MoveRefusal::NotAssignee) => Err(ApiError::Forbidden(
+                    "only the task's assignee may change its status (an approver may make the moves that need approval)".into(),
+                )),
                 Err(MoveRefusal::UnknownStatus) => Err(ApiError::unknown(
                     "unknown-status",
                     "status_id",
@@ -373,7 +394,10 @@ async fn move_status(
         })
     })
     .await?;
-    state.pages.changed(&me);
+    state.outbox.nudge();
+    if let Some(a) = assignee {
+        state.pages.changed(&a);
+    }
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -401,10 +425,78 @@ async fn assign(
     let Some(before) = before else {
         return Err(ApiError::NotFound(format!("no task {task_id}")));
     };
+    state.outbox.nudge();
     for a in before.iter().chain([&assignee]) {
         state.pages.changed(a);
     }
     Ok(HttpResponse::Ok().json(load_view(&state, task_id).await?))
+}
+
+/// `PATCH /v1/tasks/{id}` (`su_edit:task`): changes any of `title`,
+/// `description`, `due_date`, `type_id` and `price_cents` of any task
+/// (`null` clears a description or a due date). A new type moves the task
+/// onto its workflow: the same status when that workflow has it, else its
+/// initial status. A new price brings the fee and reward of the current
+/// ratios. 200 with the task; one event per kind of change.
+async fn edit(
+    caller: UserCaller<SuEditTask>,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    body: web::Json<Map<String, Value>>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let changes = FieldChanges::parse(&body.into_inner())?;
+    if let Some(t) = changes.type_id {
+        initial_status(&state.catalogue, t)?;
+    }
+    let edit = TaskEdit {
+        title: changes.title.map(Title::into_inner),
+        description: changes.description,
+        due_date: changes.due_date,
+        type_id: changes.type_id,
+        amounts: changes.price.map(|p| state.settings.pricing.amounts(p)),
+    };
+    let (cat, by) = (state.catalogue.clone(), caller.user.id);
+    let outcome = with_conn(&state.pool, move |c| {
+        store::edit_task(c, id, &edit, by, &cat).map_err(ApiError::from)
+    })
+    .await?;
+    match outcome {
+        Edited::NoSuchTask => return Err(ApiError::NotFound(format!("no task {id}"))),
+        Edited::Done { assignee } => {
+            state.outbox.nudge();
+            if let Some(a) = assignee {
+                state.pages.changed(&a);
+            }
+        }
+    }
+    Ok(HttpResponse::Ok().json(load_view(&state, id).await?))
+}
+
+/// `DELETE /v1/tasks/{id}` (`delete:task`): deletes the task and its
+/// status history. 204; 404 for no such task, 409 `task-has-subtasks`
+/// when other tasks name it as their parent.
+async fn delete(
+    caller: UserCaller<DeleteTask>,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, by) = (id.into_inner(), caller.user.id);
+    let outcome = with_conn(&state.pool, move |c| {
+        store::delete_task(c, id, by).map_err(ApiError::from)
+    })
+    .await?;
+    match outcome {
+        Deleted::NoSuchTask => Err(ApiError::NotFound(format!("no task {id}"))),
+        Deleted::HasSubtasks => Err(ApiError::HasSubtasks(id)),
+        Deleted::Done { assignee } => {
+            state.outbox.nudge();
+            if let Some(a) = assignee {
+                state.pages.changed(&a);
+            }
+            Ok(HttpResponse::NoContent().finish())
+        }
+    }
 }
 
 #[derive(Serialize)]

@@ -28,6 +28,10 @@ pub struct TaskRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub updated_by: Option<Uuid>,
+    pub price_cents: i64,
+    pub assignment_fee_cents: i64,
+    pub completion_reward_cents: i64,
+    pub version: i64,
 }
 
 impl TaskRow {
@@ -62,6 +66,10 @@ impl TaskRow {
             updated_at: self.updated_at,
             updated_by_id: self.updated_by,
             updated_by,
+            price_cents: self.price_cents,
+            assignment_fee_cents: self.assignment_fee_cents,
+            completion_reward_cents: self.completion_reward_cents,
+            version: self.version,
         }
     }
 }

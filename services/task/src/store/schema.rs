@@ -82,6 +82,10 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         updated_by -> Nullable<Uuid>,
+        price_cents -> Int8,
+        assignment_fee_cents -> Int8,
+        completion_reward_cents -> Int8,
+        version -> Int8,
     }
 }
 
@@ -118,5 +122,9 @@ diesel::table! {
         updated_at -> Timestamptz,
         updated_by_id -> Nullable<Uuid>,
         updated_by -> Nullable<Text>,
+        price_cents -> Int8,
+        assignment_fee_cents -> Int8,
+        completion_reward_cents -> Int8,
+        version -> Int8,
     }
 }
