@@ -42,26 +42,46 @@ impl TestDatabase {
     /// A database with the platform's and a service's migrations run:
     /// `service` names the folder under `migrations/` that `migrations`
     /// embeds.
+    ///
+    /// Test runs of other checkouts on the same server (whose migrations, or
+    /// whose paths, differ) make templates of their own and drop the others
+    /// of the service: when the template is gone, the migrations run into
+    /// the new database itself, and the next call makes the template again.
     pub fn migrated(service: &str, migrations: EmbeddedMigrations) -> Self {
-        let template = template(service, migrations);
-        Self::create_from(&service.replace('-', "_"), Some(&template))
+        let prefix = service.replace('-', "_");
+        let mut migrations = Some(migrations);
+        let template = template(service, &mut migrations);
+        match Self::try_create_from(&prefix, Some(&template)) {
+            Ok(db) => db,
+            Err(e) if e.to_string().contains("template database") => {
+                forget_template(service);
+                let migrations = migrations
+                    .unwrap_or_else(|| panic!("the template {template} vanished as it was made"));
+                let db = Self::create_from(&prefix, None);
+                platform::db::migrate(&db.url, migrations).expect("migrations run");
+                db
+            }
+            Err(e) => panic!("create test database: {e:?}"),
+        }
     }
 
     fn create_from(prefix: &str, template: Option<&str>) -> Self {
+        Self::try_create_from(prefix, template).expect("create test database")
+    }
+
+    fn try_create_from(prefix: &str, template: Option<&str>) -> diesel::QueryResult<Self> {
         let server = postgres_server_url();
         let name = format!("{prefix}_test_{}", uuid::Uuid::new_v4().simple());
         let sql = match template {
             Some(t) => format!("CREATE DATABASE \"{name}\" TEMPLATE \"{t}\""),
             None => format!("CREATE DATABASE \"{name}\""),
         };
-        sql_query(sql)
-            .execute(&mut admin())
-            .expect("create test database");
-        Self {
+        sql_query(sql).execute(&mut admin())?;
+        Ok(Self {
             url: format!("{server}/{name}"),
             name,
             owned: true,
-        }
+        })
     }
 
     /// The same database, for a second app (a restart, a new release);
@@ -98,13 +118,27 @@ struct Name {
     datname: String,
 }
 
+/// The templates this process made or found, by service.
+fn made_templates() -> &'static Mutex<HashMap<String, String>> {
+    static MADE: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
+    MADE.get_or_init(Default::default)
+}
+
+/// Forgets `service`'s template, which was dropped: the next [`template`]
+/// looks for it (or makes it) again.
+fn forget_template(service: &str) {
+    made_templates()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(service);
+}
+
 /// The template of `service`'s current migrations, made once: its name
 /// carries a digest of the migration files, so that a changed migration
-/// makes a new one (and the old ones are dropped).
-fn template(service: &str, migrations: EmbeddedMigrations) -> String {
-    static MADE: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
-    let made = MADE.get_or_init(Default::default);
-    let mut made = made.lock().unwrap_or_else(|e| e.into_inner());
+/// makes a new one (and the old ones are dropped). `migrations` is taken
+/// when the template is made here, left when it was there already.
+fn template(service: &str, migrations: &mut Option<EmbeddedMigrations>) -> String {
+    let mut made = made_templates().lock().unwrap_or_else(|e| e.into_inner());
     if let Some(t) = made.get(service) {
         return t.clone();
     }
@@ -132,6 +166,7 @@ fn template(service: &str, migrations: EmbeddedMigrations) -> String {
                 .expect("template database");
         }
         let url = format!("{}/{building}", postgres_server_url());
+        let migrations = migrations.take().expect("migrations not used yet");
         platform::db::migrate(&url, migrations).expect("migrations run into the template");
         // The migration's connection may take a moment to leave.
         let rename = format!("ALTER DATABASE \"{building}\" RENAME TO \"{name}\"");
@@ -188,5 +223,40 @@ fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
         } else {
             out.push(p);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+
+    fn outbox_rows(db: &TestDatabase) -> i64 {
+        let mut c = PgConnection::establish(&db.url).unwrap();
+        sql_query("SELECT count(*) AS n FROM outbox")
+            .get_result::<Count>(&mut c)
+            .unwrap()
+            .n
+    }
+
+    #[test]
+    fn a_template_dropped_by_another_run_still_gives_a_migrated_database() {
+        let first = TestDatabase::migrated("platform", platform::db::PLATFORM_MIGRATIONS);
+        assert_eq!(outbox_rows(&first), 0);
+        let template = made_templates().lock().unwrap()["platform"].clone();
+        sql_query(format!("DROP DATABASE \"{template}\" WITH (FORCE)"))
+            .execute(&mut admin())
+            .unwrap();
+        let second = TestDatabase::migrated("platform", platform::db::PLATFORM_MIGRATIONS);
+        assert_eq!(outbox_rows(&second), 0);
+        // And the next one has a template again.
+        let third = TestDatabase::migrated("platform", platform::db::PLATFORM_MIGRATIONS);
+        assert_eq!(outbox_rows(&third), 0);
+        assert!(made_templates().lock().unwrap().contains_key("platform"));
     }
 }

@@ -10,17 +10,21 @@
 //!   from default settings rather than the shell's environment;
 //! - [`TestPlatform`]: an authenticator and a safekeeper wired together,
 //!   with the superuser's admin token, clients and people with roles;
+//! - [`SmtpSink`]: an SMTP server that keeps what it is sent ([`smtp`]);
 //! - [`eventually`], [`assert_problem`], [`session`]: the small helpers
 //!   every service's tests use.
 
 pub mod broker;
 pub mod db;
 mod http;
+pub mod smtp;
 
 #[cfg(feature = "access-rule")]
 pub mod access_rule;
 #[cfg(feature = "authenticator")]
 pub mod authenticator;
+#[cfg(feature = "notifier")]
+pub mod notifier;
 #[cfg(feature = "safekeeper")]
 pub mod safekeeper;
 #[cfg(feature = "safekeeper")]
@@ -36,6 +40,7 @@ pub use broker::{collect_events, shared_brokers, OwnedBroker};
 pub use db::TestDatabase;
 pub use http::{assert_problem, assert_routes_match_its_document, json_of, session, text_of};
 pub use platform::server::BoundListener;
+pub use smtp::{ReceivedMail, SmtpSink};
 #[cfg(feature = "safekeeper")]
 pub use stack::{Person, TestPlatform, TestPlatformBuilder, PASSWORD};
 
