@@ -13,7 +13,7 @@ PGHOST_URL="${PGHOST_URL:-postgres://postgres@127.0.0.1:$PG_PORT}"
 export PGSSLMODE="${PGSSLMODE:-disable}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:$KAFKA_PORT}"
-TOPICS=(iam.user.v1 iam.user-role.v1 directory.membership.v1 directory.organization.v1 access.restriction.v1 oauth.revocation.v1 task.v1)
+TOPICS=(iam.user.v1 iam.user-role.v1 directory.membership.v1 directory.organization.v1 access.restriction.v1 oauth.revocation.v1 task.v1 accounting.transaction.v1 notification.v1)
 # service name, port, database. Add a line as each service arrives.
 PORT_OFFSET="${PORT_OFFSET:-0}"
 DB_SUFFIX="${DB_SUFFIX:-}"

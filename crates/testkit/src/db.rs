@@ -42,12 +42,34 @@ impl TestDatabase {
     /// A database with the platform's and a service's migrations run:
     /// `service` names the folder under `migrations/` that `migrations`
     /// embeds.
+    ///
+    /// Test runs of other checkouts on the same server (whose migrations, or
+    /// whose paths, differ) make templates of their own and drop the others
+    /// of the service: when the template is gone, the migrations run into
+    /// the new database itself, and the next call makes the template again.
     pub fn migrated(service: &str, migrations: EmbeddedMigrations) -> Self {
-        let template = template(service, migrations);
-        Self::create_from(&service.replace('-', "_"), Some(&template))
+        let prefix = service.replace('-', "_");
+        let mut migrations = Some(migrations);
+        let template = template(service, &mut migrations);
+        match Self::try_create_from(&prefix, Some(&template)) {
+            Ok(db) => db,
+            Err(e) if e.to_string().contains("template database") => {
+                forget_template(service);
+                let migrations = migrations
+                    .unwrap_or_else(|| panic!("the template {template} vanished as it was made"));
+                let db = Self::create_from(&prefix, None);
+                platform::db::migrate(&db.url, migrations).expect("migrations run");
+                db
+            }
+            Err(e) => panic!("create test database: {e:?}"),
+        }
     }
 
     fn create_from(prefix: &str, template: Option<&str>) -> Self {
+        Self::try_create_from(prefix, template).expect("create test database")
+    }
+
+    fn try_create_from(prefix: &str, template: Option<&str>) -> diesel::QueryResult<Self> {
         let server = postgres_server_url();
         let name = format!("{prefix}_test_{}", uuid::Uuid::new_v4().simple());
         let sql = match template {
@@ -58,17 +80,23 @@ impl TestDatabase {
         let mut tries = 0;
         // A template being read by someone (autovacuum, say) cannot be
         // copied at that moment: try again shortly.
-        while let Err(e) = sql_query(&sql).execute(&mut admin) {
-            tries += 1;
-            let busy = e.to_string().contains("being accessed by other users");
-            assert!(busy && tries < 100, "create test database: {e}");
-            std::thread::sleep(Duration::from_millis(50));
+        loop {
+            match sql_query(&sql).execute(&mut admin) {
+                Ok(_) => break,
+                Err(e)
+                    if e.to_string().contains("being accessed by other users") && tries < 100 =>
+                {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => return Err(e),
+            }
         }
-        Self {
+        Ok(Self {
             url: format!("{server}/{name}"),
             name,
             owned: true,
-        }
+        })
     }
 
     /// The same database, for a second app (a restart, a new release);
@@ -105,13 +133,27 @@ struct Name {
     datname: String,
 }
 
+/// The templates this process made or found, by service.
+fn made_templates() -> &'static Mutex<HashMap<String, String>> {
+    static MADE: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
+    MADE.get_or_init(Default::default)
+}
+
+/// Forgets `service`'s template, which was dropped: the next [`template`]
+/// looks for it (or makes it) again.
+fn forget_template(service: &str) {
+    made_templates()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(service);
+}
+
 /// The template of `service`'s current migrations, made once: its name
 /// carries a digest of the migration files, so that a changed migration
-/// makes a new one (and the old ones are dropped).
-fn template(service: &str, migrations: EmbeddedMigrations) -> String {
-    static MADE: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
-    let made = MADE.get_or_init(Default::default);
-    let mut made = made.lock().unwrap_or_else(|e| e.into_inner());
+/// makes a new one (and the old ones are dropped). `migrations` is taken
+/// when the template is made here, left when it was there already.
+fn template(service: &str, migrations: &mut Option<EmbeddedMigrations>) -> String {
+    let mut made = made_templates().lock().unwrap_or_else(|e| e.into_inner());
     if let Some(t) = made.get(service) {
         return t.clone();
     }
@@ -139,6 +181,7 @@ fn template(service: &str, migrations: EmbeddedMigrations) -> String {
                 .expect("template database");
         }
         let url = format!("{}/{building}", postgres_server_url());
+        let migrations = migrations.take().expect("migrations not used yet");
         platform::db::migrate(&url, migrations).expect("migrations run into the template");
         // The migration's connection may take a moment to leave.
         let rename = format!("ALTER DATABASE \"{building}\" RENAME TO \"{name}\"");
@@ -165,7 +208,7 @@ fn template(service: &str, migrations: EmbeddedMigrations) -> String {
 }
 
 /// The first 16 hex digits of a SHA-256 over the platform's and
-/// `service`'s migration files (names and contents).
+/// `service`'s migration files (paths below `migrations/`, and contents).
 fn digest(service: &str) -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
     let mut h = Sha256::new();
@@ -174,7 +217,9 @@ fn digest(service: &str) -> String {
         walk(&root.join(set), &mut files);
         files.sort();
         for f in files {
-            h.update(f.to_string_lossy().as_bytes());
+            // Relative: checkouts with the same migrations share a template.
+            let name = f.strip_prefix(&root).unwrap_or(&f);
+            h.update(name.to_string_lossy().as_bytes());
             h.update(std::fs::read(&f).expect("a migration file"));
         }
     }
@@ -195,5 +240,40 @@ fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
         } else {
             out.push(p);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+
+    fn outbox_rows(db: &TestDatabase) -> i64 {
+        let mut c = PgConnection::establish(&db.url).unwrap();
+        sql_query("SELECT count(*) AS n FROM outbox")
+            .get_result::<Count>(&mut c)
+            .unwrap()
+            .n
+    }
+
+    #[test]
+    fn a_template_dropped_by_another_run_still_gives_a_migrated_database() {
+        let first = TestDatabase::migrated("platform", platform::db::PLATFORM_MIGRATIONS);
+        assert_eq!(outbox_rows(&first), 0);
+        let template = made_templates().lock().unwrap()["platform"].clone();
+        sql_query(format!("DROP DATABASE \"{template}\" WITH (FORCE)"))
+            .execute(&mut admin())
+            .unwrap();
+        let second = TestDatabase::migrated("platform", platform::db::PLATFORM_MIGRATIONS);
+        assert_eq!(outbox_rows(&second), 0);
+        // And the next one has a template again.
+        let third = TestDatabase::migrated("platform", platform::db::PLATFORM_MIGRATIONS);
+        assert_eq!(outbox_rows(&third), 0);
+        assert!(made_templates().lock().unwrap().contains_key("platform"));
     }
 }

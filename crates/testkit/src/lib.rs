@@ -10,6 +10,7 @@
 //!   from default settings rather than the shell's environment;
 //! - [`TestPlatform`]: an authenticator and a safekeeper wired together,
 //!   with the superuser's admin token, clients and people with roles;
+//! - [`SmtpSink`]: an SMTP server that keeps what it is sent ([`smtp`]);
 //! - [`eventually`], [`assert_problem`], [`session`]: the small helpers
 //!   every service's tests use.
 
@@ -17,6 +18,7 @@ pub mod broker;
 pub mod db;
 mod http;
 pub mod logs;
+pub mod smtp;
 
 #[cfg(feature = "access-rule")]
 pub mod access_rule;
@@ -24,6 +26,8 @@ pub mod access_rule;
 pub mod accounting;
 #[cfg(feature = "authenticator")]
 pub mod authenticator;
+#[cfg(feature = "notifier")]
+pub mod notifier;
 #[cfg(feature = "safekeeper")]
 pub mod safekeeper;
 #[cfg(feature = "safekeeper")]
@@ -40,6 +44,7 @@ pub use db::TestDatabase;
 pub use http::{assert_problem, assert_routes_match_its_document, json_of, session, text_of};
 pub use logs::CapturedLogs;
 pub use platform::server::BoundListener;
+pub use smtp::{ReceivedMail, SmtpSink};
 #[cfg(feature = "safekeeper")]
 pub use stack::{Person, TestPlatform, TestPlatformBuilder, PASSWORD};
 

@@ -178,7 +178,7 @@ impl Application {
             RelayConfig {
                 brokers: s.common.kafka_brokers.clone(),
                 database_url: s.common.database_url.clone(),
-                topics: vec![topics::USER],
+                topics: vec![topics::USER, topics::NOTIFICATION],
                 partitions: s.common.kafka_topic_partitions,
                 replication: s.common.kafka_topic_replication,
                 poll: s.outbox_poll,

@@ -1,6 +1,8 @@
 //! Accounts in PostgreSQL. Synchronous diesel functions, called through
 //! `platform::db::with_conn`. Every change bumps the account's version and
-//! writes its `iam.user.v1` event to the outbox in the same transaction.
+//! writes its `iam.user.v1` event to the outbox in the same transaction;
+//! a new account also asks the notifier to tell the superusers
+//! (`notification.v1`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -247,8 +249,104 @@ pub fn insert_many(
             .map(|a| envelope(Op::Create, None, a))
             .collect();
         enqueue_many(conn, topics::USER, &events)?;
+        let created: Vec<&Account> = answers.iter().flatten().collect();
+        notify_superusers_of(conn, &created)?;
         Ok(answers)
     })
+}
+
+/// Asks the notifier (`notification.v1`) to tell the active superusers of
+/// the accounts in `created`, in the transaction that stores them: one
+/// notification, addressed to every active superuser but those just
+/// created, none when there is no one to tell. An account created alone (a
+/// registration) gets a notification of its own; a batch (an import of up
+/// to 500) gets one that lists them, not one mail per account.
+fn notify_superusers_of(conn: &mut PgConnection, created: &[&Account]) -> QueryResult<()> {
+    if created.is_empty() {
+        return Ok(());
+    }
+    let new: HashSet<Uuid> = created.iter().map(|a| a.id).collect();
+    let to: Vec<String> = accounts::table
+        .filter(accounts::is_superuser.eq(true))
+        .filter(accounts::is_active.eq(true))
+        .filter(accounts::email.ne(""))
+        .order(accounts::created_at.asc())
+        .select((accounts::id, accounts::email))
+        .load::<(Uuid, String)>(conn)?
+        .into_iter()
+        .filter(|(id, _)| !new.contains(id))
+        .map(|(_, email)| email)
+        .collect();
+    if to.is_empty() {
+        return Ok(());
+    }
+    enqueue(
+        conn,
+        topics::NOTIFICATION,
+        &registration_notice(created, to),
+    )
+}
+
+/// Accounts a batch's notice names one by one; the rest are counted.
+const NOTICE_LISTS_AT_MOST: usize = 50;
+
+/// The `notification.v1` event that tells `to` of the new accounts
+/// `created` (at least one).
+fn registration_notice(created: &[&Account], to: Vec<String>) -> Envelope {
+    use contracts::topics::notification::Notification;
+    let (subject, body) = match created {
+        [a] => (
+            format!("New account: {}", a.username),
+            format!(
+                "A new account was created.\n\n\
+                 Username: {}\n\
+                 Name: {} {}\n\
+                 Email: {}\n\
+                 Superuser: {}\n\
+                 Account id: {}\n\
+                 Created at: {}\n",
+                a.username,
+                a.firstname,
+                a.lastname,
+                a.email,
+                if a.is_superuser { "yes" } else { "no" },
+                a.id,
+                a.created_at.to_rfc3339(),
+            ),
+        ),
+        many => {
+            let mut body = format!("{} new accounts were created together:\n\n", many.len());
+            for a in many.iter().take(NOTICE_LISTS_AT_MOST) {
+                body.push_str(&format!("{} <{}> ({})\n", a.username, a.email, a.id));
+            }
+            if many.len() > NOTICE_LISTS_AT_MOST {
+                body.push_str(&format!(
+                    "and {} more.\n",
+                    many.len() - NOTICE_LISTS_AT_MOST
+                ));
+            }
+            (format!("{} new accounts", many.len()), body)
+        }
+    };
+    let notice = Notification {
+        id: Uuid::now_v7(),
+        kind: "registration".into(),
+        to,
+        subject,
+        body,
+    };
+    Envelope::new(
+        Op::Create,
+        "notification",
+        notice.id.to_string(),
+        1,
+        Source {
+            service: "authenticator".into(),
+            table: "accounts".into(),
+        },
+        None,
+        serde_json::to_value(&notice).ok(),
+    )
 }
 
 pub fn by_username(conn: &mut PgConnection, username: &str) -> QueryResult<Option<Account>> {

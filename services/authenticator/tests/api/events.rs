@@ -192,3 +192,105 @@ async fn an_event_carries_the_id_of_the_request_that_made_it() {
         .is_some_and(|r| !r.is_empty() && r != "support-ticket-4711"));
     assert_eq!(ids[1].as_deref(), Some("support-ticket-4711"));
 }
+
+#[derive(diesel::QueryableByName)]
+struct Payload {
+    #[diesel(sql_type = diesel::sql_types::Jsonb)]
+    payload: serde_json::Value,
+}
+
+/// The `notification.v1` events `app` wrote to its outbox, in order.
+fn notifications_written(app: &crate::helpers::TestApp) -> Vec<serde_json::Value> {
+    use diesel::{Connection, RunQueryDsl};
+    let mut conn = diesel::PgConnection::establish(&app.db.url).unwrap();
+    diesel::sql_query("SELECT payload FROM outbox WHERE topic = 'notification.v1' ORDER BY id")
+        .load::<Payload>(&mut conn)
+        .unwrap()
+        .into_iter()
+        .map(|p| p.payload)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_registration_asks_the_notifier_to_tell_the_superuser() {
+    let app = spawn_app_with(Options::default()).await;
+    let (body, _) = app.registered_user().await;
+    let username = body["username"].as_str().unwrap();
+
+    // Written with the account, in its transaction; the bootstrap
+    // superuser's own creation told no one, so it is the only one.
+    let written = notifications_written(&app);
+    assert_eq!(written.len(), 1, "{written:?}");
+    let after = &written[0]["after"];
+    assert_eq!(after["kind"], "registration");
+    assert_eq!(after["subject"], format!("New account: {username}"));
+    assert_eq!(after["to"], json!(["root@example.com"]));
+    assert!(after["body"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("Username: {username}")));
+
+    // And the relay publishes it, keyed by the notification's id.
+    let key = after["id"].as_str().unwrap().to_owned();
+    let events = testkit::collect_events(
+        &app.brokers,
+        "notification.v1",
+        &std::collections::HashSet::from([key.clone()]),
+        1,
+        std::time::Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(events.len(), 1);
+    let e = &events[0];
+    assert_eq!(
+        (e.entity.as_str(), e.key.as_str()),
+        ("notification", key.as_str())
+    );
+    assert_eq!(e.source.service, "authenticator");
+    assert_eq!(e.op, Op::Create);
+}
+
+#[tokio::test]
+async fn a_batch_of_accounts_is_one_notice_that_lists_them_and_every_superuser_is_told() {
+    let app = spawn_app_with(Options::default()).await;
+    let root = app.root_token().await;
+    let n = uuid::Uuid::new_v4().simple().to_string();
+    let names: Vec<String> = (0..3).map(|i| format!("b{i}.{}", &n[..10])).collect();
+    let body: Vec<serde_json::Value> = names
+        .iter()
+        .map(|u| json!({"username": u, "email": format!("{u}@example.com"), "firstname": "Bat", "lastname": "Ch"}))
+        .collect();
+    let r = app
+        .admin(Method::POST, "/v1/users/batch", &root, Some(json!(body)))
+        .await;
+    assert!(r.status().is_success(), "{}", r.status());
+
+    let written = notifications_written(&app);
+    assert_eq!(written.len(), 1, "{written:?}");
+    let after = &written[0]["after"];
+    assert_eq!(after["subject"], "3 new accounts");
+    assert_eq!(after["to"], json!(["root@example.com"]));
+    let text = after["body"].as_str().unwrap();
+    for u in &names {
+        assert!(text.contains(u.as_str()), "{text}");
+    }
+
+    // Every active superuser is told: a second one (made in the database,
+    // as `create-superuser` would), then a registration.
+    let (boss, _) = app.registered_user().await;
+    {
+        use diesel::{Connection, RunQueryDsl};
+        let mut conn = diesel::PgConnection::establish(&app.db.url).unwrap();
+        diesel::sql_query("UPDATE accounts SET is_superuser = true WHERE username = $1")
+            .bind::<diesel::sql_types::Text, _>(boss["username"].as_str().unwrap())
+            .execute(&mut conn)
+            .unwrap();
+    }
+    app.registered_user().await;
+    let written = notifications_written(&app);
+    assert_eq!(written.len(), 3, "{written:?}");
+    assert_eq!(
+        written[2]["after"]["to"],
+        json!(["root@example.com", boss["email"]])
+    );
+}
