@@ -61,3 +61,11 @@ pub async fn assert_routes_match_its_document(address: &str, manifest_dir: &str)
     let doc = text_of(&format!("{address}/openapi.json")).await;
     platform::routecheck::assert_routes_match_document(address, &doc, manifest_dir).await;
 }
+
+/// The JSON body of `GET url` with `token` as bearer, when it answers 200
+/// (`None` otherwise: for waiting with [`crate::eventually`]).
+pub async fn json_of_with(http: &reqwest::Client, url: &str, token: &str) -> Option<Value> {
+    let r = http.get(url).bearer_auth(token).send().await.ok()?;
+    (r.status() == StatusCode::OK).then_some(())?;
+    r.json().await.ok()
+}

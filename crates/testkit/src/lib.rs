@@ -41,7 +41,9 @@ use std::{future::Future, path::PathBuf, time::Duration};
 
 pub use broker::{collect_events, shared_brokers, OwnedBroker};
 pub use db::TestDatabase;
-pub use http::{assert_problem, assert_routes_match_its_document, json_of, session, text_of};
+pub use http::{
+    assert_problem, assert_routes_match_its_document, json_of, json_of_with, session, text_of,
+};
 pub use logs::CapturedLogs;
 pub use platform::server::BoundListener;
 pub use smtp::{ReceivedMail, SmtpSink};
