@@ -22,6 +22,8 @@ pub mod logs;
 pub mod access_rule;
 #[cfg(feature = "accounting")]
 pub mod accounting;
+#[cfg(feature = "analytics")]
+pub mod analytics;
 #[cfg(feature = "authenticator")]
 pub mod authenticator;
 #[cfg(feature = "safekeeper")]
