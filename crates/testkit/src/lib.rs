@@ -24,6 +24,8 @@ pub mod smtp;
 pub mod access_rule;
 #[cfg(feature = "accounting")]
 pub mod accounting;
+#[cfg(feature = "analytics")]
+pub mod analytics;
 #[cfg(feature = "authenticator")]
 pub mod authenticator;
 #[cfg(feature = "notifier")]

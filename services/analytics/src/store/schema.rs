@@ -1,0 +1,66 @@
+//! diesel table definitions (see migrations/analytics).
+
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        username -> Nullable<Text>,
+        email -> Nullable<Text>,
+        is_active -> Bool,
+        roles -> Array<Text>,
+        scopes -> Nullable<Array<Text>>,
+        user_version -> Int8,
+        role_version -> Int8,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    task (id) {
+        id -> Uuid,
+        title -> Text,
+        version -> Int8,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    ledger_transaction (id) {
+        id -> Uuid,
+        account_id -> Uuid,
+        kind -> Text,
+        amount_cents -> Int8,
+        balance_after_cents -> Int8,
+        task_id -> Nullable<Uuid>,
+        business_day -> Date,
+        created_at -> Timestamptz,
+        version -> Int8,
+    }
+}
+
+diesel::table! {
+    day_earnings (day) {
+        day -> Date,
+        fees_cents -> Int8,
+        rewards_cents -> Int8,
+    }
+}
+
+diesel::table! {
+    account_balance (account_id) {
+        account_id -> Uuid,
+        balance_cents -> Int8,
+        version -> Int8,
+    }
+}
+
+diesel::table! {
+    day_top_reward (day) {
+        day -> Date,
+        transaction_id -> Uuid,
+        task_id -> Nullable<Uuid>,
+        amount_cents -> Int8,
+    }
+}
+
+diesel::joinable!(day_top_reward -> task (task_id));
+diesel::allow_tables_to_appear_in_same_query!(day_top_reward, task);

@@ -1,0 +1,156 @@
+//! The accounting transactions applied, and the aggregates the reports
+//! read: fees and rewards per business day, each account's latest balance,
+//! each day's highest reward. A transaction is applied once (its id is
+//! the key); its aggregates move in the same database transaction.
+
+use chrono::NaiveDate;
+use contracts::topics::accounting::{Kind, Transaction};
+use diesel::{
+    pg::PgConnection,
+    prelude::*,
+    sql_types::{BigInt, Date, Nullable, Uuid as SqlUuid},
+};
+use uuid::Uuid;
+
+use super::schema::{account_balance, day_earnings, day_top_reward, ledger_transaction, task};
+
+/// The name a kind is stored as (its serde name).
+pub fn kind_name(k: Kind) -> &'static str {
+    match k {
+        Kind::Fee => "fee",
+        Kind::Reward => "reward",
+        Kind::Payout => "payout",
+        Kind::Correction => "correction",
+    }
+}
+
+/// Applies `t` (published with `version`, the ledger's sequence number)
+/// unless it was applied already. Returns whether it was new.
+pub fn apply_transaction(
+    conn: &mut PgConnection,
+    t: &Transaction,
+    version: i64,
+) -> QueryResult<bool> {
+    conn.transaction(|c| {
+        let n = diesel::insert_into(ledger_transaction::table)
+            .values((
+                ledger_transaction::id.eq(t.id),
+                ledger_transaction::account_id.eq(t.account_id),
+                ledger_transaction::kind.eq(kind_name(t.kind)),
+                ledger_transaction::amount_cents.eq(t.amount_cents),
+                ledger_transaction::balance_after_cents.eq(t.balance_after_cents),
+                ledger_transaction::task_id.eq(t.task_id),
+                ledger_transaction::business_day.eq(t.business_day),
+                ledger_transaction::created_at.eq(t.created_at),
+                ledger_transaction::version.eq(version),
+            ))
+            .on_conflict(ledger_transaction::id)
+            .do_nothing()
+            .execute(c)?;
+        if n == 0 {
+            return Ok(false);
+        }
+        // The latest balance: a transaction of a higher version than the
+        // one the row holds replaces it (one arriving late does not).
+        diesel::sql_query(
+            "INSERT INTO account_balance (account_id, balance_cents, version) \
+             VALUES ($1, $2, $3) \
+             ON CONFLICT (account_id) DO UPDATE \
+             SET balance_cents = excluded.balance_cents, version = excluded.version \
+             WHERE account_balance.version < excluded.version",
+        )
+        .bind::<SqlUuid, _>(t.account_id)
+        .bind::<BigInt, _>(t.balance_after_cents)
+        .bind::<BigInt, _>(version)
+        .execute(c)?;
+        match t.kind {
+            Kind::Fee => add_to_day(c, t.business_day, -t.amount_cents, 0)?,
+            Kind::Reward => {
+                add_to_day(c, t.business_day, 0, t.amount_cents)?;
+                diesel::sql_query(
+                    "INSERT INTO day_top_reward (day, transaction_id, task_id, amount_cents) \
+                     VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (day) DO UPDATE \
+                     SET transaction_id = excluded.transaction_id, \
+                         task_id = excluded.task_id, amount_cents = excluded.amount_cents \
+                     WHERE excluded.amount_cents > day_top_reward.amount_cents \
+                        OR (excluded.amount_cents = day_top_reward.amount_cents \
+                            AND excluded.transaction_id < day_top_reward.transaction_id)",
+                )
+                .bind::<Date, _>(t.business_day)
+                .bind::<SqlUuid, _>(t.id)
+                .bind::<Nullable<SqlUuid>, _>(t.task_id)
+                .bind::<BigInt, _>(t.amount_cents)
+                .execute(c)?;
+            }
+            // Payouts move money out to the worker, not management's
+            // earnings; corrections are not attributed to either side.
+            Kind::Payout | Kind::Correction => {}
+        }
+        Ok(true)
+    })
+}
+
+fn add_to_day(c: &mut PgConnection, day: NaiveDate, fees: i64, rewards: i64) -> QueryResult<()> {
+    diesel::sql_query(
+        "INSERT INTO day_earnings (day, fees_cents, rewards_cents) VALUES ($1, $2, $3) \
+         ON CONFLICT (day) DO UPDATE \
+         SET fees_cents = day_earnings.fees_cents + excluded.fees_cents, \
+             rewards_cents = day_earnings.rewards_cents + excluded.rewards_cents",
+    )
+    .bind::<Date, _>(day)
+    .bind::<BigInt, _>(fees)
+    .bind::<BigInt, _>(rewards)
+    .execute(c)
+    .map(|_| ())
+}
+
+/// Fees collected and rewards paid on `day` (zeros for a day without).
+pub fn earnings_of(conn: &mut PgConnection, day: NaiveDate) -> QueryResult<(i64, i64)> {
+    Ok(day_earnings::table
+        .find(day)
+        .select((day_earnings::fees_cents, day_earnings::rewards_cents))
+        .first(conn)
+        .optional()?
+        .unwrap_or((0, 0)))
+}
+
+/// How many accounts' latest balance is below zero.
+pub fn negative_balances(conn: &mut PgConnection) -> QueryResult<i64> {
+    account_balance::table
+        .filter(account_balance::balance_cents.lt(0))
+        .count()
+        .get_result(conn)
+}
+
+/// The highest reward of a day, with its task's title when the task's
+/// events have been applied.
+#[derive(Debug, Clone, Queryable)]
+pub struct TopReward {
+    pub day: NaiveDate,
+    pub transaction_id: Uuid,
+    pub task_id: Option<Uuid>,
+    pub amount_cents: i64,
+    pub title: Option<String>,
+}
+
+/// Each day's highest reward from `from` to `to` (inclusive), in day
+/// order; days without a reward are absent.
+pub fn top_rewards(
+    conn: &mut PgConnection,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> QueryResult<Vec<TopReward>> {
+    day_top_reward::table
+        .left_join(task::table)
+        .filter(day_top_reward::day.between(from, to))
+        .order(day_top_reward::day)
+        .select((
+            day_top_reward::day,
+            day_top_reward::transaction_id,
+            day_top_reward::task_id,
+            day_top_reward::amount_cents,
+            task::title.nullable(),
+        ))
+        .load(conn)
+}
