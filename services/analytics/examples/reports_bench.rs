@@ -3,7 +3,7 @@
 //! routes run them, and the cost of applying a transaction.
 //!
 //! ```sh
-//! cargo run -p analytics --example bench
+//! cargo run -p analytics --example reports_bench
 //! ```
 //!
 //! `BENCH_DATABASE_URL` (default
