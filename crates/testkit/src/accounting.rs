@@ -5,13 +5,8 @@
 
 use std::time::Duration;
 
+pub use crate::Running;
 use crate::{BoundListener, TestDatabase};
-use actix_web::dev::ServerHandle;
-use rdkafka::{
-    consumer::{BaseConsumer, CommitMode, Consumer},
-    Offset, TopicPartitionList,
-};
-use tokio::task::JoinHandle;
 
 use accounting::{config::Settings, startup::Application};
 
@@ -74,75 +69,12 @@ pub fn settings(o: &Options) -> Settings {
     s
 }
 
-/// A running accounting service.
-pub struct Running {
-    pub address: String,
-    handle: ServerHandle,
-    join: JoinHandle<anyhow::Result<()>>,
-}
-
-impl Running {
-    /// Stops the server, its consumer (which commits its offsets), relay
-    /// and close.
-    pub async fn stop(self) {
-        self.handle.stop(true).await;
-        let _ = tokio::time::timeout(Duration::from_secs(20), self.join).await;
-    }
-}
-
-/// Commits the latest offset of every partition of the consumer's topics
-/// for its group, so that it starts after what is there now.
-async fn skip_to_latest(s: &Settings) {
-    let cfg = accounting::startup::consumer_config(s);
-    let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
-    platform::events::ensure_topics(&cfg.brokers, &topics, cfg.partitions, cfg.replication)
-        .await
-        .expect("topics created");
-    tokio::task::spawn_blocking(move || {
-        let timeout = Duration::from_secs(10);
-        let consumer: BaseConsumer = platform::events::client_config(&cfg.brokers)
-            .set("group.id", &cfg.group_id)
-            .set("enable.auto.commit", "false")
-            .create()
-            .expect("a consumer");
-        let mut tpl = TopicPartitionList::new();
-        for topic in &cfg.topics {
-            let md = consumer
-                .fetch_metadata(Some(topic), timeout)
-                .expect("the topic's partitions");
-            for t in md.topics() {
-                for p in t.partitions() {
-                    let (_, high) = consumer
-                        .fetch_watermarks(topic, p.id(), timeout)
-                        .expect("the partition's offsets");
-                    tpl.add_partition_offset(topic, p.id(), Offset::Offset(high))
-                        .expect("an offset");
-                }
-            }
-        }
-        if tpl.count() > 0 {
-            consumer
-                .commit(&tpl, CommitMode::Sync)
-                .expect("offsets committed");
-        }
-    })
-    .await
-    .expect("the reset ran");
-}
-
 pub async fn spawn(o: Options) -> Running {
     platform::telemetry::init_for_tests();
     let s = settings(&o);
     if o.skip_history {
-        skip_to_latest(&s).await;
+        crate::skip_group_to_latest(&accounting::startup::consumer_config(&s)).await;
     }
     let app = Application::build(s).await.expect("accounting builds");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    let handle = app.handle();
-    let join = tokio::spawn(app.run_until_stopped());
-    Running {
-        address,
-        handle,
-        join,
-    }
+    Running::start(app.port(), app.handle(), app.run_until_stopped())
 }

@@ -172,3 +172,52 @@ impl Drop for OwnedBroker {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Moves consumer group `cfg.group_id` to the end of its topics (created if
+/// missing): a service started on the shared broker then reads only what is
+/// written after this, not the whole history other tests left there.
+pub async fn skip_group_to_latest(cfg: &platform::events::ConsumerConfig) {
+    use rdkafka::{
+        consumer::{BaseConsumer, CommitMode},
+        Offset, TopicPartitionList,
+    };
+    let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
+    platform::events::ensure_topics(&cfg.brokers, &topics, cfg.partitions, cfg.replication)
+        .await
+        .expect("topics created");
+    let (brokers, group, topics) = (
+        cfg.brokers.clone(),
+        cfg.group_id.clone(),
+        cfg.topics.clone(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let timeout = Duration::from_secs(10);
+        let consumer: BaseConsumer = client_config(&brokers)
+            .set("group.id", &group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("a consumer");
+        let mut tpl = TopicPartitionList::new();
+        for topic in &topics {
+            let md = consumer
+                .fetch_metadata(Some(topic), timeout)
+                .expect("the topic's partitions");
+            for t in md.topics() {
+                for p in t.partitions() {
+                    let (_, high) = consumer
+                        .fetch_watermarks(topic, p.id(), timeout)
+                        .expect("the partition's offsets");
+                    tpl.add_partition_offset(topic, p.id(), Offset::Offset(high))
+                        .expect("an offset");
+                }
+            }
+        }
+        if tpl.count() > 0 {
+            consumer
+                .commit(&tpl, CommitMode::Sync)
+                .expect("offsets committed");
+        }
+    })
+    .await
+    .expect("the reset ran");
+}

@@ -41,7 +41,7 @@ pub mod user_directory;
 
 use std::{future::Future, path::PathBuf, time::Duration};
 
-pub use broker::{collect_events, shared_brokers, OwnedBroker};
+pub use broker::{collect_events, shared_brokers, skip_group_to_latest, OwnedBroker};
 pub use db::TestDatabase;
 pub use http::{
     assert_problem, assert_routes_match_its_document, json_of, json_of_with, session, text_of,
@@ -72,6 +72,23 @@ where
     }
 }
 
+/// How long a test client keeps an idle connection: less than the
+/// services' keep-alive (`platform::server::KEEP_ALIVE`, 5 s), so that a
+/// client never sends a request on a connection the server is closing
+/// (hyper's `IncompleteMessage`).
+pub const CLIENT_IDLE: Duration = Duration::from_secs(2);
+
+/// A client builder for tests: idle connections dropped after
+/// [`CLIENT_IDLE`].
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().pool_idle_timeout(CLIENT_IDLE)
+}
+
+/// A client for tests (redirects followed, as `reqwest::Client::new()`).
+pub fn http_client() -> reqwest::Client {
+    http_client_builder().build().expect("an HTTP client")
+}
+
 /// A listener on a free loopback port, bound now and held until the
 /// service it is given to starts serving on it: its port can be handed
 /// to other services first, and nothing else can take it meanwhile.
@@ -88,6 +105,37 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port()
+}
+
+/// A service running inside the test process (the task service, accounting,
+/// analytics, the notifier), stopped as SIGTERM would stop it.
+pub struct Running {
+    pub address: String,
+    handle: actix_web::dev::ServerHandle,
+    join: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Runs a built application in the background; `port` is where it
+    /// listens.
+    pub fn start(
+        port: u16,
+        handle: actix_web::dev::ServerHandle,
+        run: impl Future<Output = anyhow::Result<()>> + Send + 'static,
+    ) -> Self {
+        Self {
+            address: format!("http://127.0.0.1:{port}"),
+            handle,
+            join: tokio::spawn(run),
+        }
+    }
+
+    /// Stops the server and its background work (the consumer commits its
+    /// offsets).
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+        let _ = tokio::time::timeout(Duration::from_secs(20), self.join).await;
+    }
 }
 
 /// A folder removed when the test ends.

@@ -4,13 +4,8 @@
 
 use std::time::Duration;
 
+pub use crate::Running;
 use crate::{BoundListener, TestDatabase};
-use actix_web::dev::ServerHandle;
-use rdkafka::{
-    consumer::{BaseConsumer, CommitMode, Consumer},
-    Offset, TopicPartitionList,
-};
-use tokio::task::JoinHandle;
 
 use notifier::{config::Settings, startup::Application};
 
@@ -73,68 +68,12 @@ pub fn settings(o: &Options) -> Settings {
     s
 }
 
-/// A running notifier.
-pub struct Running {
-    pub address: String,
-    handle: ServerHandle,
-    join: JoinHandle<anyhow::Result<()>>,
-}
-
-impl Running {
-    /// Stops the server, its consumer (which commits its offsets) and its
-    /// sender.
-    pub async fn stop(self) {
-        self.handle.stop(true).await;
-        let _ = tokio::time::timeout(Duration::from_secs(20), self.join).await;
-    }
-}
-
 pub async fn spawn(o: Options) -> Running {
     platform::telemetry::init_for_tests();
     let s = settings(&o);
     if o.skip_history {
-        let cfg = notifier::startup::consumer_config(&s);
-        let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
-        platform::events::ensure_topics(&cfg.brokers, &topics, cfg.partitions, cfg.replication)
-            .await
-            .expect("the notification topic exists");
-        tokio::task::spawn_blocking(move || {
-            move_group_to_the_end(&cfg.brokers, &cfg.group_id, &cfg.topics)
-        })
-        .await
-        .expect("the reset ran")
-        .expect("consumer group moved to the latest offsets");
+        crate::skip_group_to_latest(&notifier::startup::consumer_config(&s)).await;
     }
     let app = Application::build(s).await.expect("notifier builds");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    let handle = app.handle();
-    let join = tokio::spawn(app.run_until_stopped());
-    Running {
-        address,
-        handle,
-        join,
-    }
-}
-
-/// Commits the latest offset of every partition of `topics` for `group`.
-fn move_group_to_the_end(brokers: &str, group: &str, topics: &[String]) -> anyhow::Result<()> {
-    const TIMEOUT: Duration = Duration::from_secs(10);
-    let consumer: BaseConsumer = platform::events::client_config(brokers)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()?;
-    let mut tpl = TopicPartitionList::new();
-    for topic in topics {
-        let md = consumer.fetch_metadata(Some(topic), TIMEOUT)?;
-        for t in md.topics() {
-            for p in t.partitions() {
-                let (_, high) = consumer.fetch_watermarks(topic, p.id(), TIMEOUT)?;
-                tpl.add_partition_offset(topic, p.id(), Offset::Offset(high))?;
-            }
-        }
-    }
-    if tpl.count() > 0 {
-        consumer.commit(&tpl, CommitMode::Sync)?;
-    }
-    Ok(())
+    Running::start(app.port(), app.handle(), app.run_until_stopped())
 }

@@ -71,7 +71,7 @@ impl TestPlatformBuilder {
             so.code_ttl = ttl;
         }
         let s = sk::spawn(so).await;
-        let http = reqwest::Client::builder()
+        let http = crate::http_client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("an HTTP client");

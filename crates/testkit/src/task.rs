@@ -1,11 +1,8 @@
 //! Starting a task service inside a test process, on a listener bound
 //! beforehand and from default settings, against a database of its own.
 
-use std::time::Duration;
-
+pub use crate::Running;
 use crate::{BoundListener, TestDatabase};
-use actix_web::dev::ServerHandle;
-use tokio::task::JoinHandle;
 
 use task::{config::Settings, startup::Application};
 
@@ -20,7 +17,7 @@ pub struct Options {
     pub listener: BoundListener,
     pub brokers: String,
     pub database_url: String,
-    /// A running safekeeper whose tokens carry `iss` `safekeeper::testing::ISSUER`.
+    /// A running safekeeper whose tokens carry `iss` [`crate::safekeeper::ISSUER`].
     pub safekeeper_url: String,
     pub issuer: String,
     pub audience: String,
@@ -68,21 +65,6 @@ pub fn settings(o: &Options) -> Settings {
     s
 }
 
-/// A running task service.
-pub struct Running {
-    pub address: String,
-    handle: ServerHandle,
-    join: JoinHandle<anyhow::Result<()>>,
-}
-
-impl Running {
-    /// Stops the server and its consumer (which commits its offsets).
-    pub async fn stop(self) {
-        self.handle.stop(true).await;
-        let _ = tokio::time::timeout(Duration::from_secs(20), self.join).await;
-    }
-}
-
 pub async fn spawn(o: Options) -> Running {
     platform::telemetry::init_for_tests();
     let s = settings(&o);
@@ -92,12 +74,5 @@ pub async fn spawn(o: Options) -> Running {
             .expect("consumer group moved to the latest offsets");
     }
     let app = Application::build(s).await.expect("task builds");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    let handle = app.handle();
-    let join = tokio::spawn(app.run_until_stopped());
-    Running {
-        address,
-        handle,
-        join,
-    }
+    Running::start(app.port(), app.handle(), app.run_until_stopped())
 }

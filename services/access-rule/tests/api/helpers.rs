@@ -174,7 +174,7 @@ pub async fn spawn_on(db: TestDatabase, tweak: impl FnOnce(&mut Options)) -> Tes
     TestApp {
         address: app.address.clone(),
         brokers,
-        http: reqwest::Client::new(),
+        http: testkit::http_client(),
         db,
         app,
         producer: client_token(&keys, PRODUCER, "write:event"),

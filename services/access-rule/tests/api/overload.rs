@@ -73,7 +73,7 @@ async fn beyond_its_capacity_the_service_refuses_at_once_and_still_answers_its_p
     let deadline = Instant::now() + FLOOD;
     let clients: Vec<_> = (0..CLIENTS)
         .map(|c| {
-            let (http, base) = (reqwest::Client::new(), app.url(""));
+            let (http, base) = (testkit::http_client(), app.url(""));
             let (producer, user) = (app.producer.clone(), users[c % users.len()].clone());
             tokio::spawn(async move {
                 let mut answers = Vec::new();

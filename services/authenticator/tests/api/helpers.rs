@@ -51,7 +51,7 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
     TestApp {
         address: app.address.clone(),
         brokers,
-        http: reqwest::Client::builder()
+        http: testkit::http_client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap(),

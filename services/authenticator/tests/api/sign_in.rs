@@ -14,7 +14,7 @@ const PASSWORD: &str = "Sturdy-Passw0rd!";
 
 /// A client whose connections come from `ip` (127.0.0.0/8 is all ours).
 fn client_from(ip: &str) -> reqwest::Client {
-    reqwest::Client::builder()
+    testkit::http_client_builder()
         .local_address(ip.parse::<IpAddr>().unwrap())
         .build()
         .unwrap()

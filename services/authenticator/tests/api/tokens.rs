@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::helpers::{spawn_app_with, Options};
 
 fn verifier(app: &crate::helpers::TestApp, typ: &'static str) -> Verifier {
-    let jwks = RemoteJwks::new(app.url("/.well-known/jwks.json"), reqwest::Client::new());
+    let jwks = RemoteJwks::new(app.url("/.well-known/jwks.json"), testkit::http_client());
     // The issuer defaults to the configured port's URL; tests bind port 0.
     Verifier::new(
         KeySource::Remote(Arc::new(jwks)),

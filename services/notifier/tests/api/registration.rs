@@ -16,7 +16,7 @@ async fn a_registration_is_mailed_to_the_superuser() {
             .await;
     let n = uuid::Uuid::new_v4().simple().to_string();
     let username = format!("user.{}", &n[..12]);
-    let r = reqwest::Client::new()
+    let r = testkit::http_client()
         .post(format!("{}/v1/user", auth.address))
         .json(&json!({
             "username": username,

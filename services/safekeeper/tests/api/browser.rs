@@ -51,7 +51,7 @@ impl Driver {
             .spawn()
             .expect("chromedriver starts");
         let base = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
+        let http = testkit::http_client();
         let mut ready = false;
         for _ in 0..100 {
             if let Ok(r) = http.get(format!("{base}/status")).send().await {

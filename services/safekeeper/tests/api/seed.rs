@@ -25,7 +25,7 @@ async fn an_employer_exchanges_a_session_for_an_access_token_with_exactly_the_as
     let verifier = Verifier::new(
         KeySource::Remote(Arc::new(RemoteJwks::new(
             p.sk("/.well-known/jwks.json"),
-            reqwest::Client::new(),
+            testkit::http_client(),
         ))),
         "http://127.0.0.1:5001",
         ACCESS_TYP,

@@ -175,7 +175,7 @@ async fn refused_login_forms_count_no_failed_attempt_against_the_account() {
 
 /// A browser whose connections come from `addr` (a loopback address).
 fn client_from(addr: [u8; 4]) -> reqwest::Client {
-    reqwest::Client::builder()
+    testkit::http_client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .local_address(std::net::IpAddr::from(addr))
         .build()

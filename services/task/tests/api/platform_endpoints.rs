@@ -18,7 +18,7 @@ async fn lone_app() -> (testkit::task::Running, TestDatabase) {
 #[tokio::test]
 async fn health_readiness_metrics_and_openapi_are_served() {
     let (app, _db) = lone_app().await;
-    let http = reqwest::Client::new();
+    let http = testkit::http_client();
     let get = |path: &str| http.get(format!("{}{path}", app.address)).send();
     assert_eq!(get("/healthz").await.unwrap().status(), StatusCode::OK);
     // Readiness is what one polls: on a loaded machine the broker's first
@@ -67,7 +67,7 @@ async fn health_readiness_metrics_and_openapi_are_served() {
 #[tokio::test]
 async fn an_unreachable_jwks_is_a_503_and_unknown_routes_are_problem_json() {
     let (app, _db) = lone_app().await;
-    let http = reqwest::Client::new();
+    let http = testkit::http_client();
     // A well-formed EdDSA at+jwt whose keys cannot be fetched.
     let ring =
         platform::jwt::KeyRing::new(platform::jwt::SigningKey::generate().unwrap().0, vec![]);

@@ -117,7 +117,7 @@ fn location(r: &Response) -> String {
 /// Signs `username` in on the safekeeper's page, as a browser would, and
 /// returns the authorization code issued to the first-party `client`.
 async fn authorization_code(p: &TestPlatform, client: &str, username: &str) -> String {
-    let http = reqwest::Client::builder()
+    let http = testkit::http_client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

@@ -191,7 +191,7 @@ async fn tokens_are_checked_for_issuer_audience_expiry_type_and_key_and_keys_may
     o.issuer = ISSUER.into();
     o.audience = "platform".into();
     let app = testkit::task::spawn(o).await;
-    let http = reqwest::Client::new();
+    let http = testkit::http_client();
     let call = |token: String| {
         let http = http.clone();
         let url = format!("{}/v1/task/own", app.address);

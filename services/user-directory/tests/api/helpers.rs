@@ -151,7 +151,7 @@ async fn spawn_directory(t: Tweaks, provider: ProviderSettings, brokers: String)
     TestApp {
         address: app.address.clone(),
         brokers,
-        http: reqwest::Client::new(),
+        http: testkit::http_client(),
         config,
         _app: app,
         auth: None,

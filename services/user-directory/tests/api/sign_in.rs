@@ -19,7 +19,7 @@ fn claims(token: &str) -> Value {
 /// A client whose requests leave from `address` (any of 127.0.0.0/8 is
 /// this machine), as a different person's would.
 fn client_from(address: &str) -> reqwest::Client {
-    reqwest::Client::builder()
+    testkit::http_client_builder()
         .local_address(address.parse::<IpAddr>().unwrap())
         .build()
         .unwrap()
