@@ -3,16 +3,21 @@
 # against fresh databases, measure each, print a table per service and one
 # combined table, and write target/bench/results.json (authenticator) and
 # target/bench/safekeeper.json. The task part starts a task service on :5902
-# against a fresh task_bench and writes target/bench/task.json.
-# `BENCH_ONLY=authenticator|safekeeper|user-directory make bench`
+# against a fresh task_bench and writes target/bench/task.json. The
+# analytics part loads 1,000,000 ledger rows into analytics_bench and loads
+# an analytics service on :5907 over HTTP (target/bench/analytics.json); the
+# accounting part writes task events on the broker, then starts accounting
+# on :5906 on that backlog and measures how fast it applies them
+# (target/bench/accounting.json).
+# `BENCH_ONLY=authenticator|safekeeper|user-directory|task|access-rule|accounting|analytics make bench`
 # runs one part (the safekeeper part still starts the authenticator it
 # trusts; the access-rule part starts both, for its producer's token). Extra arguments go to the bench binary, e.g. `--seconds 5 --concurrency 8`.
 source "$(dirname "$0")/lib.sh"
 
 ONLY="${BENCH_ONLY:-all}"
 case "$ONLY" in
-  all | access-rule | authenticator | safekeeper | user-directory | task) ;;
-  *) die "BENCH_ONLY must be access-rule, authenticator, safekeeper, user-directory or task, not '$ONLY'" ;;
+  all | access-rule | authenticator | safekeeper | user-directory | task | accounting | analytics) ;;
+  *) die "BENCH_ONLY must be access-rule, authenticator, safekeeper, user-directory, task, accounting or analytics, not '$ONLY'" ;;
 esac
 
 # BENCH_PORT_OFFSET moves the services' ports (59xx) and BENCH_DB_SUFFIX
@@ -42,6 +47,17 @@ TASK_DB=task_bench$DBS
 TASK_PIDFILE="$STATE_DIR/pids/task-bench.pid"
 TASK_OUT="$ROOT/target/bench/task.json"
 run_task() { [ "$ONLY" = all ] || [ "$ONLY" = task ]; }
+ACC_PORT=$((PORT_BASE + 6))
+ACC_DB=accounting_bench$DBS
+ACC_PIDFILE="$STATE_DIR/pids/accounting-bench.pid"
+ACC_OUT="$ROOT/target/bench/accounting.json"
+# 25,000 tasks: 100,000 task.v1 events, 50,000 ledger entries.
+ACC_TASKS="${BENCH_ACCOUNTING_TASKS:-25000}"
+AN_PORT=$((PORT_BASE + 7))
+AN_DB=analytics_bench$DBS
+AN_PIDFILE="$STATE_DIR/pids/analytics-bench.pid"
+AN_OUT="$ROOT/target/bench/analytics.json"
+run_part() { [ "$ONLY" = all ] || [ "$ONLY" = "$1" ]; }
 
 recreate_database() {
   say "recreating the database $1"
@@ -67,15 +83,18 @@ recreate_database "$AUTH_DB"
 [ "$ONLY" = authenticator ] || recreate_database "$SK_DB"
 case "$ONLY" in all | access-rule) recreate_database "$AR_DB" ;; esac
 ! run_task || recreate_database "$TASK_DB"
+# analytics_bench is made anew by reports_bench; accounting_bench below.
 
 say "building the authenticator, the safekeeper and the bench (release)"
-(cd "$ROOT" && cargo build --release --locked -p authenticator -p safekeeper -p task -p access-rule -p bench -q)
+(cd "$ROOT" && cargo build --release --locked -p authenticator -p safekeeper -p task -p access-rule \
+  -p accounting -p analytics -p bench -q &&
+  cargo build --release --locked -p analytics --example reports_bench -q)
 
 mkdir -p "$STATE_DIR/logs" "$STATE_DIR/pids" "$STATE_DIR/bench"
 # No load balancer in front of these: a stop need not drain first.
 export SHUTDOWN_DRAIN_SECONDS="${SHUTDOWN_DRAIN_SECONDS:-0}"
-stop_pidfile "$TASK_PIDFILE" "$SK_PIDFILE" "$AUTH_PIDFILE" "$AR_PIDFILE"
-trap 'stop_pidfile "$AR_PIDFILE" "$TASK_PIDFILE" "$SK_PIDFILE" "$AUTH_PIDFILE"; stop_pidfile "$BROKER_PIDFILE"' EXIT
+stop_pidfile "$TASK_PIDFILE" "$SK_PIDFILE" "$AUTH_PIDFILE" "$AR_PIDFILE" "$ACC_PIDFILE" "$AN_PIDFILE"
+trap 'stop_pidfile "$AR_PIDFILE" "$TASK_PIDFILE" "$ACC_PIDFILE" "$AN_PIDFILE" "$SK_PIDFILE" "$AUTH_PIDFILE"; stop_pidfile "$BROKER_PIDFILE"' EXIT
 
 # The login throttle counts in the machine's Redis when one answers (as in
 # production with replicas); the bench registers its users from one address,
@@ -99,7 +118,7 @@ say "starting the authenticator on :$AUTH_PORT (bcrypt cost 12, throttle in ${BE
 wait_ready authenticator-bench "$AUTH_URL/readyz" 90
 
 OUTS=()
-if [ "$ONLY" != safekeeper ] && [ "$ONLY" != task ] && [ "$ONLY" != access-rule ]; then
+if [ "$ONLY" = all ] || [ "$ONLY" = authenticator ] || [ "$ONLY" = user-directory ]; then
   say "measuring the authenticator"
   "$BENCH" authenticator --url "$AUTH_URL" --out "$AUTH_OUT" "$@"
   say "results written to $AUTH_OUT"
@@ -122,7 +141,7 @@ if [ "$ONLY" != authenticator ]; then
   )
   wait_ready safekeeper-bench "$SK_URL/readyz" 90
 
-  if [ "$ONLY" != task ] && [ "$ONLY" != access-rule ]; then
+  if run_part safekeeper || [ "$ONLY" = user-directory ]; then
     say "measuring the safekeeper"
     "$BENCH" safekeeper --auth-url "$AUTH_URL" --sk-url "$SK_URL" --out "$SK_OUT" "$@"
     say "results written to $SK_OUT"
@@ -230,6 +249,48 @@ SQL
   "$BENCH" access-rule --url "$AR_URL" --users "$AR_USERS" --out "$AR_OUT" "$@"
   say "results written to $AR_OUT"
   OUTS+=("$AR_OUT")
+fi
+
+# start_popug NAME PORT DB PIDFILE: accounting or analytics, trusting the
+# bench safekeeper, in a consumer group of its own.
+start_popug() {
+  (
+    cd "$ROOT"
+    PORT="$2" DATABASE_URL="$PGHOST_URL/$3" KAFKA_BROKERS="$KAFKA_BROKERS" \
+      SAFEKEEPER_URL="$SK_URL" SAFEKEEPER_ISSUER="$SK_URL" \
+      CONSUMER_GROUP="$1-bench-$(date +%s)-$RANDOM" \
+      STATE_DIR="$STATE_DIR/bench" LOG_FORMAT=json RUST_LOG=warn \
+      nohup "$CARGO_TARGET_DIR/release/$1" >"$STATE_DIR/logs/$1-bench.log" 2>&1 &
+    echo $! >"$4"
+  )
+  wait_ready "$1-bench" "http://127.0.0.1:$2/readyz" 90
+}
+
+# Analytics before accounting: the accounting part's events would keep an
+# analytics service busy while its reports are measured.
+if run_part analytics; then
+  say "loading 1,000,000 ledger rows into $AN_DB (analytics' reports_bench)"
+  BENCH_DATABASE_URL="$PGHOST_URL/$AN_DB" BENCH_KEEP=1 BENCH_REQUESTS=200 \
+    "$CARGO_TARGET_DIR/release/examples/reports_bench"
+  say "starting the analytics service on :$AN_PORT"
+  start_popug analytics "$AN_PORT" "$AN_DB" "$AN_PIDFILE"
+  say "measuring the analytics service"
+  "$BENCH" analytics --auth-url "$AUTH_URL" --sk-url "$SK_URL" --url "http://127.0.0.1:$AN_PORT" \
+    --out "$AN_OUT" "$@"
+  stop_pidfile "$AN_PIDFILE"
+  OUTS+=("$AN_OUT")
+fi
+
+if run_part accounting; then
+  recreate_database "$ACC_DB"
+  say "writing $ACC_TASKS tasks' events (4 each) on task.v1"
+  "$BENCH" accounting-events --brokers "$KAFKA_BROKERS" --tasks "$ACC_TASKS"
+  say "starting the accounting service on :$ACC_PORT, on that backlog"
+  start_popug accounting "$ACC_PORT" "$ACC_DB" "$ACC_PIDFILE"
+  say "measuring how fast accounting applies them"
+  "$BENCH" accounting --db "$PGHOST_URL/$ACC_DB" --tasks "$ACC_TASKS" --out "$ACC_OUT"
+  stop_pidfile "$ACC_PIDFILE"
+  OUTS+=("$ACC_OUT")
 fi
 
 if [ "${#OUTS[@]}" -gt 0 ]; then

@@ -91,3 +91,52 @@ case "$code" in
   *) cat /tmp/demo-org.$$ >&2; rm -f /tmp/demo-org.$$; die "creating organization acme answered $code" ;;
 esac
 rm -f /tmp/demo-org.$$
+
+# --- task, accounting: a few priced tasks, and balances that show --------
+# Once: when the employee has tasks already, they are left as they are.
+TASK="${TASK_URL:-http://127.0.0.1:5002}"
+access() {
+  curl -fsS -X POST "$SK/v1/authorize" -H "Authorization: Bearer $1" \
+    -H 'Content-Type: application/json' -d "{\"scopes\":\"$2\"}" | json_field access_token
+}
+EMPLOYER_TOKEN=$(access "$(session employer 'Employer-Passw0rd!')" 'create:task,su_read:task,su_edit:task')
+EMPLOYEE_TOKEN=$(access "$(session employee 'Employee-Passw0rd!')" 'read:task,edit:task')
+existing=$(curl -fsS -X POST "$TASK/v1/task/all" -H "Authorization: Bearer $EMPLOYER_TOKEN" \
+  -H 'Content-Type: application/json' \
+  -d '{"start_date":"2000-01-01 00:00:00","end_date":"2100-01-01 00:00:00","counting":true,"_size":1,"query":{"assignee":"employee"}}' |
+  json_field count)
+if [ "$existing" != 0 ]; then
+  echo "  the employee has $existing task(s) already"
+else
+  # task TITLE PRICE_CENTS: a Task for the employee; prints its id. The
+  # task service learns of the employee through iam.user.v1: until then
+  # the assignee is unknown (422), so it is tried again.
+  task() {
+    local out
+    for _ in $(seq 1 150); do
+      if out=$(curl -fsS -X POST "$TASK/v1/task" -H "Authorization: Bearer $EMPLOYER_TOKEN" \
+          -H 'Content-Type: application/json' \
+          -d "{\"title\":\"$1\",\"type_id\":1,\"assignee\":\"employee\",\"price_cents\":$2}" 2>/dev/null); then
+        echo "$out" | json_field id
+        return 0
+      fi
+      sleep 0.2
+    done
+    die "the task service would not create '$1' for the employee; see $STATE_DIR/logs/task.log"
+  }
+  # move ID STATUS_ID...: the employee moves their task along its workflow.
+  move() {
+    local id="$1" status
+    shift
+    for status in "$@"; do
+      curl -fsS -o /dev/null -X POST "$TASK/v1/tasks/$id" -H "Authorization: Bearer $EMPLOYEE_TOKEN" \
+        -H 'Content-Type: application/json' -d "{\"status_id\":$status}"
+    done
+  }
+  # Statuses: 1 To Do, 2 In Progress, 4 Completed. Fee = half the price,
+  # reward = the price (the default ratios).
+  move "$(task 'Upgrade the database to PostgreSQL 17' 6000)" 2 4
+  move "$(task 'Rotate the signing keys' 2000)" 2 4
+  move "$(task 'Write the on-call runbook' 1500)" 2
+  echo "  three priced tasks for the employee, two completed: balance 32.50 once accounting applied them"
+fi

@@ -24,7 +24,13 @@ SERVICES=(
   "access-rule $((5005 + PORT_OFFSET)) access_rule$DB_SUFFIX"
   "user-directory $((5003 + PORT_OFFSET)) user_directory$DB_SUFFIX"
   "task $((5002 + PORT_OFFSET)) task$DB_SUFFIX"
+  "accounting $((5006 + PORT_OFFSET)) accounting$DB_SUFFIX"
+  "analytics $((5007 + PORT_OFFSET)) analytics$DB_SUFFIX"
+  "notifier $((5008 + PORT_OFFSET)) notifier$DB_SUFFIX"
 )
+# The development SMTP sink the notifier sends to (`make up`; the mail it
+# accepts is printed to .state/logs/smtp-sink.log).
+SMTP_SINK_PORT="${SMTP_SINK_PORT:-$((2525 + PORT_OFFSET))}"
 # service_port NAME: the port NAME listens on.
 service_port() {
   local s n p

@@ -11,19 +11,19 @@ for s in "${SERVICES[@]}"; do read -r _ _ db <<<"$s"; ensure_database "$db"; don
 export AUTHENTICATOR_URL="http://127.0.0.1:$(service_port authenticator)"
 export SAFEKEEPER_URL="http://127.0.0.1:$(service_port safekeeper)"
 export USER_DIRECTORY_URL="http://127.0.0.1:$(service_port user-directory)"
+export TASK_URL="http://127.0.0.1:$(service_port task)"
 # On a first run the broker builds beside the services (ensure_broker waits
 # for it below).
 port_open "$KAFKA_PORT" || ensure_tansu --background
 
 packages=()
 for s in "${SERVICES[@]}"; do read -r name _ _ <<<"$s"; packages+=(-p "$name"); done
-if [ "$PROFILE" = release ]; then
-  say "building the services (release)"
-  cargo build --release --locked -q "${packages[@]}"
-else
-  say "building the services (debug)"
-  cargo build --locked -q "${packages[@]}"
-fi
+profile_flag=()
+[ "$PROFILE" = release ] && profile_flag=(--release)
+say "building the services ($PROFILE)"
+cargo build "${profile_flag[@]}" --locked -q "${packages[@]}"
+# The notifier's SMTP relay here: the test support's sink.
+cargo build "${profile_flag[@]}" --locked -q -p testkit --bin smtp-sink
 BIN_DIR="$CARGO_TARGET_DIR/$PROFILE"
 ensure_broker
 
@@ -37,7 +37,10 @@ mkdir -p "$STATE_DIR/logs" "$STATE_DIR/pids"
 # What an earlier `make up` started, stopped all at once (each drains).
 running=()
 for s in "${SERVICES[@]}"; do read -r name _ _ <<<"$s"; running+=("$STATE_DIR/pids/$name.pid"); done
-stop_pidfile "${running[@]}"
+stop_pidfile "${running[@]}" "$STATE_DIR/pids/smtp-sink.pid"
+say "starting the SMTP sink on :$SMTP_SINK_PORT (mail in $STATE_DIR/logs/smtp-sink.log)"
+SMTP_SINK_PORT="$SMTP_SINK_PORT" nohup "$BIN_DIR/smtp-sink" >>"$STATE_DIR/logs/smtp-sink.log" 2>&1 &
+echo $! >"$STATE_DIR/pids/smtp-sink.pid"
 for s in "${SERVICES[@]}"; do
   read -r name port db <<<"$s"
   say "starting $name on :$port"
@@ -52,6 +55,8 @@ for s in "${SERVICES[@]}"; do
     export BOOTSTRAP_ADMIN_EMAIL="${BOOTSTRAP_ADMIN_EMAIL:-admin@example.com}"
     # The user directory's client secret at the safekeeper (demo-data.sh registers it).
     export DIRECTORY_CLIENT_SECRET="${DIRECTORY_CLIENT_SECRET:-user-directory-dev-secret}"
+    # The notifier sends to the sink, in clear text: it is on loopback.
+    export SMTP_HOST=127.0.0.1 SMTP_PORT="$SMTP_SINK_PORT" SMTP_STARTTLS=off
     nohup "$BIN_DIR/$name" >>"$STATE_DIR/logs/$name.log" 2>&1 &
     echo $! >"$STATE_DIR/pids/$name.pid"
   )
@@ -73,6 +78,9 @@ The platform is up.
   access-rule     http://127.0.0.1:$(service_port access-rule)   (GET /canmessage?user_id=, GET /canpurchase?user_id=, POST /event)
   user-directory  http://127.0.0.1:$(service_port user-directory)   (POST /org/create, POST /admin/login, /v1/users; organization acme, admin@acme.example / Acme-Passw0rd!)
   task            http://127.0.0.1:$(service_port task)   (POST /v1/task/own, /v1/task/all, /v1/task, /v1/tasks/{id}, /v1/task/assignment, /v1/task/summary)
+  accounting      http://127.0.0.1:$(service_port accounting)   (GET /v1/accounting/accounts/me, /v1/accounting/accounts/me/ledger, /v1/accounting/earnings/today)
+  analytics       http://127.0.0.1:$(service_port analytics)   (GET /v1/analytics/earnings/today, /v1/analytics/workers/negative-balance, /v1/analytics/tasks/most-expensive)
+  notifier        http://127.0.0.1:$(service_port notifier)   (mail to the SMTP sink on :$SMTP_SINK_PORT: $STATE_DIR/logs/smtp-sink.log)
   broker          $KAFKA_BROKERS (tansu; topics: ${TOPICS[*]})
   PostgreSQL      $PGHOST_URL
   logs            $STATE_DIR/logs/

@@ -9,12 +9,15 @@
 //! markdown table and writes the same rows as JSON; `bench table FILE...`
 //! prints the tables of several such files as one. `bench soak` runs a
 //! steady mixed load across the five services for 10 minutes and judges
-//! errors, memory, latency and the pruned tables ([`soak`]).
+//! errors, memory, latency and the pruned tables ([`soak`]). `bench
+//! accounting-events`, `bench accounting` and `bench analytics` measure
+//! the ledger and the reports ([`popug`]).
 
 mod access_rule;
 mod authenticator;
 mod load;
 mod overload;
+mod popug;
 mod report;
 mod safekeeper;
 mod soak;
@@ -36,6 +39,9 @@ const USAGE: &str = "usage:
              [--state-dir DIR] [--pid SERVICE=PID]... [--pg URL] [--db-suffix S]
              [--webhook-secret S] [--events-client ID] [--events-secret S]
              [--org-admin EMAIL] [--org-password P]
+  bench accounting-events [--brokers B] [--tasks N]
+  bench accounting [--db URL] [--tasks N] [--out FILE]
+  bench analytics [--auth-url URL] [--sk-url URL] [--url URL] [--out FILE] [--seconds N] [--concurrency C]
   bench table FILE...";
 
 const DEFAULT_AUTH_URL: &str = "http://127.0.0.1:5900";
@@ -78,6 +84,19 @@ enum Command {
         load: Load,
     },
     Soak(Box<soak::Options>),
+    AccountingEvents {
+        brokers: String,
+        tasks: u64,
+    },
+    Accounting {
+        db: String,
+        tasks: u64,
+        out: PathBuf,
+    },
+    Analytics {
+        urls: popug::AnalyticsUrls,
+        load: Load,
+    },
     Table(Vec<PathBuf>),
 }
 
@@ -92,6 +111,9 @@ fn parse() -> anyhow::Result<Command> {
         Some(s) if s == "authenticator" || s == "safekeeper" || s == "access-rule" => s,
         Some(s) if s == "task" => return parse_task(args),
         Some(s) if s == "soak" => return parse_soak(args),
+        Some(s) if s == "accounting-events" || s == "accounting" || s == "analytics" => {
+            return parse_popug(&s, args)
+        }
         Some(other) => bail!("unknown service {other:?}; {USAGE}"),
         None => bail!("{USAGE}"),
     };
@@ -99,10 +121,7 @@ fn parse() -> anyhow::Result<Command> {
     let mut users = None;
     let (mut url, mut auth_url, mut sk_url, mut out) = (None, None, None, None);
     let (mut seconds, mut concurrency) = (10, 16);
-    while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .with_context(|| format!("{flag} needs a value; {USAGE}"))?;
+    for (flag, value) in flag_pairs(args)? {
         let trimmed = value.trim_end_matches('/').to_owned();
         match flag.as_str() {
             "--url" if !is_sk => url = Some(trimmed),
@@ -146,8 +165,20 @@ fn parse() -> anyhow::Result<Command> {
     }
 }
 
+/// The arguments as `--flag value` pairs.
+fn flag_pairs(mut args: impl Iterator<Item = String>) -> anyhow::Result<Vec<(String, String)>> {
+    let mut pairs = Vec::new();
+    while let Some(flag) = args.next() {
+        let value = args
+            .next()
+            .with_context(|| format!("{flag} needs a value; {USAGE}"))?;
+        pairs.push((flag, value));
+    }
+    Ok(pairs)
+}
+
 /// `bench task`'s flags (its own, so the other services' stay as they are).
-fn parse_task(mut args: impl Iterator<Item = String>) -> anyhow::Result<Command> {
+fn parse_task(args: impl Iterator<Item = String>) -> anyhow::Result<Command> {
     let mut urls = task::Urls {
         auth: DEFAULT_AUTH_URL.to_owned(),
         sk: DEFAULT_SK_URL.to_owned(),
@@ -159,10 +190,7 @@ fn parse_task(mut args: impl Iterator<Item = String>) -> anyhow::Result<Command>
         seconds: 10,
         concurrency: 16,
     };
-    while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .with_context(|| format!("{flag} needs a value; {USAGE}"))?;
+    for (flag, value) in flag_pairs(args)? {
         let trimmed = value.trim_end_matches('/').to_owned();
         match flag.as_str() {
             "--auth-url" => urls.auth = trimmed,
@@ -181,13 +209,58 @@ fn parse_task(mut args: impl Iterator<Item = String>) -> anyhow::Result<Command>
     Ok(Command::Task { urls, load })
 }
 
+/// The flags of `bench accounting-events`, `accounting` and `analytics`.
+fn parse_popug(part: &str, args: impl Iterator<Item = String>) -> anyhow::Result<Command> {
+    let mut brokers = "127.0.0.1:9292".to_owned();
+    let mut db = "postgres://postgres@127.0.0.1:5432/accounting_bench".to_owned();
+    let mut tasks = 25_000;
+    let mut urls = popug::AnalyticsUrls {
+        auth: DEFAULT_AUTH_URL.to_owned(),
+        sk: DEFAULT_SK_URL.to_owned(),
+        analytics: "http://127.0.0.1:5907".to_owned(),
+    };
+    let mut load = Load {
+        out: PathBuf::from(format!("target/bench/{part}.json")),
+        seconds: 10,
+        concurrency: 16,
+    };
+    for (flag, value) in flag_pairs(args)? {
+        let trimmed = value.trim_end_matches('/').to_owned();
+        match (part, flag.as_str()) {
+            ("accounting-events", "--brokers") => brokers = value,
+            ("accounting-events" | "accounting", "--tasks") => {
+                tasks = value.parse().context("--tasks")?
+            }
+            ("accounting", "--db") => db = value,
+            ("analytics", "--auth-url") => urls.auth = trimmed,
+            ("analytics", "--sk-url") => urls.sk = trimmed,
+            ("analytics", "--url") => urls.analytics = trimmed,
+            ("analytics", "--seconds") => load.seconds = value.parse().context("--seconds")?,
+            ("analytics", "--concurrency") => {
+                load.concurrency = value.parse().context("--concurrency")?
+            }
+            ("accounting" | "analytics", "--out") => load.out = PathBuf::from(value),
+            _ => bail!("unknown flag {flag} for {part}; {USAGE}"),
+        }
+    }
+    if tasks == 0 || load.seconds == 0 || load.concurrency == 0 {
+        bail!("--tasks, --seconds and --concurrency must be at least 1");
+    }
+    Ok(match part {
+        "accounting-events" => Command::AccountingEvents { brokers, tasks },
+        "accounting" => Command::Accounting {
+            db,
+            tasks,
+            out: load.out,
+        },
+        _ => Command::Analytics { urls, load },
+    })
+}
+
 /// `bench soak`'s flags; the defaults are `make up`'s platform.
-fn parse_soak(mut args: impl Iterator<Item = String>) -> anyhow::Result<Command> {
+fn parse_soak(args: impl Iterator<Item = String>) -> anyhow::Result<Command> {
     let mut o = soak::Options::default();
-    while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .with_context(|| format!("{flag} needs a value; {USAGE}"))?;
+    for (flag, value) in flag_pairs(args)? {
         let trimmed = value.trim_end_matches('/').to_owned();
         match flag.as_str() {
             "--auth-url" => o.auth = trimmed,
@@ -240,6 +313,11 @@ async fn main() -> anyhow::Result<()> {
         Command::AccessRule { url, users, load } => access_rule::run(&url, users, &load).await,
         Command::Task { urls, load } => task::run(&http(load.concurrency)?, &urls, &load).await,
         Command::Soak(o) => soak::run(&o).await,
+        Command::AccountingEvents { brokers, tasks } => popug::produce(&brokers, tasks).await,
+        Command::Accounting { db, tasks, out } => popug::applied(&db, tasks, &out).await,
+        Command::Analytics { urls, load } => {
+            popug::analytics(&http(load.concurrency)?, &urls, &load).await
+        }
         Command::Table(files) => {
             if files.is_empty() {
                 bail!("bench table needs at least one results file; {USAGE}");

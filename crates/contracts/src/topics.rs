@@ -186,6 +186,41 @@ pub mod task {
         pub task: Task,
         pub change: Change,
     }
+
+    impl TaskEvent {
+        /// The event as the task service's outbox writes it: the task's
+        /// `version`-th change, keyed by its id; a creation is `op` `c`, a
+        /// deletion `d` (the state it deleted in `before`), the rest `u`.
+        pub fn envelope(
+            &self,
+            version: i64,
+        ) -> Result<crate::envelope::Envelope, serde_json::Error> {
+            use crate::envelope::{Envelope, Op, Source};
+            let op = match self.change {
+                Change::Created { .. } => Op::Create,
+                Change::Deleted { .. } => Op::Delete,
+                _ => Op::Update,
+            };
+            let payload = serde_json::to_value(self)?;
+            let (before, after) = match op {
+                Op::Delete => (Some(payload), None),
+                _ => (None, Some(payload)),
+            };
+            let source = Source {
+                service: "task".into(),
+                table: "task".into(),
+            };
+            Ok(Envelope::new(
+                op,
+                "task",
+                self.task.id.to_string(),
+                version,
+                source,
+                before,
+                after,
+            ))
+        }
+    }
 }
 
 /// `accounting.transaction.v1`, written by accounting, keyed by the

@@ -11,6 +11,14 @@
 //! [`SHUTDOWN_TIMEOUT_SECONDS`] to finish, and exits. SIGINT (Ctrl-C), or a
 //! second signal while draining, skips the rest of the drain.
 //!
+//! Closing a listener resets the connections the kernel has completed but
+//! the server not yet accepted: their clients, which sent a request, see it
+//! broken off. So before the stop the listener's door is closed first
+//! ([`close_doors_at_stop`]): the kernel ignores new connection attempts
+//! (the client tries again a second later, and finds the port refused once
+//! the listener is gone), the server accepts and answers what had queued,
+//! and only then is the listener closed, with nothing left in its queue.
+//!
 //! Every queue in front of a handler is bounded: connections
 //! (`HTTP_MAX_CONNECTIONS`, then the listen backlog `HTTP_BACKLOG`), the
 //! time a client may take to send its request head
@@ -228,6 +236,7 @@ pub async fn serve(server: Server, drain: Duration) -> std::io::Result<()> {
     let watcher = tokio::spawn(stop_on_signal(server.handle(), drain));
     let result = server.await;
     watcher.abort();
+    DOORS.lock().unwrap_or_else(|e| e.into_inner()).clear();
     result
 }
 
@@ -258,8 +267,76 @@ async fn stop_on_signal(handle: ServerHandle, drain: Duration) {
         }
         _ = int.recv() => tracing::info!("SIGINT: stopping"),
     }
+    close_doors().await;
     tracing::info!("no longer accepting connections; finishing the requests in flight");
     handle.stop(true).await;
+}
+
+/// Copies of the listeners this process serves on, for [`close_doors`].
+static DOORS: std::sync::Mutex<Vec<socket2::Socket>> = std::sync::Mutex::new(Vec::new());
+
+/// How long the server is given to accept the connections that queued
+/// before the door closed: it accepts as they come, so a moment is plenty.
+const QUEUED_CONNECTIONS_GRACE: Duration = Duration::from_millis(100);
+
+/// Has [`serve`] close `listener`'s door before the server closes the
+/// listener at the stop, so that no connection waiting in its queue is
+/// reset (see the module's documentation). [`bind_common`] does this for
+/// the listener it binds; a test that serves on a [`BoundListener`] never
+/// signals its process, and leaves it out.
+pub fn close_doors_at_stop(listener: &TcpListener) -> std::io::Result<()> {
+    let copy = socket2::Socket::from(listener.try_clone()?);
+    DOORS.lock().unwrap_or_else(|e| e.into_inner()).push(copy);
+    Ok(())
+}
+
+/// Closes the doors of the listeners given to [`close_doors_at_stop`]: a
+/// socket filter makes the kernel ignore new connection attempts on them
+/// (their first packet, a SYN); then it waits [`QUEUED_CONNECTIONS_GRACE`]
+/// for the server to accept what had queued, and the handshakes already
+/// under way.
+async fn close_doors() {
+    let doors = std::mem::take(&mut *DOORS.lock().unwrap_or_else(|e| e.into_inner()));
+    if doors.is_empty() {
+        return;
+    }
+    for door in &doors {
+        if let Err(e) = drop_new_connections(door) {
+            tracing::warn!(error = %e, "cannot close the listener's door; connections queued at the stop may be reset");
+        }
+    }
+    tokio::time::sleep(QUEUED_CONNECTIONS_GRACE).await;
+}
+
+/// Attaches a classic BPF program that drops every TCP segment with SYN set
+/// and ACK clear (a new connection attempt) and keeps the rest, so that a
+/// handshake under way completes. A connection the listener completes
+/// afterwards inherits the filter, which does it no harm: it is never sent
+/// such a segment. The program reads the TCP header, where a TCP socket's
+/// filter starts.
+#[cfg(target_os = "linux")]
+fn drop_new_connections(socket: &socket2::Socket) -> std::io::Result<()> {
+    use socket2::SockFilter;
+    const LOAD_BYTE: u16 = 0x30; // BPF_LD | BPF_B | BPF_ABS
+    const AND: u16 = 0x54; // BPF_ALU | BPF_AND | BPF_K
+    const JUMP_IF_EQUAL: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const RETURN: u16 = 0x06; // BPF_RET | BPF_K
+    const FLAGS_OFFSET: u32 = 13;
+    const SYN: u32 = 0x02;
+    const ACK: u32 = 0x10;
+    socket.attach_filter(&[
+        SockFilter::new(LOAD_BYTE, 0, 0, FLAGS_OFFSET),
+        SockFilter::new(AND, 0, 0, SYN | ACK),
+        // SYN without ACK: on to the next instruction, else skip it.
+        SockFilter::new(JUMP_IF_EQUAL, 0, 1, SYN),
+        SockFilter::new(RETURN, 0, 0, 0),
+        SockFilter::new(RETURN, 0, 0, u32::MAX),
+    ])
+}
+
+#[cfg(not(target_os = "linux"))]
+fn drop_new_connections(_: &socket2::Socket) -> std::io::Result<()> {
+    Err(std::io::Error::other("socket filters are Linux's"))
 }
 
 /// Binds `host:port` (port 0 picks a free one) with a listen backlog of
@@ -276,7 +353,9 @@ pub fn bind_common(common: &CommonConfig) -> anyhow::Result<(TcpListener, u16)> 
         let port = listener.local_addr()?.port();
         return Ok((listener, port));
     }
-    bind_with_backlog(&common.http_host, common.port, common.http_backlog)
+    let (listener, port) = bind_with_backlog(&common.http_host, common.port, common.http_backlog)?;
+    close_doors_at_stop(&listener)?;
+    Ok((listener, port))
 }
 
 /// A listener bound ahead of the service that serves on it: its port is

@@ -1,9 +1,18 @@
 //! SIGTERM drains before the stop: for the drain, the server keeps
 //! answering, `/readyz` says `draining` (503) and every response closes its
 //! connection; then it stops accepting, finishes what is in flight and
-//! returns. A test binary of its own: the signal goes to the whole process.
+//! returns. Clients opening connection after connection all along see each
+//! request answered, or the connection refused once the server stopped
+//! accepting, and never one broken off. A test binary of its own: the
+//! signal goes to the whole process.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
 
 use actix_web::{middleware::from_fn, web, App, HttpResponse, HttpServer};
 use platform::{
@@ -36,6 +45,7 @@ async fn sigterm_drains_then_finishes_what_is_in_flight_and_stops() {
     };
     let common = CommonConfig::from_env("drain-test", 0, "unused").expect("defaults");
     let (listener, port) = server::bind("127.0.0.1", 0).expect("bind");
+    server::close_doors_at_stop(&listener).expect("door");
     let app = HttpServer::new(move || {
         App::new()
             .wrap(from_fn(server::close_when_draining))
@@ -49,6 +59,10 @@ async fn sigterm_drains_then_finishes_what_is_in_flight_and_stops() {
     let served = tokio::spawn(server::serve(running, DRAIN));
     let url = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
+    let knocking = Arc::new(AtomicBool::new(true));
+    let knockers: Vec<_> = (0..4)
+        .map(|_| tokio::spawn(knock(port, knocking.clone())))
+        .collect();
 
     let before = client
         .get(format!("{url}/healthz"))
@@ -116,6 +130,66 @@ async fn sigterm_drains_then_finishes_what_is_in_flight_and_stops() {
         .expect("join")
         .expect("server");
     assert!(signalled.elapsed() >= DRAIN, "not before the drain ended");
+
+    knocking.store(false, Ordering::Relaxed);
+    let mut seen = Knocks::default();
+    for knocker in knockers {
+        let k = knocker.await.expect("join");
+        seen.answered += k.answered;
+        seen.refused += k.refused;
+        seen.broken.extend(k.broken);
+    }
+    assert!(seen.answered > 0 && seen.refused > 0, "{seen:?}");
+    assert!(
+        seen.broken.is_empty(),
+        "requests broken off at the stop: {:?}",
+        seen.broken
+    );
+}
+
+#[derive(Debug, Default)]
+struct Knocks {
+    answered: usize,
+    refused: usize,
+    broken: Vec<String>,
+}
+
+/// Opens connection after connection, one request each, until told to
+/// stop, and counts how each went.
+async fn knock(port: u16, knocking: Arc<AtomicBool>) -> Knocks {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut k = Knocks::default();
+    while knocking.load(Ordering::Relaxed) {
+        let mut stream = match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                k.refused += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+            Err(e) => {
+                k.broken.push(format!("connect: {e}"));
+                continue;
+            }
+        };
+        let mut response = Vec::new();
+        let outcome = async {
+            stream
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                .await?;
+            stream.read_to_end(&mut response).await
+        }
+        .await;
+        match outcome {
+            Ok(_) if response.starts_with(b"HTTP/1.1 200") => k.answered += 1,
+            Ok(_) => k.broken.push(format!(
+                "answer: {:?}",
+                String::from_utf8_lossy(&response[..response.len().min(40)])
+            )),
+            Err(e) => k.broken.push(format!("request: {e}")),
+        }
+    }
+    k
 }
 
 fn connection(resp: &reqwest::Response) -> String {

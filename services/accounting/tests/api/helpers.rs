@@ -6,7 +6,7 @@ use contracts::{
         self,
         task::{Change, Task, TaskEvent, COMPLETED},
     },
-    Envelope, Op, Source,
+    Envelope,
 };
 use rdkafka::{
     consumer::{Consumer, StreamConsumer},
@@ -128,19 +128,7 @@ impl PricedTask {
     }
 
     fn event(&self, version: i64, task: Task, change: Change) -> Envelope {
-        let after = serde_json::to_value(TaskEvent { task, change }).unwrap();
-        Envelope::new(
-            Op::Update,
-            "task",
-            self.id.to_string(),
-            version,
-            Source {
-                service: "task".into(),
-                table: "task".into(),
-            },
-            None,
-            Some(after),
-        )
+        TaskEvent { task, change }.envelope(version).unwrap()
     }
 }
 

@@ -5,7 +5,7 @@
 
 use contracts::topics::task::{Change, Task, TaskEvent};
 use diesel::{pg::PgConnection, QueryResult};
-use platform::events::{enqueue, topics, Envelope, Op, Source};
+use platform::events::{enqueue, topics};
 use uuid::Uuid;
 
 use super::tasks::{task_view, TaskView};
@@ -32,27 +32,10 @@ pub fn record(
     version: i64,
     change: Change,
 ) -> QueryResult<()> {
-    let op = match change {
-        Change::Created { .. } => Op::Create,
-        Change::Deleted { .. } => Op::Delete,
-        _ => Op::Update,
-    };
-    let key = task.id.to_string();
-    let payload = serde_json::to_value(TaskEvent { task, change })
+    let envelope = TaskEvent { task, change }
+        .envelope(version)
         .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
-    let (before, after) = match op {
-        Op::Delete => (Some(payload), None),
-        _ => (None, Some(payload)),
-    };
-    let source = Source {
-        service: "task".into(),
-        table: "task".into(),
-    };
-    enqueue(
-        conn,
-        topics::TASK,
-        &Envelope::new(op, "task", key, version, source, before, after),
-    )
+    enqueue(conn, topics::TASK, &envelope)
 }
 
 /// Records `change` of task `id` with the state and version the task has
