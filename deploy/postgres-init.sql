@@ -6,3 +6,6 @@ CREATE DATABASE safekeeper;
 CREATE DATABASE task;
 CREATE DATABASE user_directory;
 CREATE DATABASE access_rule;
+CREATE DATABASE accounting;
+CREATE DATABASE analytics;
+CREATE DATABASE notifier;

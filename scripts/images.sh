@@ -15,12 +15,14 @@
 #   IMAGES_FROM=source   the whole multi-stage build, in the official rust image (needs a registry)
 #   PROFILE=release      or debug: the binaries of the test build (CI)
 #   BUILD_BINARIES=0     take target/$PROFILE's binaries as they are, no cargo build (CI, after
-#                        `make test`: a `cargo build -p` of the five would unify features apart from
+#                        `make test`: a `cargo build -p` of the eight would unify features apart from
 #                        the test build's and rebuild dependencies)
 #   RUNTIME_BASE=        base of the runtime stage: default debian:bookworm-slim when this engine
 #                        has it or can pull it, else platform/debian:bookworm-slim (debootstrap)
 #   IMAGE_PREFIX=platform IMAGE_TAG=dev   images are $IMAGE_PREFIX/<service>:$IMAGE_TAG
 #   KEEP=1               `check` leaves the containers running
+#   SMTP_SINK=           `check`: the SMTP sink the notifier mails (default target/$PROFILE/smtp-sink,
+#                        `cargo build -p testkit --bin smtp-sink`); without it the mail is not checked
 source "$(dirname "$0")/lib.sh"
 
 IMAGES_FROM="${IMAGES_FROM:-host}"
@@ -34,10 +36,14 @@ export LOCAL_SAFEKEEPER_PORT="${LOCAL_SAFEKEEPER_PORT:-5601}"
 export LOCAL_TASK_PORT="${LOCAL_TASK_PORT:-5602}"
 export LOCAL_USER_DIRECTORY_PORT="${LOCAL_USER_DIRECTORY_PORT:-5603}"
 export LOCAL_ACCESS_RULE_PORT="${LOCAL_ACCESS_RULE_PORT:-5605}"
+export LOCAL_ACCOUNTING_PORT="${LOCAL_ACCOUNTING_PORT:-5606}"
+export LOCAL_ANALYTICS_PORT="${LOCAL_ANALYTICS_PORT:-5607}"
+export LOCAL_NOTIFIER_PORT="${LOCAL_NOTIFIER_PORT:-5608}"
+export LOCAL_SMTP_PORT="${LOCAL_SMTP_PORT:-5625}"
 export LOCAL_KAFKA_PORT="${LOCAL_KAFKA_PORT:-9692}"
 export LOCAL_PG_PORT="${LOCAL_PG_PORT:-5642}"
 COMPOSE_PROJECT="${COMPOSE_PROJECT:-platform-local}"
-NAMES=(authenticator safekeeper task user-directory access-rule)
+NAMES=(authenticator safekeeper task user-directory access-rule accounting analytics notifier)
 
 local_port() {
   case "$1" in
@@ -46,6 +52,9 @@ local_port() {
     task) echo "$LOCAL_TASK_PORT" ;;
     user-directory) echo "$LOCAL_USER_DIRECTORY_PORT" ;;
     access-rule) echo "$LOCAL_ACCESS_RULE_PORT" ;;
+    accounting) echo "$LOCAL_ACCOUNTING_PORT" ;;
+    analytics) echo "$LOCAL_ANALYTICS_PORT" ;;
+    notifier) echo "$LOCAL_NOTIFIER_PORT" ;;
   esac
 }
 
@@ -257,13 +266,13 @@ build_local() {
 # ---- the local Compose platform ----------------------------------------------
 
 compose_up() {
-  local t0 name port; t0=$(date +%s)
+  local t0 name port ports=(); t0=$(date +%s)
   pick_compose
-  for port in "$LOCAL_PG_PORT" "$LOCAL_KAFKA_PORT" "$LOCAL_AUTHENTICATOR_PORT" "$LOCAL_SAFEKEEPER_PORT" \
-    "$LOCAL_TASK_PORT" "$LOCAL_USER_DIRECTORY_PORT" "$LOCAL_ACCESS_RULE_PORT"; do
+  for name in "${NAMES[@]}"; do ports+=("$(local_port "$name")"); done
+  for port in "$LOCAL_PG_PORT" "$LOCAL_KAFKA_PORT" "${ports[@]}"; do
     port_open "$port" && die "port $port is taken: stop what listens there (or set LOCAL_*_PORT)"
   done
-  say "starting PostgreSQL, tansu and the five services (${COMPOSE[*]:0:1} up)"
+  say "starting PostgreSQL, tansu and the ${#NAMES[@]} services (${COMPOSE[*]:0:1} up)"
   "${COMPOSE[@]}" up -d --no-build
   for name in "${NAMES[@]}"; do
     port="$(local_port "$name")"
@@ -277,6 +286,51 @@ compose_up() {
     }
   done
   say "everything ready in $(elapsed "$t0")"
+}
+
+# The notifier's relay in the check: the workspace's SMTP sink (testkit's
+# smtp-sink, a debug or release binary of this host) on loopback,
+# LOCAL_SMTP_PORT, where deploy/compose.local.yml points the notifier. It
+# prints each message it accepts.
+SMTP_SINK="${SMTP_SINK:-$CARGO_TARGET_DIR/$PROFILE/smtp-sink}"
+SINK_PID=""
+SINK_LOG="$STATE_DIR/logs/images-smtp-sink.log"
+start_sink() {
+  if [ ! -x "$SMTP_SINK" ]; then
+    say "no SMTP sink at $SMTP_SINK (cargo build -p testkit --bin smtp-sink): the notifier's mail goes unchecked"
+    return 0
+  fi
+  port_open "$LOCAL_SMTP_PORT" && die "port $LOCAL_SMTP_PORT is taken: stop what listens there (or set LOCAL_SMTP_PORT)"
+  mkdir -p "$STATE_DIR/logs"
+  SMTP_SINK_PORT="$LOCAL_SMTP_PORT" "$SMTP_SINK" >"$SINK_LOG" 2>&1 &
+  SINK_PID=$!
+  for _ in $(seq 1 50); do port_open "$LOCAL_SMTP_PORT" && return 0; sleep 0.1; done
+  die "the SMTP sink did not start on :$LOCAL_SMTP_PORT (see $SINK_LOG)"
+}
+
+stop_sink() {
+  [ -n "$SINK_PID" ] || return 0
+  kill "$SINK_PID" 2>/dev/null || true
+  wait "$SINK_PID" 2>/dev/null || true
+  SINK_PID=""
+}
+
+# The smoke test's demo data creates accounts: the authenticator asks for a
+# registration notice to the bootstrap superuser (notification.v1), which
+# the notifier must have handed to the sink.
+check_mail() {
+  local n
+  [ -n "$SINK_PID" ] || return 0
+  for _ in $(seq 1 150); do
+    grep -q '^--- from ' "$SINK_LOG" 2>/dev/null && break
+    sleep 0.2
+  done
+  n=$(grep -c '^--- from ' "$SINK_LOG" 2>/dev/null || true)
+  [ "${n:-0}" -gt 0 ] || {
+    "${COMPOSE[@]}" logs --tail 30 notifier >&2 || true
+    die "the notifier delivered no mail to the SMTP sink on :$LOCAL_SMTP_PORT within 30 s"
+  }
+  say "mail: the notifier delivered $n message(s) to the SMTP sink ($(grep -m1 '^--- from ' "$SINK_LOG"))"
 }
 
 compose_down() {
@@ -344,6 +398,8 @@ check() {
   build_images
   build_local
   compose_down
+  trap stop_sink EXIT
+  start_sink
   compose_up
   inspect_containers
   t1=$(date +%s)
@@ -352,21 +408,27 @@ check() {
     TASK_URL="http://127.0.0.1:$LOCAL_TASK_PORT" \
     USER_DIRECTORY_URL="http://127.0.0.1:$LOCAL_USER_DIRECTORY_PORT" \
     ACCESS_RULE_URL="http://127.0.0.1:$LOCAL_ACCESS_RULE_PORT" \
+    ACCOUNTING_URL="http://127.0.0.1:$LOCAL_ACCOUNTING_PORT" \
+    ANALYTICS_URL="http://127.0.0.1:$LOCAL_ANALYTICS_PORT" \
+    NOTIFIER_URL="http://127.0.0.1:$LOCAL_NOTIFIER_PORT" \
     bash "$ROOT/scripts/smoke.sh" || {
       "${COMPOSE[@]}" logs --tail 30 >&2 || true
       [ "${KEEP:-0}" = 1 ] || compose_down
       die "the smoke test failed against the containers"
     }
   say "smoke test passed in $(elapsed "$t1")"
+  check_mail
   docker stats --no-stream --format '  {{.Name}}: {{.MemUsage}}' $("${COMPOSE[@]}" ps -q) 2>/dev/null || true
   if [ "${KEEP:-0}" != 1 ]; then
     say "stopping each service under requests (SIGTERM; SIGKILL after 10 s)"
     stop_check
   fi
   if [ "${KEEP:-0}" = 1 ]; then
-    say "left running (KEEP=1): bash scripts/images.sh down stops it"
+    trap - EXIT
+    say "left running (KEEP=1): bash scripts/images.sh down stops it${SINK_PID:+ (the SMTP sink, pid $SINK_PID, too: kill $SINK_PID)}"
   else
     compose_down
+    stop_sink
   fi
   say "images-check passed in $(elapsed "$t0")"
 }

@@ -53,7 +53,8 @@ mode=files
 "$VENV/bin/python" - "$mode" "${files[@]}" <<'PY'
 import sys, yaml
 
-SERVICES = ["authenticator", "safekeeper", "task", "user-directory", "access-rule"]
+SERVICES = ["authenticator", "safekeeper", "task", "user-directory", "access-rule",
+            "accounting", "analytics", "notifier"]
 problems = []
 
 def check_deployment(path, d):
@@ -93,11 +94,29 @@ for path, members in groups:
         for kind in want:
             if s not in seen.get(kind, set()):
                 problems.append(f"{path}: no {kind} {s}")
+    # One port per service: the ConfigMap's PORT, the container's, the
+    # Service's, and the one its NetworkPolicy lets in.
+    by = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    for s in SERVICES:
+        dep, svc = by.get(("Deployment", s)), by.get(("Service", s))
+        cm, np = by.get(("ConfigMap", s)), by.get(("NetworkPolicy", s))
+        if not (dep and svc and cm and np):
+            continue
+        ports = {
+            "ConfigMap PORT": {int(cm.get("data", {}).get("PORT", 0))},
+            "containerPort": {p["containerPort"] for c in dep["spec"]["template"]["spec"]["containers"]
+                              for p in c.get("ports", [])},
+            "Service port": {p["port"] for p in svc["spec"]["ports"]},
+            "NetworkPolicy ingress": {p["port"] for r in np["spec"].get("ingress", [])
+                                      for p in r.get("ports", [])},
+        }
+        if len({frozenset(v) for v in ports.values()}) != 1:
+            problems.append(f"{path}: {s}: the ports disagree ({ports})")
 if problems:
     print("\n".join(problems), file=sys.stderr)
     sys.exit(1)
 print("  every service: probes /healthz and /readyz, requests and limits, non-root, read-only root,")
 print("  no capabilities, seccomp RuntimeDefault; Service, ConfigMap, PodDisruptionBudget,")
-print("  NetworkPolicy (and a HorizontalPodAutoscaler in production)")
+print("  NetworkPolicy (and a HorizontalPodAutoscaler in production), one port throughout")
 PY
 say "k8s-check passed"
