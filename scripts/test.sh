@@ -26,18 +26,19 @@ export KAFKA_BROKERS TEST_DATABASE_URL="$PGHOST_URL"
 # Tests that stop and restart a broker start their own tansu.
 export TANSU_BIN="${TANSU_BIN:-$(command -v tansu)}"
 
-# The browser test runs when Chromium is there or can be installed; when
-# it cannot, it is left out, so that the summary counts it as skipped
-# instead of as a pass that never ran.
-BROWSER_TEST=the_code_flow_works_in_headless_chromium
+# The browser tests (every test named `..._in_headless_chromium`) run when
+# Chromium is there or can be installed; when it cannot, they are left out
+# together, so that the summary counts them as skipped instead of as passes
+# that never ran.
+BROWSER_TESTS=in_headless_chromium
 SKIP=()
 if ensure_browser; then
   export REQUIRE_BROWSER_TESTS=1
 else
-  say "the browser test is skipped: chromium and chromedriver are missing and could not be installed (see $STATE_DIR/logs/browser-install.log)"
-  SKIP=(-- --skip "$BROWSER_TEST")
+  say "the browser tests are skipped: chromium and chromedriver are missing and could not be installed (see $STATE_DIR/logs/browser-install.log)"
+  SKIP=(-- --skip "$BROWSER_TESTS")
   # After the caller's own `--`, if they gave one.
-  for a in "$@"; do [ "$a" = -- ] && SKIP=(--skip "$BROWSER_TEST"); done
+  for a in "$@"; do [ "$a" = -- ] && SKIP=(--skip "$BROWSER_TESTS"); done
 fi
 
 # The whole workspace unless the arguments pick packages (`-p access-rule`).

@@ -30,6 +30,9 @@ pub struct Options {
     /// the shared broker's whole history (which other tests keep growing).
     /// Events published after the start still arrive.
     pub skip_history: bool,
+    /// The dashboard's OAuth2 client ([`crate::dashboard::config`]);
+    /// none by default.
+    pub dashboard: Option<dashboard::Config>,
 }
 
 impl Options {
@@ -43,6 +46,7 @@ impl Options {
             audience: "platform".into(),
             consumer_group: new_group(),
             skip_history: true,
+            dashboard: None,
         }
     }
 }
@@ -66,6 +70,7 @@ pub fn settings(o: &Options) -> Settings {
     s.close_loop = false;
     s.outbox_poll = Duration::from_millis(100);
     s.http_workers = 2;
+    s.dashboard = o.dashboard.clone();
     s
 }
 

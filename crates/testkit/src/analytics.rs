@@ -27,6 +27,9 @@ pub struct Options {
     /// the shared broker's whole history (which other tests keep growing).
     /// Events published after the start still arrive.
     pub skip_history: bool,
+    /// The dashboard's OAuth2 client ([`crate::dashboard::config`]);
+    /// none by default.
+    pub dashboard: Option<dashboard::Config>,
 }
 
 impl Options {
@@ -40,6 +43,7 @@ impl Options {
             audience: "platform".into(),
             consumer_group: new_group(),
             skip_history: true,
+            dashboard: None,
         }
     }
 }
@@ -61,6 +65,7 @@ pub fn settings(o: &Options) -> Settings {
     s.access_audience = o.audience.clone();
     s.consumer_group = o.consumer_group.clone();
     s.http_workers = 2;
+    s.dashboard = o.dashboard.clone();
     s
 }
 

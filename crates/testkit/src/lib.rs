@@ -11,10 +11,14 @@
 //! - [`TestPlatform`]: an authenticator and a safekeeper wired together,
 //!   with the superuser's admin token, clients and people with roles;
 //! - [`SmtpSink`]: an SMTP server that keeps what it is sent ([`smtp`]);
+//! - [`Browser`]: headless Chromium over WebDriver, for the tests named
+//!   `…_in_headless_chromium` ([`browser`]);
 //! - [`eventually`], [`assert_problem`], [`session`]: the small helpers
 //!   every service's tests use.
 
 pub mod broker;
+pub mod browser;
+pub mod dashboard;
 pub mod db;
 mod http;
 pub mod logs;
@@ -42,6 +46,7 @@ pub mod user_directory;
 use std::{future::Future, path::PathBuf, time::Duration};
 
 pub use broker::{collect_events, shared_brokers, skip_group_to_latest, OwnedBroker};
+pub use browser::Browser;
 pub use db::TestDatabase;
 pub use http::{
     assert_problem, assert_routes_match_its_document, json_of, json_of_with, session, text_of,

@@ -15,6 +15,8 @@ pub struct Settings {
     pub http_workers: usize,
     /// Where the safekeeper serves the JWKS that verifies access tokens.
     pub safekeeper_url: String,
+    /// The dashboard's OAuth2 client (`DASHBOARD_*`); `None` without one.
+    pub dashboard: Option<dashboard::Config>,
     /// Expected `iss` of access tokens.
     pub safekeeper_issuer: String,
     /// Expected `aud` of access tokens.
@@ -61,6 +63,12 @@ impl Settings {
         Ok(Self {
             http_workers: parse_or("HTTP_WORKERS", default_workers)?,
             safekeeper_issuer: var_or("SAFEKEEPER_ISSUER", &safekeeper_url),
+            dashboard: dashboard::Config::from_env(
+                "accounting",
+                &safekeeper_url,
+                "http://127.0.0.1:5006",
+                "read:accounting su_read:accounting",
+            )?,
             safekeeper_url,
             access_audience: var_or("ACCESS_TOKEN_AUDIENCE", "platform"),
             consumer_group: var_or("CONSUMER_GROUP", "accounting"),

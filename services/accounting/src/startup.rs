@@ -55,6 +55,11 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppStat
         tokens: platform::jwt::TokenCache::new(settings.caller_cache_entries),
         revocations: Revocations::new(),
         outbox: OutboxSignal::default(),
+        dashboard: settings
+            .dashboard
+            .clone()
+            .map(dashboard::Dashboard::new)
+            .transpose()?,
         settings,
     }))
 }

@@ -11,6 +11,8 @@ use crate::{config::Settings, domain::Calendar};
 pub struct AppState {
     pub pool: PgPool,
     pub settings: Settings,
+    /// The dashboard's sign-in, when configured.
+    pub dashboard: Option<dashboard::Dashboard>,
     /// Business days and the close's hour.
     pub calendar: Calendar,
     /// The safekeeper's access tokens (remote JWKS, cached).

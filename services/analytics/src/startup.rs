@@ -50,6 +50,11 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppStat
         access,
         tokens: platform::jwt::TokenCache::new(settings.caller_cache_entries),
         revocations: Revocations::new(),
+        dashboard: settings
+            .dashboard
+            .clone()
+            .map(dashboard::Dashboard::new)
+            .transpose()?,
         settings,
     }))
 }

@@ -11,6 +11,8 @@ use crate::config::Settings;
 pub struct AppState {
     pub pool: PgPool,
     pub settings: Settings,
+    /// The dashboard's sign-in, when configured.
+    pub dashboard: Option<dashboard::Dashboard>,
     /// The zone that says which business day is today.
     pub zone: Tz,
     /// The safekeeper's access tokens (remote JWKS, cached).

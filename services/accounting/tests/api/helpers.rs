@@ -26,6 +26,8 @@ pub use testkit::{assert_problem, eventually, Person};
 pub struct TestPlatform {
     base: testkit::TestPlatform,
     pub accounting: String,
+    /// The service's database (for what the dashboard stores).
+    pub db_url: String,
     /// Held for the test's length: dropping them ends the database and
     /// the app.
     _db: TestDatabase,
@@ -49,12 +51,35 @@ pub fn options(brokers: &str, db: &TestDatabase, sk: &str) -> testkit::accountin
 }
 
 pub async fn spawn() -> TestPlatform {
+    spawn_with(false).await
+}
+
+/// The platform with the accounting dashboard's OAuth2 client registered
+/// at the safekeeper and configured in the service.
+pub async fn spawn_with_dashboard() -> TestPlatform {
+    spawn_with(true).await
+}
+
+async fn spawn_with(dashboard: bool) -> TestPlatform {
     let base = testkit::TestPlatform::builder().build().await;
     let db = testkit::accounting::database();
-    let app = testkit::accounting::spawn(options(&base.brokers, &db, &base.sk)).await;
+    let mut o = options(&base.brokers, &db, &base.sk);
+    if dashboard {
+        let c = testkit::dashboard::config(
+            "accounting",
+            &base.sk,
+            o.listener.port(),
+            "read:accounting su_read:accounting",
+        );
+        base.create_client(testkit::dashboard::client_registration(&c))
+            .await;
+        o.dashboard = Some(c);
+    }
+    let app = testkit::accounting::spawn(o).await;
     let producer = platform::events::producer(&base.brokers).expect("a producer");
     TestPlatform {
         accounting: app.address.clone(),
+        db_url: db.url.clone(),
         base,
         _db: db,
         _app: app,

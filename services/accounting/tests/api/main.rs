@@ -5,6 +5,7 @@
 
 mod access;
 mod close;
+mod dashboard;
 mod earnings;
 mod helpers;
 mod ledger;

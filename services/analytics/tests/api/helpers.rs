@@ -42,11 +42,28 @@ impl std::ops::Deref for TestPlatform {
 }
 
 pub async fn spawn() -> TestPlatform {
+    spawn_with(false).await
+}
+
+/// The platform with the analytics dashboard's OAuth2 client registered
+/// at the safekeeper and configured in the service.
+pub async fn spawn_with_dashboard() -> TestPlatform {
+    spawn_with(true).await
+}
+
+async fn spawn_with(dashboard: bool) -> TestPlatform {
     let base = testkit::TestPlatform::builder().build().await;
     let db = testkit::analytics::database();
     let mut o = testkit::analytics::Options::new(base.brokers.clone(), &db, &base.sk);
     o.issuer = testkit::safekeeper::ISSUER.into();
     o.audience = testkit::safekeeper::AUDIENCE.into();
+    if dashboard {
+        let c =
+            testkit::dashboard::config("analytics", &base.sk, o.listener.port(), "read:analytics");
+        base.create_client(testkit::dashboard::client_registration(&c))
+            .await;
+        o.dashboard = Some(c);
+    }
     let app = testkit::analytics::spawn(o).await;
     let producer = platform::events::producer(&base.brokers).expect("a producer");
     TestPlatform {

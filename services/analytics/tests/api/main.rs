@@ -6,6 +6,7 @@
 
 mod access;
 mod balances;
+mod dashboard;
 mod earnings;
 mod helpers;
 mod openapi_routes;

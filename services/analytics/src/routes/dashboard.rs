@@ -1,0 +1,202 @@
+//! The analytics dashboard: server-rendered HTML for administrators
+//! (`read:analytics`) signed in through the safekeeper (`crates/dashboard`
+//! has the flow): today's management earnings, how many workers owe money,
+//! and the most expensive task of each day, week and month of the last 30
+//! days. Anyone else signed in gets a 403 page. Errors are HTML pages, not
+//! problems.
+
+use std::collections::HashMap;
+
+use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
+use dashboard::html::{self, escape, money};
+use platform::db::with_conn;
+use uuid::Uuid;
+
+use crate::{
+    auth::READ,
+    domain::{DayRange, Period},
+    error::ApiError,
+    state::AppState,
+    store::{self, TopReward},
+};
+
+const TITLE: &str = "Analytics";
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(landing))
+        .route("/dashboard", web::get().to(page))
+        .route("/dashboard/signin", web::get().to(sign_in))
+        .route("/dashboard/callback", web::get().to(callback))
+        .route("/dashboard/signout", web::post().to(sign_out));
+}
+
+/// `GET /`: links to the task tracker's API documentation and the
+/// dashboards.
+async fn landing(state: web::Data<AppState>) -> HttpResponse {
+    let links = match &state.dashboard {
+        Some(d) => d.config.links.clone(),
+        None => dashboard::Links::from_env(),
+    };
+    html::landing(&links)
+}
+
+/// `GET /dashboard/signin`: off to the safekeeper.
+async fn sign_in(state: web::Data<AppState>) -> HttpResponse {
+    let Some(d) = &state.dashboard else {
+        return dashboard::not_configured();
+    };
+    d.begin(&state.pool).await.unwrap_or_else(|e| e.page())
+}
+
+/// `GET /dashboard/callback`: back from the safekeeper.
+async fn callback(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
+    let Some(d) = &state.dashboard else {
+        return dashboard::not_configured();
+    };
+    d.callback(&state.pool, &state.access, &req, &query).await
+}
+
+/// `POST /dashboard/signout` (form with the page's `csrf`).
+async fn sign_out(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    let Some(d) = &state.dashboard else {
+        return dashboard::not_configured();
+    };
+    d.sign_out(&state.pool, &req, &form).await
+}
+
+/// The highest reward of each period of `range` (on a tie, the earlier
+/// day's), newest period first.
+fn top_per(period: Period, range: DayRange, days: &[TopReward]) -> Vec<Vec<String>> {
+    let mut rows: Vec<Vec<String>> = period
+        .starts(range)
+        .into_iter()
+        .map(|start| {
+            let end = period.end_of(start);
+            let best = days.iter().filter(|d| (start..=end).contains(&d.day)).fold(
+                None::<&TopReward>,
+                |best, d| match best {
+                    Some(b) if b.amount_cents >= d.amount_cents => Some(b),
+                    _ => Some(d),
+                },
+            );
+            let label = if period == Period::Day {
+                start.to_string()
+            } else {
+                format!("{start} to {}", end.min(range.to))
+            };
+            match best {
+                Some(b) => vec![
+                    escape(&label),
+                    escape(b.title.as_deref().unwrap_or("(title not known yet)")),
+                    money(b.amount_cents),
+                    escape(&b.day.to_string()),
+                ],
+                None => vec![
+                    escape(&label),
+                    "No reward paid".to_owned(),
+                    String::new(),
+                    String::new(),
+                ],
+            }
+        })
+        .collect();
+    rows.reverse();
+    rows
+}
+
+/// `GET /dashboard`: the administrator's view.
+async fn page(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let Some(d) = &state.dashboard else {
+        return dashboard::not_configured();
+    };
+    let session = match d.session(&state.pool, &state.access, &req).await {
+        Ok(Some(s)) if !state.revocations.is_revoked(&s.claims) => s,
+        Ok(_) => return html::sign_in(TITLE),
+        Err(e) => return e.page(),
+    };
+    let Ok(me) = session.claims.sub.parse::<Uuid>() else {
+        return dashboard::refused();
+    };
+    let user = match with_conn(&state.pool, move |c| {
+        store::user(c, me).map_err(ApiError::from)
+    })
+    .await
+    {
+        Ok(u) => u,
+        Err(e) => return unavailable(&e),
+    };
+    match user {
+        Some(u) if u.usable() && session.claims.has_scope(READ) && u.still_holds(READ) => {}
+        Some(u) if u.known() => return dashboard::refused(),
+        _ => {
+            return html::message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Not known yet",
+                "Your account is not known to analytics yet. Reload in a moment.",
+            )
+        }
+    }
+    let today = state.today();
+    let Ok(range) = DayRange::parse(None, None, today) else {
+        return unavailable(&"no default range");
+    };
+    let loaded = with_conn(&state.pool, move |c| -> Result<_, ApiError> {
+        Ok((
+            store::earnings_of(c, today)?,
+            store::negative_balances(c)?,
+            store::top_rewards(c, range.from, range.to)?,
+        ))
+    })
+    .await;
+    let ((fees, rewards), negative, top) = match loaded {
+        Ok(v) => v,
+        Err(e) => return unavailable(&e),
+    };
+    let headers = ["Period", "Task", "Reward", "Paid on"];
+    let body = format!(
+        "<section aria-labelledby=\"today\">\n<h2 id=\"today\">Today</h2>\n\
+         <p>Management's earnings today ({day}, {zone}): <strong id=\"earnings-today\">{earned}</strong> \
+         (fees {fees} minus rewards {rewards}).</p>\n\
+         <p>Workers with a negative balance: <strong id=\"negative-balances\">{negative}</strong>.</p>\n\
+         </section>\n\
+         <section aria-labelledby=\"expensive\">\n<h2 id=\"expensive\">Most expensive tasks</h2>\n{days}{weeks}{months}</section>\n",
+        day = escape(&today.to_string()),
+        zone = escape(state.zone.name()),
+        earned = money(fees - rewards),
+        fees = money(fees),
+        rewards = money(rewards),
+        days = html::table(
+            "Per day, the last 30 days, newest first",
+            &headers,
+            &top_per(Period::Day, range, &top)
+        ),
+        weeks = html::table(
+            "Per week (Monday to Sunday), newest first",
+            &headers,
+            &top_per(Period::Week, range, &top)
+        ),
+        months = html::table(
+            "Per month, newest first",
+            &headers,
+            &top_per(Period::Month, range, &top)
+        ),
+    );
+    html::page(StatusCode::OK, TITLE, Some(session.signed_in()), &body)
+}
+
+fn unavailable(e: &dyn std::fmt::Display) -> HttpResponse {
+    tracing::warn!(error = %e, "the analytics dashboard cannot read its database");
+    html::message(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Temporarily unavailable",
+        "The dashboard cannot read the reports right now. Try again in a moment.",
+    )
+}
