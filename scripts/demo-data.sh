@@ -92,6 +92,19 @@ case "$code" in
 esac
 rm -f /tmp/demo-org.$$
 
+# --- the dashboards: confidential clients, code flow with PKCE ------------
+# Their secrets are the services' DASHBOARD_CLIENT_SECRET (up.sh).
+for d in accounting analytics; do
+  case "$d" in
+    accounting) port=$(service_port accounting) scopes='"read:accounting","su_read:accounting"' ;;
+    analytics) port=$(service_port analytics) scopes='"read:analytics"' ;;
+  esac
+  create_client "{\"client_id\":\"$d-dashboard\",\"name\":\"${d^} dashboard\",
+    \"client_secret\":\"${DASHBOARD_CLIENT_SECRET:-$d-dashboard-dev-secret}\",\"first_party\":true,
+    \"redirect_uris\":[\"http://127.0.0.1:$port/dashboard/callback\"],
+    \"grant_types\":[\"authorization_code\",\"refresh_token\"],\"scopes\":[$scopes]}" "$d-dashboard"
+done
+
 # --- task, accounting: a few priced tasks, and balances that show --------
 # Once: when the employee has tasks already, they are left as they are.
 TASK="${TASK_URL:-http://127.0.0.1:5002}"

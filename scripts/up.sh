@@ -12,6 +12,10 @@ export AUTHENTICATOR_URL="http://127.0.0.1:$(service_port authenticator)"
 export SAFEKEEPER_URL="http://127.0.0.1:$(service_port safekeeper)"
 export USER_DIRECTORY_URL="http://127.0.0.1:$(service_port user-directory)"
 export TASK_URL="http://127.0.0.1:$(service_port task)"
+# What the dashboards' landing page links.
+export TASK_DOCS_URL="$TASK_URL/openapi.json"
+export ACCOUNTING_DASHBOARD_URL="http://127.0.0.1:$(service_port accounting)/dashboard"
+export ANALYTICS_DASHBOARD_URL="http://127.0.0.1:$(service_port analytics)/dashboard"
 # On a first run the broker builds beside the services (ensure_broker waits
 # for it below).
 port_open "$KAFKA_PORT" || ensure_tansu --background
@@ -55,6 +59,15 @@ for s in "${SERVICES[@]}"; do
     export BOOTSTRAP_ADMIN_EMAIL="${BOOTSTRAP_ADMIN_EMAIL:-admin@example.com}"
     # The user directory's client secret at the safekeeper (demo-data.sh registers it).
     export DIRECTORY_CLIENT_SECRET="${DIRECTORY_CLIENT_SECRET:-user-directory-dev-secret}"
+    # The dashboards are OAuth2 clients of the safekeeper (demo-data.sh
+    # registers them); over plain http here, so the cookie cannot be Secure.
+    case "$name" in
+      accounting | analytics)
+        export DASHBOARD_CLIENT_ID="$name-dashboard" DASHBOARD_PUBLIC_URL="http://127.0.0.1:$port"
+        export DASHBOARD_CLIENT_SECRET="${DASHBOARD_CLIENT_SECRET:-$name-dashboard-dev-secret}"
+        export DASHBOARD_COOKIE_SECURE=false
+        ;;
+    esac
     # The notifier sends to the sink, in clear text: it is on loopback.
     export SMTP_HOST=127.0.0.1 SMTP_PORT="$SMTP_SINK_PORT" SMTP_STARTTLS=off
     nohup "$BIN_DIR/$name" >>"$STATE_DIR/logs/$name.log" 2>&1 &
@@ -93,6 +106,11 @@ Demo accounts:
 OAuth2 clients:
   demo-spa       public, PKCE, first-party; redirect http://127.0.0.1:8765/callback
   demo-service   confidential, secret demo-service-secret; client_credentials for su_read:task
+
+Dashboards (sign in as employee, employer or admin):
+  landing page   http://127.0.0.1:$(service_port accounting)/
+  accounting     $ACCOUNTING_DASHBOARD_URL
+  analytics      $ANALYTICS_DASHBOARD_URL   (admin only)
 
 Try:  curl -s -X POST $AUTHENTICATOR_URL/v1/login -H 'Content-Type: application/json' \\
         -d '{"username":"employer","password":"Employer-Passw0rd!"}'
