@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make chaos: the fault suite (scripts/chaos.py) against a platform of its
 # own: its own PostgreSQL cluster (it is restarted by a case, so never the
-# machine's), its own broker, the five services on ports 58xx, with the
+# machine's), its own broker, every service on ports 58xx, with the
 # demo data. Everything it started is stopped at the end.
 #
 #   CHAOS_CASES=broker,postgres,sigkill,sigterm (default: all four)
@@ -47,5 +47,5 @@ as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_DATA/server.log" -w \
   -o "-p $PG_PORT -k $PG_DATA -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off" start >/dev/null
 
 bash "$ROOT/scripts/up.sh" >"$STATE_DIR/logs/up.log" 2>&1 || { tail -n 30 "$STATE_DIR/logs/up.log"; die "the chaos platform did not come up"; }
-say "the chaos platform is up (ports $((5000 + PORT_OFFSET))-$((5005 + PORT_OFFSET)))"
+say "the chaos platform is up (ports $((5000 + PORT_OFFSET))-$((5008 + PORT_OFFSET)))"
 python3 "$ROOT/scripts/chaos.py"

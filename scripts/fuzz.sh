@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make fuzz: schemathesis against every service's /openapi.json, on a
-# platform of its own (fresh *_fuzz databases, its own broker, the five
-# services on ports 57xx, the debug build), authenticated as the demo users.
+# platform of its own (fresh *_fuzz databases, its own broker, every
+# service and an SMTP sink on ports 57xx, the debug build), authenticated as the demo users.
 # Passes when no answer was a 5xx other than a 503 that its operation
 # documents; prints a summary either way. Everything it started is stopped
 # at the end.
@@ -73,7 +73,7 @@ for s in "${SERVICES[@]}"; do
   read -r _ _ db <<<"$s"
   psql "$PGHOST_URL/postgres" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
 done
-say "starting the fuzzing platform (ports $((5000 + PORT_OFFSET))-$((5005 + PORT_OFFSET)), $PROFILE build)"
+say "starting the fuzzing platform (ports $((5000 + PORT_OFFSET))-$((5008 + PORT_OFFSET)), $PROFILE build)"
 bash "$ROOT/scripts/up.sh" >"$STATE_DIR/logs/up.log" 2>&1 || {
   tail -n 30 "$STATE_DIR/logs/up.log"
   die "the fuzzing platform did not come up; see $STATE_DIR/logs/"
@@ -85,6 +85,8 @@ SK="http://127.0.0.1:$(service_port safekeeper)"
 TASK="http://127.0.0.1:$(service_port task)"
 UD="http://127.0.0.1:$(service_port user-directory)"
 AR="http://127.0.0.1:$(service_port access-rule)"
+ACC="http://127.0.0.1:$(service_port accounting)"
+AN="http://127.0.0.1:$(service_port analytics)"
 
 # --- tokens, all before the first run ------------------------------------
 post_json() { curl -fsS -X POST "$1" -H 'Content-Type: application/json' "${@:3}" -d "$2"; }
@@ -102,6 +104,7 @@ EMPLOYER_SESSION=$(session employer 'Employer-Passw0rd!')
 EMPLOYER_TOKEN=$(access_token "$EMPLOYER_SESSION" 'read:task,edit:task,create:task,delete:task,su_read:task,su_edit:task')
 SERVICE_TOKEN=$(client_token demo-service demo-service-secret su_read:task)
 EVENTS_TOKEN=$(client_token demo-events demo-events-secret write:event)
+MONEY_TOKEN=$(access_token "$ADMIN_SESSION" 'read:accounting,su_read:accounting,close:accounting,read:analytics')
 ACME_TOKEN=$(post_json "$UD/admin/login" '{"email":"admin@acme.example","password":"Acme-Passw0rd!"}' | json_field access_token)
 # Throwaways for the runs that end what they are called with.
 post_json "$AUTH/v1/user" '{"username":"fuzz-victim","password":"Victim-Passw0rd!","email":"victim@fuzz.example","firstname":"Fuzz","lastname":"Victim"}' >/dev/null
@@ -180,6 +183,10 @@ password = \"demo-service-secret\""
 SK_DESTRUCTIVE='^((DELETE|PUT) |POST /oauth2/revoke$)'
 fuzz safekeeper "$SK" "$SK_AUTH" --exclude-name-regex "$SK_DESTRUCTIVE"
 fuzz safekeeper-destructive "$SK" "$SK_AUTH" --include-name-regex "$SK_DESTRUCTIVE"
+# The ledgers, the close and the reports as the superuser (who holds every
+# accounting and analytics scope), and their dashboards' pages.
+fuzz accounting "$ACC" "$(bearer bearer "$MONEY_TOKEN")"
+fuzz analytics "$AN" "$(bearer bearer "$MONEY_TOKEN")"
 
 # --- the verdict ------------------------------------------------------------
 say "summary (seed $SEED, at most $MAX_EXAMPLES examples per operation, phases $PHASES)"

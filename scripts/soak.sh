@@ -77,7 +77,7 @@ for s in "${SERVICES[@]}"; do
   read -r _ _ db <<<"$s"
   psql "$PGHOST_URL/postgres" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
 done
-say "starting the soak platform (ports $((5000 + PORT_OFFSET))-$((5005 + PORT_OFFSET)), broker :$KAFKA_PORT, release build)"
+say "starting the soak platform (ports $((5000 + PORT_OFFSET))-$((5008 + PORT_OFFSET)), broker :$KAFKA_PORT, release build)"
 bash "$ROOT/scripts/up.sh" >"$STATE_DIR/logs/up.log" 2>&1 || {
   tail -n 30 "$STATE_DIR/logs/up.log"
   die "the soak platform did not come up; see $STATE_DIR/logs/"
