@@ -7,8 +7,13 @@ AUTH="${AUTHENTICATOR_URL:-http://127.0.0.1:5000}"
 
 register() {
   local code
-  code=$(curl -sS -o /tmp/demo-register.$$ -w '%{http_code}' -X POST "$AUTH/v1/user" \
-    -H 'Content-Type: application/json' -d "$1")
+  # A 503 (the authenticator's hashing at capacity) is tried again.
+  for _ in $(seq 1 60); do
+    code=$(curl -sS -o /tmp/demo-register.$$ -w '%{http_code}' -X POST "$AUTH/v1/user" \
+      -H 'Content-Type: application/json' -d "$1")
+    [ "$code" = 503 ] || break
+    sleep 1
+  done
   case "$code" in
     201) echo "  created $2" ;;
     409) echo "  $2 exists already" ;;
@@ -24,10 +29,7 @@ register '{"username":"employee","password":"Employee-Passw0rd!","email":"employ
 
 # --- safekeeper: clients and role grants ---------------------------------
 SK="${SAFEKEEPER_URL:-http://127.0.0.1:5001}"
-session() {
-  curl -fsS -X POST "$AUTH/v1/login" -H 'Content-Type: application/json' \
-    -d "{\"username\":\"$1\",\"password\":\"$2\"}" | json_field session_token
-}
+session() { session_token "$AUTH" "$1" "$2"; }
 ADMIN_SESSION=$(session admin 'Admin-Passw0rd!')
 # The superuser's admin role arrives through iam.user.v1; wait for it.
 ADMIN_TOKEN=""

@@ -90,7 +90,7 @@ AN="http://127.0.0.1:$(service_port analytics)"
 
 # --- tokens, all before the first run ------------------------------------
 post_json() { curl -fsS -X POST "$1" -H 'Content-Type: application/json' "${@:3}" -d "$2"; }
-session() { post_json "$AUTH/v1/login" "{\"username\":\"$1\",\"password\":\"$2\"}" | json_field session_token; }
+session() { session_token "$AUTH" "$1" "$2"; }
 access_token() {
   post_json "$SK/v1/authorize" "{\"scopes\":\"$2\"}" -H "Authorization: Bearer $1" | json_field access_token
 }

@@ -157,6 +157,25 @@ wait_ready() {
 }
 
 # json_field FIELD: reads JSON on stdin, prints one top-level field.
+# session_token AUTH_URL USERNAME PASSWORD: a session token from the
+# authenticator's login. A 503 (its password hashing at capacity, as on a
+# machine busy with builds) is tried again a second later, as its
+# Retry-After asks, for up to a minute.
+session_token() {
+  local out code
+  for _ in $(seq 1 60); do
+    out=$(curl -sS -w '\n%{http_code}' -X POST "$1/v1/login" -H 'Content-Type: application/json' \
+      -d "{\"username\":\"$2\",\"password\":\"$3\"}") || { sleep 1; continue; }
+    code="${out##*$'\n'}"
+    case "$code" in
+      200) printf '%s' "${out%$'\n'*}" | json_field session_token; return 0 ;;
+      503) sleep 1 ;;
+      *) printf 'logging in %s answered %s: %s\n' "$2" "$code" "${out%$'\n'*}" >&2; return 1 ;;
+    esac
+  done
+  printf 'logging in %s: the authenticator stayed unavailable\n' "$2" >&2
+  return 1
+}
 json_field() { python3 -c 'import json,sys; v=json.load(sys.stdin); print(v[sys.argv[1]] if isinstance(v, dict) else v[0][sys.argv[1]])' "$1"; }
 
 # stop_pidfile FILE...: SIGTERM to each process named, all at once, then
