@@ -9,5 +9,6 @@ mod balances;
 mod earnings;
 mod helpers;
 mod openapi_routes;
+mod reversal;
 mod tasks;
 mod validation;
