@@ -4,10 +4,14 @@
 //! A task event becomes at most one entry: an assignment charges the
 //! task's assignment fee to the new assignee; a move into
 //! [`COMPLETED`](contracts::topics::task::COMPLETED) pays the completion
-//! reward to the task's assignee. Each entry's key (task, event version,
-//! kind) is unique in the ledger, so a redelivered or replayed event
-//! changes nothing; its business day is that of the task's `updated_at`
-//! in the close's time zone, so a replay files it on the same day.
+//! reward to the task's assignee; a move out of it reverses that reward
+//! (a `correction` of the opposite amount, to the account it was paid to,
+//! naming the reward), so that a task completed, reopened and completed
+//! again is rewarded once in effect. Each entry's key (task, event
+//! version, kind) is unique in the ledger, and a reward is reversed at
+//! most once, so a redelivered or replayed event changes nothing; its
+//! business day is that of the task's `updated_at` in the close's time
+//! zone, so a replay files it on the same day.
 
 use contracts::{
     envelope::Change,
@@ -15,18 +19,16 @@ use contracts::{
         self,
         accounting::Kind,
         task::{self, TaskEvent},
-        user::Account,
-        user_role::Grants,
     },
-    Envelope, Op,
+    Envelope,
 };
 use diesel::pg::PgConnection;
-use uuid::Uuid;
+use resource_server::users::{self, Emails};
 
 use crate::{
     close::money,
     domain::Calendar,
-    store::{self, AccountChange, NewEntry},
+    store::{self, NewEntry},
 };
 
 /// The counter of ledger entries appended, labelled by kind (`/metrics`).
@@ -43,8 +45,9 @@ pub fn apply(
 ) -> anyhow::Result<bool> {
     match topic {
         topics::TASK => apply_task(conn, calendar, e),
-        topics::USER => apply_user(conn, e).map(|_| false),
-        topics::USER_ROLE => apply_grants(conn, e).map(|_| false),
+        topics::USER | topics::USER_ROLE => {
+            users::apply_event(conn, Emails::Kept, topic, e).map(|_| false)
+        }
         _ => Ok(false),
     }
 }
@@ -93,7 +96,48 @@ pub fn entry_of(calendar: &Calendar, e: &Envelope, ev: &TaskEvent) -> Option<New
         description,
         business_day: calendar.day_of(t.updated_at),
         source_key: format!("task:{}:{}:{}", t.id, e.version, store::kind_name(kind)),
+        reverses: None,
     })
+}
+
+/// The correction a move out of [`COMPLETED`](task::COMPLETED) makes: the
+/// reward of the task's latest completion reversed, unless there was none
+/// (a free task, no assignee) or it was reversed already.
+pub fn reversal_of(
+    conn: &mut PgConnection,
+    calendar: &Calendar,
+    e: &Envelope,
+    ev: &TaskEvent,
+) -> anyhow::Result<Option<NewEntry>> {
+    let t = &ev.task;
+    let task::Change::StatusChanged { from, to, .. } = &ev.change else {
+        return Ok(None);
+    };
+    if from != task::COMPLETED || to == task::COMPLETED {
+        return Ok(None);
+    }
+    let Some(reward) = store::unreversed_reward(conn, t.id)? else {
+        return Ok(None);
+    };
+    Ok(Some(NewEntry {
+        account_id: reward.account_id,
+        kind: Kind::Correction,
+        amount_cents: -reward.amount_cents,
+        task_id: Some(t.id),
+        description: format!(
+            "completion reward of {} for task {:?} reversed: it moved from {from} to {to}",
+            money(reward.amount_cents),
+            t.title
+        ),
+        business_day: calendar.day_of(t.updated_at),
+        source_key: format!(
+            "task:{}:{}:{}",
+            t.id,
+            e.version,
+            store::kind_name(Kind::Correction)
+        ),
+        reverses: Some(reward.id),
+    }))
 }
 
 fn apply_task(conn: &mut PgConnection, calendar: &Calendar, e: &Envelope) -> anyhow::Result<bool> {
@@ -101,7 +145,11 @@ fn apply_task(conn: &mut PgConnection, calendar: &Calendar, e: &Envelope) -> any
     if deleted {
         return Ok(false);
     }
-    let Some(entry) = entry_of(calendar, e, &state) else {
+    let entry = match entry_of(calendar, e, &state) {
+        Some(entry) => Some(entry),
+        None => reversal_of(conn, calendar, e, &state)?,
+    };
+    let Some(entry) = entry else {
         return Ok(false);
     };
     let appended = store::append(conn, &entry)?;
@@ -118,34 +166,4 @@ fn apply_task(conn: &mut PgConnection, calendar: &Calendar, e: &Envelope) -> any
         ),
     }
     Ok(appended.is_some())
-}
-
-fn apply_user(conn: &mut PgConnection, e: &Envelope) -> anyhow::Result<Option<Uuid>> {
-    // A deleted account is kept as inactive: tokens naming it are refused.
-    let Change { state, deleted } = e.state::<Account>()?;
-    let change = AccountChange {
-        id: state.id,
-        username: &state.username,
-        email: &state.email,
-        active: state.active_after(deleted),
-        version: e.version,
-    };
-    Ok(store::apply_user(conn, &change)?.then_some(state.id))
-}
-
-fn apply_grants(conn: &mut PgConnection, e: &Envelope) -> anyhow::Result<Option<Uuid>> {
-    let id: Uuid = e.key.parse()?;
-    let (roles, scopes) = match (&e.op, &e.after) {
-        (Op::Delete, _) | (_, None) => (Vec::new(), Vec::new()),
-        (_, Some(after)) => {
-            let g: Grants = serde_json::from_value(after.clone())?;
-            anyhow::ensure!(
-                g.user_id == id,
-                "grant event {} names another user",
-                e.event_id
-            );
-            (g.roles, g.scopes)
-        }
-    };
-    Ok(store::apply_roles(conn, id, &roles, &scopes, e.version)?.then_some(id))
 }

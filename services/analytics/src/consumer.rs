@@ -8,13 +8,13 @@
 
 use contracts::{
     envelope::Change,
-    topics::{self, accounting::Transaction, task::TaskEvent, user::Account, user_role::Grants},
-    Envelope, Op,
+    topics::{self, accounting::Transaction, task::TaskEvent},
+    Envelope,
 };
 use diesel::pg::PgConnection;
-use uuid::Uuid;
+use resource_server::users::{self, Emails};
 
-use crate::store::{self, AccountChange};
+use crate::store;
 
 /// The counter of transactions applied, labelled by kind (`/metrics`).
 pub const TRANSACTIONS: &str = "analytics_transactions_total";
@@ -25,8 +25,9 @@ pub fn apply(conn: &mut PgConnection, topic: &str, e: &Envelope) -> anyhow::Resu
     match topic {
         topics::TASK => apply_task(conn, e),
         topics::ACCOUNTING_TRANSACTION => apply_transaction(conn, e),
-        topics::USER => apply_user(conn, e),
-        topics::USER_ROLE => apply_grants(conn, e),
+        topics::USER | topics::USER_ROLE => {
+            users::apply_event(conn, Emails::Kept, topic, e).map(|_| ())
+        }
         _ => Ok(()),
     }
 }
@@ -52,37 +53,5 @@ fn apply_transaction(conn: &mut PgConnection, e: &Envelope) -> anyhow::Result<()
     } else {
         tracing::debug!(transaction.id = %t.id, "transaction applied before: skipped");
     }
-    Ok(())
-}
-
-fn apply_user(conn: &mut PgConnection, e: &Envelope) -> anyhow::Result<()> {
-    // A deleted account is kept as inactive: tokens naming it are refused.
-    let Change { state, deleted } = e.state::<Account>()?;
-    let change = AccountChange {
-        id: state.id,
-        username: &state.username,
-        email: &state.email,
-        active: state.active_after(deleted),
-        version: e.version,
-    };
-    store::apply_user(conn, &change)?;
-    Ok(())
-}
-
-fn apply_grants(conn: &mut PgConnection, e: &Envelope) -> anyhow::Result<()> {
-    let id: Uuid = e.key.parse()?;
-    let (roles, scopes) = match (&e.op, &e.after) {
-        (Op::Delete, _) | (_, None) => (Vec::new(), Vec::new()),
-        (_, Some(after)) => {
-            let g: Grants = serde_json::from_value(after.clone())?;
-            anyhow::ensure!(
-                g.user_id == id,
-                "grant event {} names another user",
-                e.event_id
-            );
-            (g.roles, g.scopes)
-        }
-    };
-    store::apply_roles(conn, id, &roles, &scopes, e.version)?;
     Ok(())
 }

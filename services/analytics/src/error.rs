@@ -36,15 +36,7 @@ impl ApiError {
         match self {
             ApiError::Invalid(v) => Problem::from(v),
             ApiError::Unauthenticated(d) => Problem::unauthorized(d.clone()),
-            ApiError::MissingScope(s) => Problem::new(
-                StatusCode::FORBIDDEN,
-                "missing-scopes",
-                "Scopes not granted",
-            )
-            .with_detail(format!(
-                "this needs an access token carrying {s}, held by its user"
-            ))
-            .with("missing_scopes", [s]),
+            ApiError::MissingScope(s) => resource_server::auth::missing_scope(s),
             ApiError::Unavailable(d) => Problem::unavailable(d.clone()),
             ApiError::Store(e) => Problem::from(e),
             ApiError::Database(e) => platform::db::database_problem(e),

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
-    auth::Authenticated,
+    auth::{Authenticated, MayRead},
     domain::{AccountRef, Page},
     error::ApiError,
     state::AppState,

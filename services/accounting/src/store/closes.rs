@@ -90,6 +90,7 @@ pub fn close_day(conn: &mut PgConnection, day: NaiveDate) -> QueryResult<Closed>
                     ),
                     business_day: day,
                     source_key: format!("payout:{day}:{account}"),
+                    reverses: None,
                 },
             )?;
             let Some(entry) = entry else { continue };

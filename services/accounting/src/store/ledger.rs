@@ -50,6 +50,8 @@ pub struct NewEntry {
     pub description: String,
     pub business_day: NaiveDate,
     pub source_key: String,
+    /// The entry a correction reverses (each is reversed at most once).
+    pub reverses: Option<Uuid>,
 }
 
 /// One ledger entry as stored; `seq` orders an account's entries (and
@@ -131,6 +133,7 @@ pub fn append(conn: &mut PgConnection, e: &NewEntry) -> QueryResult<Option<Entry
                 ledger_entry::business_day.eq(e.business_day),
                 ledger_entry::created_at.eq(now),
                 ledger_entry::source_key.eq(&e.source_key),
+                ledger_entry::reverses.eq(e.reverses),
             ))
             .on_conflict(ledger_entry::source_key)
             .do_nothing()
@@ -160,6 +163,26 @@ pub fn append(conn: &mut PgConnection, e: &NewEntry) -> QueryResult<Option<Entry
         platform::events::enqueue(c, topics::ACCOUNTING_TRANSACTION, &envelope)?;
         Ok(Some(entry))
     })
+}
+
+/// The reward of the task's latest completion, unless a correction has
+/// reversed it already (the task left Completed since).
+pub fn unreversed_reward(conn: &mut PgConnection, task: Uuid) -> QueryResult<Option<Entry>> {
+    let latest: Option<Entry> = ledger_entry::table
+        .filter(ledger_entry::task_id.eq(task))
+        .filter(ledger_entry::kind.eq(kind_name(Kind::Reward)))
+        .order(ledger_entry::seq.desc())
+        .select(Entry::as_select())
+        .first(conn)
+        .optional()?;
+    let Some(reward) = latest else {
+        return Ok(None);
+    };
+    let reversed: bool = diesel::select(diesel::dsl::exists(
+        ledger_entry::table.filter(ledger_entry::reverses.eq(reward.id)),
+    ))
+    .get_result(conn)?;
+    Ok((!reversed).then_some(reward))
 }
 
 /// The account's balance (0 for an account without entries).
@@ -212,7 +235,9 @@ pub fn payouts_of(conn: &mut PgConnection, day: NaiveDate) -> QueryResult<Vec<En
         .load(conn)
 }
 
-/// A day's fees collected and rewards paid, both as positive amounts.
+/// A day's fees collected and rewards paid, both as positive amounts;
+/// a reward reversed (a correction naming it) lowers the rewards of the
+/// day the correction is filed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, QueryableByName)]
 pub struct DayTotals {
     #[diesel(sql_type = Date)]
@@ -232,9 +257,10 @@ pub fn day_totals(
     platform::db::prepared(
         "SELECT business_day AS day, \
                 COALESCE(-SUM(amount_cents) FILTER (WHERE kind = 'fee'), 0)::int8 AS fees_cents, \
-                COALESCE(SUM(amount_cents) FILTER (WHERE kind = 'reward'), 0)::int8 AS rewards_cents \
+                COALESCE(SUM(amount_cents) FILTER (WHERE kind = 'reward' OR reverses IS NOT NULL), 0)::int8 AS rewards_cents \
          FROM ledger_entry \
-         WHERE business_day BETWEEN $1 AND $2 AND kind IN ('fee', 'reward') \
+         WHERE business_day BETWEEN $1 AND $2 \
+           AND (kind IN ('fee', 'reward') OR (kind = 'correction' AND reverses IS NOT NULL)) \
          GROUP BY business_day ORDER BY business_day",
     )
     .bind::<Date, _>(from)

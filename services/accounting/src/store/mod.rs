@@ -3,13 +3,16 @@
 //!
 //! One file per aggregate: [`schema`] the tables; `ledger` the entries and
 //! balances (and their events); `closes` a day's close (and its mails);
-//! `users` the users read model. Callers use the re-exports below.
+//! `users` the users read model (the `resource-server` crate's). Callers use
+//! the re-exports below.
 
 mod closes;
 mod ledger;
 pub mod schema;
-mod users;
 
 pub use closes::{close_day, is_closed, Closed, Paid};
-pub use ledger::{append, balance_of, day_totals, entries, kind_name, DayTotals, Entry, NewEntry};
-pub use users::{apply_roles, apply_user, user, AccountChange, User};
+pub use ledger::{
+    append, balance_of, day_totals, entries, kind_name, unreversed_reward, DayTotals, Entry,
+    NewEntry,
+};
+pub use resource_server::users::{self, apply_roles, apply_user, user, AccountChange, User};

@@ -1,18 +1,5 @@
-//! diesel table definitions (see migrations/accounting).
-
-diesel::table! {
-    users (id) {
-        id -> Uuid,
-        username -> Nullable<Text>,
-        email -> Nullable<Text>,
-        is_active -> Bool,
-        roles -> Array<Text>,
-        scopes -> Nullable<Array<Text>>,
-        user_version -> Int8,
-        role_version -> Int8,
-        updated_at -> Timestamptz,
-    }
-}
+//! diesel table definitions (see migrations/accounting); the users read
+//! model's table is `resource_server::users::users`.
 
 diesel::table! {
     ledger_entry (seq) {
@@ -27,6 +14,7 @@ diesel::table! {
         business_day -> Date,
         created_at -> Timestamptz,
         source_key -> Text,
+        reverses -> Nullable<Uuid>,
     }
 }
 
@@ -47,4 +35,4 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(balance, users, ledger_entry);
+diesel::allow_tables_to_appear_in_same_query!(balance, ledger_entry);

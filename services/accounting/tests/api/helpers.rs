@@ -146,6 +146,20 @@ impl PricedTask {
         )
     }
 
+    /// The event of the task's `version`-th change: moved from Completed
+    /// back to In Progress (a reopened bug), still `assignee`'s.
+    pub fn reopened(&self, version: i64, assignee: Uuid) -> Envelope {
+        self.event(
+            version,
+            self.state(Some(assignee), "In Progress"),
+            Change::StatusChanged {
+                from: COMPLETED.into(),
+                to: "In Progress".into(),
+                by: assignee,
+            },
+        )
+    }
+
     /// The same event as written by `service`'s outbox.
     pub fn forged_by(mut e: Envelope, service: &str) -> Envelope {
         e.source.service = service.into();

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::helpers::{noon, options, past_day, spawn, PricedTask};
 
-fn amounts(ledger: &Value) -> Vec<(String, i64, i64)> {
+pub fn amounts(ledger: &Value) -> Vec<(String, i64, i64)> {
     ledger["entries"]
         .as_array()
         .unwrap()

@@ -10,4 +10,5 @@ mod earnings;
 mod helpers;
 mod ledger;
 mod openapi_routes;
+mod reversal;
 mod validation;

@@ -1,18 +1,5 @@
-//! diesel table definitions (see migrations/analytics).
-
-diesel::table! {
-    users (id) {
-        id -> Uuid,
-        username -> Nullable<Text>,
-        email -> Nullable<Text>,
-        is_active -> Bool,
-        roles -> Array<Text>,
-        scopes -> Nullable<Array<Text>>,
-        user_version -> Int8,
-        role_version -> Int8,
-        updated_at -> Timestamptz,
-    }
-}
+//! diesel table definitions (see migrations/analytics); the users read
+//! model's table is `resource_server::users::users`.
 
 diesel::table! {
     task (id) {
@@ -34,6 +21,7 @@ diesel::table! {
         business_day -> Date,
         created_at -> Timestamptz,
         version -> Int8,
+        reversed_by -> Nullable<Uuid>,
     }
 }
 

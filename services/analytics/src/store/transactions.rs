@@ -2,6 +2,11 @@
 //! read: fees and rewards per business day, each account's latest balance,
 //! each day's highest reward. A transaction is applied once (its id is
 //! the key); its aggregates move in the same database transaction.
+//!
+//! A `correction` for a task is accounting's reversal of that task's
+//! latest reward to the same account (the task left Completed): it lowers
+//! the rewards of its own business day, and the reward it reverses no
+//! longer counts as its day's highest.
 
 use chrono::NaiveDate;
 use contracts::topics::accounting::{Kind, Transaction};
@@ -83,12 +88,70 @@ pub fn apply_transaction(
                 .bind::<BigInt, _>(t.amount_cents)
                 .execute(c)?;
             }
+            Kind::Correction => {
+                if let Some(task) = t.task_id {
+                    add_to_day(c, t.business_day, 0, t.amount_cents)?;
+                    reverse_reward(c, t, task, version)?;
+                }
+            }
             // Payouts move money out to the worker, not management's
-            // earnings; corrections are not attributed to either side.
-            Kind::Payout | Kind::Correction => {}
+            // earnings.
+            Kind::Payout => {}
         }
         Ok(true)
     })
+}
+
+/// Marks the reward `t` reverses (the task's latest reward to the same
+/// account not reversed yet) and, when it was its day's highest, takes
+/// that day's highest among the rewards left.
+fn reverse_reward(
+    c: &mut PgConnection,
+    t: &Transaction,
+    task: Uuid,
+    version: i64,
+) -> QueryResult<()> {
+    #[derive(QueryableByName)]
+    struct Reversed {
+        #[diesel(sql_type = SqlUuid)]
+        id: Uuid,
+        #[diesel(sql_type = Date)]
+        business_day: NaiveDate,
+    }
+    let reversed: Option<Reversed> = diesel::sql_query(
+        "UPDATE ledger_transaction SET reversed_by = $1 \
+         WHERE id = (SELECT id FROM ledger_transaction \
+                     WHERE kind = 'reward' AND task_id = $2 AND account_id = $3 \
+                       AND reversed_by IS NULL AND version < $4 \
+                     ORDER BY version DESC LIMIT 1) \
+         RETURNING id, business_day",
+    )
+    .bind::<SqlUuid, _>(t.id)
+    .bind::<SqlUuid, _>(task)
+    .bind::<SqlUuid, _>(t.account_id)
+    .bind::<BigInt, _>(version)
+    .get_result(c)
+    .optional()?;
+    let Some(r) = reversed else {
+        return Ok(());
+    };
+    let dropped = diesel::delete(
+        day_top_reward::table
+            .filter(day_top_reward::day.eq(r.business_day))
+            .filter(day_top_reward::transaction_id.eq(r.id)),
+    )
+    .execute(c)?;
+    if dropped > 0 {
+        diesel::sql_query(
+            "INSERT INTO day_top_reward (day, transaction_id, task_id, amount_cents) \
+             SELECT business_day, id, task_id, amount_cents FROM ledger_transaction \
+             WHERE business_day = $1 AND kind = 'reward' AND reversed_by IS NULL \
+             ORDER BY amount_cents DESC, id LIMIT 1",
+        )
+        .bind::<Date, _>(r.business_day)
+        .execute(c)?;
+    }
+    Ok(())
 }
 
 fn add_to_day(c: &mut PgConnection, day: NaiveDate, fees: i64, rewards: i64) -> QueryResult<()> {

@@ -10,5 +10,6 @@ mod dashboard;
 mod earnings;
 mod helpers;
 mod openapi_routes;
+mod reversal;
 mod tasks;
 mod validation;

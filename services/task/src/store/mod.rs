@@ -27,4 +27,4 @@ pub use tasks::{
     assign, delete_task, edit_task, history, insert_task, lock_task, set_status, task_exists,
     task_view, Deleted, Edited, HistoryEntry, Lockable, NewTask, TaskEdit, TaskView,
 };
-pub use users::{apply_roles, apply_user, truncate_users, user, user_by_username, User};
+pub use users::{truncate_users, user, user_by_username, User};

@@ -1,8 +1,10 @@
-//! The users read model: each account as its latest account and grant
-//! events left it, applied only when their versions are newer.
+//! The users read model as the task service reads it: each account as its
+//! latest account and grant events left it (applied by
+//! [`resource_server::users`], which owns the writes), without the email
+//! column the task service leaves empty.
 
 use chrono::{DateTime, Utc};
-use diesel::{pg::PgConnection, prelude::*, upsert::excluded};
+use diesel::{pg::PgConnection, prelude::*};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -41,9 +43,25 @@ impl User {
     /// Whether the user still holds `scope`, as far as the read model
     /// knows (no grant event yet: the token's word stands).
     pub fn still_holds(&self, scope: &str) -> bool {
-        self.scopes
-            .as_ref()
-            .is_none_or(|s| s.iter().any(|x| x == scope))
+        resource_server::users::still_holds(self.scopes.as_deref(), scope)
+    }
+}
+
+impl resource_server::auth::ReadModelUser for User {
+    fn id(&self) -> Uuid {
+        self.id
+    }
+
+    fn known(&self) -> bool {
+        User::known(self)
+    }
+
+    fn usable(&self) -> bool {
+        User::usable(self)
+    }
+
+    fn still_holds(&self, scope: &str) -> bool {
+        User::still_holds(self, scope)
     }
 }
 
@@ -62,69 +80,6 @@ pub fn user_by_username(conn: &mut PgConnection, username: &str) -> QueryResult<
         .select(User::as_select())
         .first(conn)
         .optional()
-}
-
-/// Applies an account event unless its version was applied already.
-/// Returns whether anything changed.
-pub fn apply_user(
-    conn: &mut PgConnection,
-    id: Uuid,
-    username: &str,
-    active: bool,
-    version: i64,
-) -> QueryResult<bool> {
-    // `filter` of ON CONFLICT DO UPDATE: the WHERE that skips old versions.
-    use diesel::query_dsl::methods::FilterDsl;
-    let n = diesel::insert_into(users::table)
-        .values((
-            users::id.eq(id),
-            users::username.eq(username),
-            users::is_active.eq(active),
-            users::user_version.eq(version),
-            users::updated_at.eq(Utc::now()),
-        ))
-        .on_conflict(users::id)
-        .do_update()
-        .set((
-            users::username.eq(excluded(users::username)),
-            users::is_active.eq(excluded(users::is_active)),
-            users::user_version.eq(excluded(users::user_version)),
-            users::updated_at.eq(excluded(users::updated_at)),
-        ))
-        .filter(users::user_version.lt(excluded(users::user_version)))
-        .execute(conn)?;
-    Ok(n > 0)
-}
-
-/// Applies a grant event unless its version was applied already.
-pub fn apply_roles(
-    conn: &mut PgConnection,
-    id: Uuid,
-    roles: &[String],
-    scopes: &[String],
-    version: i64,
-) -> QueryResult<bool> {
-    // `filter` of ON CONFLICT DO UPDATE: the WHERE that skips old versions.
-    use diesel::query_dsl::methods::FilterDsl;
-    let n = diesel::insert_into(users::table)
-        .values((
-            users::id.eq(id),
-            users::roles.eq(roles),
-            users::scopes.eq(Some(scopes)),
-            users::role_version.eq(version),
-            users::updated_at.eq(Utc::now()),
-        ))
-        .on_conflict(users::id)
-        .do_update()
-        .set((
-            users::roles.eq(excluded(users::roles)),
-            users::scopes.eq(excluded(users::scopes)),
-            users::role_version.eq(excluded(users::role_version)),
-            users::updated_at.eq(excluded(users::updated_at)),
-        ))
-        .filter(users::role_version.lt(excluded(users::role_version)))
-        .execute(conn)?;
-    Ok(n > 0)
 }
 
 /// Empties the read model (before a replay from the earliest offset).

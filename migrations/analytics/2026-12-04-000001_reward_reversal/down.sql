@@ -1,0 +1,3 @@
+DROP INDEX ledger_transaction_day_reward_idx;
+DROP INDEX ledger_transaction_task_reward_idx;
+ALTER TABLE ledger_transaction DROP COLUMN reversed_by;
