@@ -8,21 +8,7 @@ use actix_web::{http::StatusCode, HttpResponse};
 
 use crate::config::Links;
 
-/// `s` safe as HTML text and as a quoted attribute value.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use platform::html::escape;
 
 /// Cents as an amount with two decimals: `-1234` is `-12.34`.
 pub fn money(cents: i64) -> String {

@@ -38,6 +38,7 @@
 
 pub mod config;
 pub mod html;
+pub mod routes;
 pub mod store;
 
 use std::collections::HashMap;

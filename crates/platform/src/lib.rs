@@ -8,6 +8,7 @@ pub mod config;
 pub mod db;
 pub mod dlq;
 pub mod events;
+pub mod html;
 pub mod input;
 pub mod jwt;
 pub mod kafka;

@@ -4,13 +4,10 @@
 //! and the most expensive task of each day, week and month of the last 30
 //! days. Anyone else signed in gets a 403 page. Errors are HTML pages, not
 //! problems.
-
-use std::collections::HashMap;
-
 use actix_web::{http::StatusCode, web, HttpRequest, HttpResponse};
 use dashboard::html::{self, escape, money};
 use platform::db::with_conn;
-use uuid::Uuid;
+use resource_server::auth::ReadModelUser;
 
 use crate::{
     auth::READ,
@@ -23,53 +20,23 @@ use crate::{
 const TITLE: &str = "Analytics";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(landing))
-        .route("/dashboard", web::get().to(page))
-        .route("/dashboard/signin", web::get().to(sign_in))
-        .route("/dashboard/callback", web::get().to(callback))
-        .route("/dashboard/signout", web::post().to(sign_out));
+    cfg.configure(dashboard::routes::configure::<AppState>)
+        .route("/dashboard", web::get().to(page));
 }
 
-/// `GET /`: links to the task tracker's API documentation and the
-/// dashboards.
-async fn landing(state: web::Data<AppState>) -> HttpResponse {
-    let links = match &state.dashboard {
-        Some(d) => d.config.links.clone(),
-        None => dashboard::Links::from_env(),
-    };
-    html::landing(&links)
-}
-
-/// `GET /dashboard/signin`: off to the safekeeper.
-async fn sign_in(state: web::Data<AppState>) -> HttpResponse {
-    let Some(d) = &state.dashboard else {
-        return dashboard::not_configured();
-    };
-    d.begin(&state.pool).await.unwrap_or_else(|e| e.page())
-}
-
-/// `GET /dashboard/callback`: back from the safekeeper.
-async fn callback(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    query: web::Query<HashMap<String, String>>,
-) -> HttpResponse {
-    let Some(d) = &state.dashboard else {
-        return dashboard::not_configured();
-    };
-    d.callback(&state.pool, &state.access, &req, &query).await
-}
-
-/// `POST /dashboard/signout` (form with the page's `csrf`).
-async fn sign_out(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    form: web::Form<HashMap<String, String>>,
-) -> HttpResponse {
-    let Some(d) = &state.dashboard else {
-        return dashboard::not_configured();
-    };
-    d.sign_out(&state.pool, &req, &form).await
+impl dashboard::routes::Host for AppState {
+    fn dashboard(&self) -> Option<&dashboard::Dashboard> {
+        self.dashboard.as_ref()
+    }
+    fn pool(&self) -> &platform::db::PgPool {
+        &self.pool
+    }
+    fn verifier(&self) -> &platform::jwt::Verifier {
+        &self.access
+    }
+    fn revocations(&self) -> &platform::revocation::Revocations {
+        &self.revocations
+    }
 }
 
 /// The highest reward of each period of `range` (on a tie, the earlier
@@ -114,24 +81,9 @@ fn top_per(period: Period, range: DayRange, days: &[TopReward]) -> Vec<Vec<Strin
 
 /// `GET /dashboard`: the administrator's view.
 async fn page(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let Some(d) = &state.dashboard else {
-        return dashboard::not_configured();
-    };
-    let session = match d.session(&state.pool, &state.access, &req).await {
-        Ok(Some(s)) if !state.revocations.is_revoked(&s.claims) => s,
-        Ok(_) => return html::sign_in(TITLE),
-        Err(e) => return e.page(),
-    };
-    let Ok(me) = session.claims.sub.parse::<Uuid>() else {
-        return dashboard::refused();
-    };
-    let user = match with_conn(&state.pool, move |c| {
-        store::user(c, me).map_err(ApiError::from)
-    })
-    .await
-    {
-        Ok(u) => u,
-        Err(e) => return unavailable(&e),
+    let (session, user) = match dashboard::routes::signed_in(state.get_ref(), &req, TITLE).await {
+        Ok(found) => found,
+        Err(page) => return page,
     };
     match user {
         Some(u) if u.usable() && session.claims.has_scope(READ) && u.still_holds(READ) => {}

@@ -3,20 +3,7 @@
 
 use actix_web::{http::StatusCode, HttpResponse};
 
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use platform::html::escape;
 
 /// The `form-action` sources of a page whose form may end in a redirect to
 /// `redirect_uri`: browsers apply `form-action` to every redirect that
