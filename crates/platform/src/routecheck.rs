@@ -50,9 +50,10 @@ pub fn documented(openapi: &str) -> BTreeSet<Operation> {
 
 /// The files that may register a service's routes: every `.rs` file under
 /// its `src/` (`manifest_dir` is the service's `CARGO_MANIFEST_DIR`; routes
-/// live in `src/routes/`, but one registered elsewhere is read too) and the
+/// live in `src/routes/`, but one registered elsewhere is read too), the
 /// platform's `server.rs` (`/healthz`, `/readyz`, `/metrics`,
-/// `/openapi.json`).
+/// `/openapi.json`), and the shared route modules ([`SHARED_ROUTES`]) the
+/// service's sources configure.
 pub fn route_sources(manifest_dir: &str) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         let entries =
@@ -69,9 +70,25 @@ pub fn route_sources(manifest_dir: &str) -> Vec<PathBuf> {
     let mut files = Vec::new();
     walk(&Path::new(manifest_dir).join("src"), &mut files);
     files.sort();
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let shared: Vec<PathBuf> = SHARED_ROUTES
+        .iter()
+        .filter(|(call, _)| {
+            files
+                .iter()
+                .any(|f| std::fs::read_to_string(f).is_ok_and(|source| source.contains(call)))
+        })
+        .map(|(_, file)| crates.join(file))
+        .collect();
     files.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/server.rs"));
+    files.extend(shared);
     files
 }
+
+/// Route modules of shared crates, as `(the call a service configures them
+/// with, the file that registers them, under crates/)`.
+pub const SHARED_ROUTES: [(&str, &str); 1] =
+    [("dashboard::routes::configure", "dashboard/src/routes.rs")];
 
 /// The routes registered in `files`: `.route("/path", web::get()...)`
 /// (on a `ServiceConfig` or an `App`) and `web::resource("/path")` with its
