@@ -384,10 +384,10 @@ stop_check() {
     refused=$(grep -c '^000 7$' "$load" || true)
     broken=$(grep -vc -e '^[1-5][0-9][0-9] 0$' -e '^000 7$' "$load" || true)
     # One request broken off at the very moment the listener closed (the
-    # last answer before the first refusal) is a race left in actix-server's
-    # stop that the platform's door closing (crates/platform/src/server.rs)
-    # narrows but has not been shown to close (docs/containers.md): counted
-    # and shown, not failed. Any other is.
+    # last answer before the first refusal) is the race the platform's door
+    # (crates/platform/src/server.rs) closes where a socket filter is
+    # allowed, which Docker's default profile does not allow
+    # (docs/containers.md): shown, not failed. Any other fails.
     at_close=$(awk '/^000 7$/ { if (prev != "" && prev !~ /^[1-5][0-9][0-9] 0$/) print 1; exit } { prev = $0 }' "$load")
     if [ "$broken" = 1 ] && [ "$at_close" = 1 ]; then
       broken=0

@@ -18,6 +18,11 @@
 //! (the client tries again a second later, and finds the port refused once
 //! the listener is gone), the server accepts and answers what had queued,
 //! and only then is the listener closed, with nothing left in its queue.
+//! A container runtime's default security profile may refuse the filter
+//! (EPERM, seen under Docker's defaults): the stop then goes on without
+//! it, warns, and a connection queued at that moment may be reset. Behind
+//! a load balancer the drain has taken the replica out of rotation by
+//! then, so no new connection should arrive.
 //!
 //! Every queue in front of a handler is bounded: connections
 //! (`HTTP_MAX_CONNECTIONS`, then the listen backlog `HTTP_BACKLOG`), the
