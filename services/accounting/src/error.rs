@@ -18,14 +18,10 @@ pub enum ApiError {
         field: &'static str,
         detail: String,
     },
-    #[error("{0}")]
-    Unauthenticated(String),
     #[error("missing scope {0}")]
     MissingScope(&'static str),
     #[error("{0}")]
     Forbidden(String),
-    #[error("{0}")]
-    Unavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("database error")]
@@ -55,10 +51,8 @@ impl ApiError {
             )
             .with_detail(detail.clone())
             .with("field", field),
-            ApiError::Unauthenticated(d) => Problem::unauthorized(d.clone()),
             ApiError::MissingScope(s) => resource_server::auth::missing_scope(s),
             ApiError::Forbidden(d) => Problem::forbidden(d.clone()),
-            ApiError::Unavailable(d) => Problem::unavailable(d.clone()),
             ApiError::Store(e) => Problem::from(e),
             ApiError::Database(e) => platform::db::database_problem(e),
             ApiError::Internal(e) => Problem::internal(e.as_ref()),

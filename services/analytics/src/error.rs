@@ -11,12 +11,8 @@ use crate::domain::Invalid;
 pub enum ApiError {
     #[error("invalid {}: {}", .0.field, .0.message)]
     Invalid(Invalid),
-    #[error("{0}")]
-    Unauthenticated(String),
     #[error("missing scope {0}")]
     MissingScope(&'static str),
-    #[error("{0}")]
-    Unavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("database error")]
@@ -35,9 +31,7 @@ impl ApiError {
     pub fn problem(&self) -> Problem {
         match self {
             ApiError::Invalid(v) => Problem::from(v),
-            ApiError::Unauthenticated(d) => Problem::unauthorized(d.clone()),
             ApiError::MissingScope(s) => resource_server::auth::missing_scope(s),
-            ApiError::Unavailable(d) => Problem::unavailable(d.clone()),
             ApiError::Store(e) => Problem::from(e),
             ApiError::Database(e) => platform::db::database_problem(e),
             ApiError::Internal(e) => Problem::internal(e.as_ref()),
