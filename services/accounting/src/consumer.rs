@@ -23,6 +23,7 @@ use contracts::{
     Envelope,
 };
 use diesel::pg::PgConnection;
+use platform::events::Delivered;
 use resource_server::users::{self, Emails};
 
 use crate::{
@@ -110,12 +111,12 @@ pub fn reversal_of(
     ev: &TaskEvent,
 ) -> anyhow::Result<Option<NewEntry>> {
     let t = &ev.task;
+    if !leaves_completed(ev) {
+        return Ok(None);
+    }
     let task::Change::StatusChanged { from, to, .. } = &ev.change else {
         return Ok(None);
     };
-    if from != task::COMPLETED || to == task::COMPLETED {
-        return Ok(None);
-    }
     let Some(reward) = store::unreversed_reward(conn, t.id)? else {
         return Ok(None);
     };
@@ -138,6 +139,70 @@ pub fn reversal_of(
         ),
         reverses: Some(reward.id),
     }))
+}
+
+/// Whether the event moves its task out of [`COMPLETED`](task::COMPLETED)
+/// (its reward, if any, is then reversed).
+fn leaves_completed(ev: &TaskEvent) -> bool {
+    matches!(&ev.change, task::Change::StatusChanged { from, to, .. }
+        if from == task::COMPLETED && to != task::COMPLETED)
+}
+
+/// Applies a run of events in order, as [`apply`] would one by one, with
+/// the fees and rewards of consecutive task events appended together
+/// ([`store::append_many`]): a consumer catching up on a backlog appends
+/// hundreds of entries in a few statements. A reversal looks up the reward
+/// it reverses, which may be among the entries waiting: those are appended
+/// first. Answers whether any entry was appended.
+pub fn apply_run(
+    conn: &mut PgConnection,
+    calendar: &Calendar,
+    run: &[Delivered],
+) -> anyhow::Result<bool> {
+    let mut waiting: Vec<(NewEntry, usize)> = Vec::new();
+    let mut appended = false;
+    for (i, d) in run.iter().enumerate() {
+        if d.topic != topics::TASK {
+            appended |= d.in_scope(|| apply(conn, calendar, &d.topic, &d.envelope))?;
+            continue;
+        }
+        let Change { state, deleted } = d.envelope.state::<TaskEvent>()?;
+        if deleted {
+            continue;
+        }
+        if let Some(entry) = d.in_scope(|| entry_of(calendar, &d.envelope, &state)) {
+            waiting.push((entry, i));
+        } else if leaves_completed(&state) {
+            appended |= append_waiting(conn, run, &mut waiting)?;
+            appended |= d.in_scope(|| apply_task(conn, calendar, &d.envelope))?;
+        }
+    }
+    appended |= append_waiting(conn, run, &mut waiting)?;
+    Ok(appended)
+}
+
+/// Appends the entries `waiting` (each with its event's index in `run`).
+fn append_waiting(
+    conn: &mut PgConnection,
+    run: &[Delivered],
+    waiting: &mut Vec<(NewEntry, usize)>,
+) -> anyhow::Result<bool> {
+    if waiting.is_empty() {
+        return Ok(false);
+    }
+    let (entries, events): (Vec<NewEntry>, Vec<usize>) = waiting.drain(..).unzip();
+    let traces: Vec<_> = events.iter().map(|&i| Some(&run[i].trace)).collect();
+    let appended = store::append_many(conn, &entries, &traces)?;
+    let metrics = platform::metrics::global();
+    for x in &appended {
+        metrics.count(ENTRIES, ENTRIES_HELP, &x.kind, 1);
+    }
+    tracing::debug!(
+        entries = entries.len(),
+        appended = appended.len(),
+        "ledger entries appended together"
+    );
+    Ok(!appended.is_empty())
 }
 
 fn apply_task(conn: &mut PgConnection, calendar: &Calendar, e: &Envelope) -> anyhow::Result<bool> {

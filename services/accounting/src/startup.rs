@@ -115,6 +115,13 @@ impl Application {
             state.outbox.clone(),
             rx.clone(),
         ))];
+        let batching = {
+            let (calendar, signal) = (state.calendar, state.outbox.clone());
+            events::Batching::new(
+                Arc::new(move |c, run| consumer::apply_run(c, &calendar, run).map(|_| ())),
+                Arc::new(move || signal.nudge()),
+            )?
+        };
         tasks.push(tokio::spawn({
             let cfg = consumer_config(s);
             let pool = state.pool.clone();
@@ -123,14 +130,15 @@ impl Application {
             let rx = rx.clone();
             async move {
                 // The entry's transaction has committed when `apply`
-                // returns: the relay may publish it at once.
+                // returns: the relay may publish it at once. A run's
+                // commit wakes it the same way.
                 let apply: events::ApplyFn = Arc::new(move |c, topic, e| {
                     if consumer::apply(c, &calendar, topic, e)? {
                         signal.nudge();
                     }
                     Ok(())
                 });
-                if let Err(e) = events::run_consumer(cfg, pool, apply, rx).await {
+                if let Err(e) = events::run_batched_consumer(cfg, pool, apply, batching, rx).await {
                     tracing::error!(
                         error = format!("{e:#}"),
                         "the task and account events consumer stopped"

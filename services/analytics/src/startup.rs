@@ -92,13 +92,17 @@ impl Application {
         )?;
         let (shutdown, rx) = watch::channel(false);
         state.revocations.spawn(&s.common, rx.clone());
+        // A backlog (a replay, a start after a pause) is applied in runs,
+        // a transaction each; nothing waits on its commits.
+        let apply: events::ApplyFn = Arc::new(consumer::apply);
+        let batching =
+            events::Batching::new(events::Batching::each(apply.clone()), Arc::new(|| {}))?;
         let consumer = {
             let cfg = consumer_config(s);
             let pool = state.pool.clone();
             let rx = rx.clone();
             async move {
-                let apply: events::ApplyFn = Arc::new(consumer::apply);
-                if let Err(e) = events::run_consumer(cfg, pool, apply, rx).await {
+                if let Err(e) = events::run_batched_consumer(cfg, pool, apply, batching, rx).await {
                     tracing::error!(
                         error = format!("{e:#}"),
                         "the task and accounting events consumer stopped"

@@ -3,6 +3,8 @@
 //! outbox) in the same transaction; pages of an account's entries; the
 //! fees and rewards of each day.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, NaiveDate, Utc};
 use contracts::{
     topics::{self, accounting::Kind, accounting::Transaction},
@@ -11,8 +13,9 @@ use contracts::{
 use diesel::{
     pg::PgConnection,
     prelude::*,
-    sql_types::{BigInt, Date},
+    sql_types::{Array, BigInt, Date, Timestamptz},
 };
+use platform::telemetry::TraceContext;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -100,69 +103,131 @@ pub fn source(table: &str) -> Source {
 /// account's balance moves and the entry goes to the outbox in the same
 /// transaction. Answers the entry appended, or `None` when it had been.
 pub fn append(conn: &mut PgConnection, e: &NewEntry) -> QueryResult<Option<Entry>> {
+    let trace = platform::telemetry::current();
+    Ok(append_many(conn, std::slice::from_ref(e), &[trace.as_ref()])?.pop())
+}
+
+/// [`append`] for a run of entries, in order, in a few statements rather
+/// than a few per entry (the consumer applying a backlog of task events):
+/// entries whose key is in the ledger, or earlier in `entries`, are
+/// skipped; the accounts' rows are locked in id order (as the close locks
+/// them), each entry's balance follows the one before it on its account,
+/// and the entries go to the outbox, `traces[i]` being `entries[i]`'s
+/// trace. Answers the entries appended, in order.
+pub fn append_many(
+    conn: &mut PgConnection,
+    entries: &[NewEntry],
+    traces: &[Option<&TraceContext>],
+) -> QueryResult<Vec<Entry>> {
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
     conn.transaction(|c| {
-        // The account's row, locked: its entries are appended one at a
-        // time, each seeing the balance the previous one left.
+        // The accounts' rows, locked first: every append locks its
+        // account's row, so no other can add an entry for these accounts
+        // (or take one of these keys, which name the account's money)
+        // until this one commits, and the balances read stay true.
+        let mut accounts: Vec<Uuid> = entries.iter().map(|e| e.account_id).collect();
+        accounts.sort_unstable();
+        accounts.dedup();
         diesel::insert_into(balance::table)
-            .values(balance::account_id.eq(e.account_id))
+            .values(
+                accounts
+                    .iter()
+                    .map(|a| balance::account_id.eq(*a))
+                    .collect::<Vec<_>>(),
+            )
             .on_conflict_do_nothing()
             .execute(c)?;
-        let before: i64 = balance::table
-            .find(e.account_id)
-            .select(balance::balance_cents)
+        let mut balances: HashMap<Uuid, i64> = balance::table
+            .filter(balance::account_id.eq_any(&accounts))
+            .order(balance::account_id)
+            .select((balance::account_id, balance::balance_cents))
             .for_update()
-            .first(c)?;
-        let seen: bool = diesel::select(diesel::dsl::exists(
-            ledger_entry::table.filter(ledger_entry::source_key.eq(&e.source_key)),
-        ))
-        .get_result(c)?;
-        if seen {
-            return Ok(None);
+            .load::<(Uuid, i64)>(c)?
+            .into_iter()
+            .collect();
+        let keys: Vec<&str> = entries.iter().map(|e| e.source_key.as_str()).collect();
+        let mut taken: HashSet<String> = ledger_entry::table
+            .filter(ledger_entry::source_key.eq_any(&keys))
+            .select(ledger_entry::source_key)
+            .load::<String>(c)?
+            .into_iter()
+            .collect();
+        let fresh: Vec<usize> = (0..entries.len())
+            .filter(|&i| taken.insert(entries[i].source_key.clone()))
+            .collect();
+        if fresh.is_empty() {
+            return Ok(Vec::new());
         }
-        let after = before + e.amount_cents;
         let now = Utc::now();
-        let entry: Option<Entry> = diesel::insert_into(ledger_entry::table)
-            .values((
-                ledger_entry::id.eq(Uuid::now_v7()),
-                ledger_entry::account_id.eq(e.account_id),
-                ledger_entry::kind.eq(kind_name(e.kind)),
-                ledger_entry::amount_cents.eq(e.amount_cents),
-                ledger_entry::balance_after_cents.eq(after),
-                ledger_entry::task_id.eq(e.task_id),
-                ledger_entry::description.eq(&e.description),
-                ledger_entry::business_day.eq(e.business_day),
-                ledger_entry::created_at.eq(now),
-                ledger_entry::source_key.eq(&e.source_key),
-                ledger_entry::reverses.eq(e.reverses),
-            ))
-            .on_conflict(ledger_entry::source_key)
-            .do_nothing()
+        let rows: Vec<_> = fresh
+            .iter()
+            .map(|&i| {
+                let e = &entries[i];
+                let after = balances.entry(e.account_id).or_default();
+                *after += e.amount_cents;
+                (
+                    ledger_entry::id.eq(Uuid::now_v7()),
+                    ledger_entry::account_id.eq(e.account_id),
+                    ledger_entry::kind.eq(kind_name(e.kind)),
+                    ledger_entry::amount_cents.eq(e.amount_cents),
+                    ledger_entry::balance_after_cents.eq(*after),
+                    ledger_entry::task_id.eq(e.task_id),
+                    ledger_entry::description.eq(&e.description),
+                    ledger_entry::business_day.eq(e.business_day),
+                    ledger_entry::created_at.eq(now),
+                    ledger_entry::source_key.eq(&e.source_key),
+                    ledger_entry::reverses.eq(e.reverses),
+                )
+            })
+            .collect();
+        // The multi-row insert numbers the rows in the order given.
+        let mut appended: Vec<Entry> = diesel::insert_into(ledger_entry::table)
+            .values(rows)
             .returning(Entry::as_returning())
-            .get_result(c)
-            .optional()?;
-        let Some(entry) = entry else {
-            return Ok(None);
-        };
-        diesel::update(balance::table.find(e.account_id))
-            .set((
-                balance::balance_cents.eq(after),
-                balance::updated_at.eq(now),
-            ))
-            .execute(c)?;
-        let payload = serde_json::to_value(entry.transaction())
-            .map_err(|err| diesel::result::Error::SerializationError(Box::new(err)))?;
-        let envelope = Envelope::new(
-            Op::Create,
-            "transaction",
-            entry.account_id.to_string(),
-            entry.seq,
-            source("ledger_entry"),
-            None,
-            Some(payload),
-        );
-        platform::events::enqueue(c, topics::ACCOUNTING_TRANSACTION, &envelope)?;
-        Ok(Some(entry))
+            .get_results(c)?;
+        appended.sort_unstable_by_key(|e| e.seq);
+        let mut moved: Vec<Uuid> = fresh.iter().map(|&i| entries[i].account_id).collect();
+        moved.sort_unstable();
+        moved.dedup();
+        let (ids, amounts): (Vec<Uuid>, Vec<i64>) = moved.iter().map(|a| (*a, balances[a])).unzip();
+        platform::db::prepared(
+            "UPDATE balance SET balance_cents = v.balance_cents, updated_at = $3 \
+             FROM unnest($1::uuid[], $2::int8[]) AS v(account_id, balance_cents) \
+             WHERE balance.account_id = v.account_id",
+        )
+        .bind::<Array<diesel::sql_types::Uuid>, _>(ids)
+        .bind::<Array<BigInt>, _>(amounts)
+        .bind::<Timestamptz, _>(now)
+        .execute(c)?;
+        let envelopes = appended
+            .iter()
+            .map(published)
+            .collect::<QueryResult<Vec<_>>>()?;
+        let traces: Vec<Option<&TraceContext>> = fresh
+            .iter()
+            .map(|&i| traces.get(i).copied().flatten())
+            .collect();
+        platform::events::enqueue_traced(c, topics::ACCOUNTING_TRANSACTION, &envelopes, &traces)?;
+        Ok(appended)
     })
+}
+
+/// The event that publishes `entry` (`accounting.transaction.v1`, keyed by
+/// account, its version the ledger's sequence number).
+fn published(entry: &Entry) -> QueryResult<Envelope> {
+    let payload = serde_json::to_value(entry.transaction())
+        .map_err(|err| diesel::result::Error::SerializationError(Box::new(err)))?;
+    Ok(Envelope::new(
+        Op::Create,
+        "transaction",
+        entry.account_id.to_string(),
+        entry.seq,
+        source("ledger_entry"),
+        None,
+        Some(payload),
+    ))
 }
 
 /// The reward of the task's latest completion, unless a correction has

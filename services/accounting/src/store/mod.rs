@@ -12,7 +12,7 @@ pub mod schema;
 
 pub use closes::{close_day, is_closed, Closed, Paid};
 pub use ledger::{
-    append, balance_of, day_totals, entries, kind_name, unreversed_reward, DayTotals, Entry,
-    NewEntry,
+    append, append_many, balance_of, day_totals, entries, kind_name, unreversed_reward, DayTotals,
+    Entry, NewEntry,
 };
 pub use resource_server::users::{self, apply_roles, apply_user, user, AccountChange, User};
