@@ -11,10 +11,13 @@
 //!    login cookie, and the browser is sent (303) to the safekeeper's
 //!    `/oauth2/authorize` with the S256 challenge.
 //! 2. The person signs in on the safekeeper's own page; the safekeeper
-//!    sends the browser back to `/dashboard/callback?code=…&state=…`
+//!    sends the browser back to `/dashboard/callback?code=…&state=…&iss=…`
 //!    ([`Dashboard::callback`]). The query's `state` must equal the login
 //!    cookie's (compared in constant time: a callback the browser did not
-//!    start, a login CSRF, stops here with nothing stored); the stored
+//!    start, a login CSRF, stops here with nothing stored), and its `iss`
+//!    the safekeeper's issuer (RFC 9207: an answer from another
+//!    authorization server, a mix-up, is refused before its code is sent
+//!    anywhere); the stored
 //!    verifier is taken (once); the code is exchanged at `/oauth2/token`
 //!    with the client's secret (HTTP Basic) and the verifier; the access
 //!    token is verified as the service verifies bearer tokens (the
@@ -235,6 +238,17 @@ impl Dashboard {
         };
         if state.is_empty() || !equal(state, cookie.value()) {
             return Ok(forged());
+        }
+        // RFC 9207: the safekeeper names itself in every authorization
+        // response; one that names another issuer (or none) did not come
+        // from it, and its code is not sent anywhere (a mix-up attack). As
+        // with a wrong state, the browser's own sign-in stays pending.
+        if query.get("iss").map(String::as_str) != Some(verifier.issuer()) {
+            return Ok(html::message(
+                StatusCode::BAD_REQUEST,
+                "Sign-in refused",
+                "This answer did not come from the platform's sign-in. Please sign in again.",
+            ));
         }
         let hash = digest(state);
         let Some(pkce) = with_conn(pool, move |c| -> Result<_, Error> {

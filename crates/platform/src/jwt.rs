@@ -661,6 +661,12 @@ impl Verifier {
         }
     }
 
+    /// The issuer whose tokens it takes (an OAuth2 client also compares
+    /// it with an authorization response's `iss`, RFC 9207).
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
     pub fn with_audience(mut self, aud: impl Into<String>) -> Self {
         self.audience = Some(aud.into());
         self

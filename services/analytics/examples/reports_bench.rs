@@ -14,7 +14,11 @@
 
 use std::time::Instant;
 
-use analytics::{startup::MIGRATIONS, store};
+use analytics::{
+    domain::{DayRange, Period},
+    startup::MIGRATIONS,
+    store,
+};
 use chrono::{Days, NaiveDate, Utc};
 use contracts::topics::accounting::{Kind, Transaction};
 use diesel::{pg::PgConnection, prelude::*, sql_types::BigInt};
@@ -85,6 +89,13 @@ fn load(c: &mut PgConnection, rows: i64) -> anyhow::Result<()> {
          FROM ledger_transaction ORDER BY account_id, version DESC",
     )
     .execute(c)?;
+    // As the migration that introduced the count does with the balances
+    // already there.
+    diesel::sql_query(
+        "UPDATE negative_balance_count \
+         SET workers = (SELECT count(*) FROM account_balance WHERE balance_cents < 0)",
+    )
+    .execute(c)?;
     diesel::sql_query(
         "INSERT INTO day_top_reward (day, transaction_id, task_id, amount_cents) \
          SELECT DISTINCT ON (business_day) business_day, id, task_id, amount_cents \
@@ -94,6 +105,16 @@ fn load(c: &mut PgConnection, rows: i64) -> anyhow::Result<()> {
     .execute(c)?;
     diesel::sql_query("ANALYZE").execute(c)?;
     Ok(())
+}
+
+/// A thousand accounts that have a balance.
+fn ledger_accounts(c: &mut PgConnection) -> anyhow::Result<Vec<Uuid>> {
+    use analytics::store::schema::account_balance;
+    Ok(account_balance::table
+        .select(account_balance::account_id)
+        .order(account_balance::account_id)
+        .limit(1000)
+        .load(c)?)
 }
 
 /// Runs `f` `n` times and prints its latencies.
@@ -145,11 +166,18 @@ fn main() -> anyhow::Result<()> {
         store::negative_balances(&mut c)?;
         Ok(())
     })?;
-    measure("most expensive tasks, 366 days", n, |i| {
-        let from = first + Days::new((i % 364) as u64);
-        store::top_rewards(&mut c, from, from + Days::new(365))?;
-        Ok(())
-    })?;
+    for period in [Period::Day, Period::Month] {
+        let name = format!("most expensive tasks, 366 days, per {}", period.name());
+        measure(&name, n, |i| {
+            let from = first + Days::new((i % 364) as u64);
+            let range = DayRange {
+                from,
+                to: from + Days::new(365),
+            };
+            store::most_expensive(&mut c, period, range)?;
+            Ok(())
+        })?;
+    }
     measure("applying a new transaction", n, |i| {
         let day = first + Days::new((i % 730) as u64);
         let t = Transaction {
@@ -164,6 +192,29 @@ fn main() -> anyhow::Result<()> {
             created_at: Utc::now(),
         };
         store::apply_transaction(&mut c, &t, rows + 1 + i as i64)?;
+        Ok(())
+    })?;
+    // Accounts that have a balance already, each crossing zero in turn (in
+    // debt on even requests, out of it on odd ones): the upsert replaces a
+    // row and the count of workers in debt moves every time.
+    let accounts: Vec<Uuid> = ledger_accounts(&mut c)?;
+    measure("applying a transaction, known account", n, |i| {
+        let t = Transaction {
+            id: Uuid::now_v7(),
+            account_id: accounts[i % accounts.len()],
+            kind: Kind::Fee,
+            amount_cents: -300,
+            balance_after_cents: if (i / accounts.len()).is_multiple_of(2) {
+                -300
+            } else {
+                300
+            },
+            task_id: None,
+            description: "bench".into(),
+            business_day: first + Days::new((i % 730) as u64),
+            created_at: Utc::now(),
+        };
+        store::apply_transaction(&mut c, &t, rows + 1 + (n + i) as i64)?;
         Ok(())
     })?;
     drop(c);

@@ -193,13 +193,13 @@ pub fn append_many(
         moved.dedup();
         let (ids, amounts): (Vec<Uuid>, Vec<i64>) = moved.iter().map(|a| (*a, balances[a])).unzip();
         platform::db::prepared(
-            "UPDATE balance SET balance_cents = v.balance_cents, updated_at = $3 \
-             FROM unnest($1::uuid[], $2::int8[]) AS v(account_id, balance_cents) \
+            "UPDATE balance SET balance_cents = v.balance_cents, updated_at = $1 \
+             FROM unnest($2::uuid[], $3::int8[]) AS v(account_id, balance_cents) \
              WHERE balance.account_id = v.account_id",
         )
+        .bind::<Timestamptz, _>(now)
         .bind::<Array<diesel::sql_types::Uuid>, _>(ids)
         .bind::<Array<BigInt>, _>(amounts)
-        .bind::<Timestamptz, _>(now)
         .execute(c)?;
         let envelopes = appended
             .iter()

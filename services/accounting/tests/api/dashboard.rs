@@ -190,6 +190,16 @@ async fn a_callback_with_a_wrong_or_missing_state_is_refused_and_stores_nothing(
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // The right state, but an answer naming another issuer, or none
+    // (RFC 9207): a mix-up, whose code is not redeemed.
+    for iss in ["&iss=https%3A%2F%2Fevil.example", ""] {
+        let query = format!("code=anything&state={state}{iss}");
+        let r = jar
+            .get(&p.http, &p.url(&format!("/dashboard/callback?{query}")))
+            .await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{query}");
+        assert!(r.text().await.unwrap().contains("did not come from"));
+    }
     assert!(sessions(&p).is_empty(), "no session stored");
     assert_eq!(logins(&p), 1, "the real sign-in is still pending");
 }

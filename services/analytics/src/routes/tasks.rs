@@ -12,7 +12,7 @@ use crate::{
     domain::{DayRange, Period},
     error::ApiError,
     state::AppState,
-    store::{self, TopReward},
+    store::{self, PeriodTop},
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -57,35 +57,19 @@ struct Expensive {
     paid_on: NaiveDate,
 }
 
-/// Each period's highest reward; on a tie, the earlier day's.
-fn buckets(period: Period, range: DayRange, days: Vec<TopReward>) -> Vec<Bucket> {
-    let mut days = days.into_iter().peekable();
-    period
-        .starts(range)
-        .into_iter()
-        .map(|start| {
-            let end = period.end_of(start);
-            let mut best: Option<TopReward> = None;
-            while let Some(d) = days.next_if(|d| d.day <= end) {
-                if best
-                    .as_ref()
-                    .is_none_or(|b| d.amount_cents > b.amount_cents)
-                {
-                    best = Some(d);
-                }
-            }
-            Bucket {
-                start,
-                end,
-                task: best.map(|b| Expensive {
-                    id: b.task_id,
-                    title: b.title,
-                    reward_cents: b.amount_cents,
-                    paid_on: b.day,
-                }),
-            }
-        })
-        .collect()
+impl From<PeriodTop> for Bucket {
+    fn from(p: PeriodTop) -> Self {
+        Bucket {
+            start: p.start,
+            end: p.end,
+            task: p.best.map(|b| Expensive {
+                id: b.task_id,
+                title: b.title,
+                reward_cents: b.amount_cents,
+                paid_on: b.day,
+            }),
+        }
+    }
 }
 
 /// `GET /v1/analytics/tasks/most-expensive?period=day|week|month&from=YYYY-MM-DD&to=YYYY-MM-DD`
@@ -97,14 +81,14 @@ async fn most_expensive(
 ) -> Result<HttpResponse, ApiError> {
     let period = Period::parse(query.period.as_deref())?;
     let range = DayRange::parse(query.from.as_deref(), query.to.as_deref(), state.today())?;
-    let days = with_conn(&state.pool, move |c| {
-        store::top_rewards(c, range.from, range.to).map_err(ApiError::from)
+    let periods = with_conn(&state.pool, move |c| {
+        store::most_expensive(c, period, range).map_err(ApiError::from)
     })
     .await?;
     Ok(HttpResponse::Ok().json(Report {
         period: period.name(),
         from: range.from,
         to: range.to,
-        periods: buckets(period, range, days),
+        periods: periods.into_iter().map(Bucket::from).collect(),
     }))
 }

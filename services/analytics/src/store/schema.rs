@@ -50,5 +50,9 @@ diesel::table! {
     }
 }
 
-diesel::joinable!(day_top_reward -> task (task_id));
-diesel::allow_tables_to_appear_in_same_query!(day_top_reward, task);
+diesel::table! {
+    negative_balance_count (only_row) {
+        only_row -> Bool,
+        workers -> Int8,
+    }
+}

@@ -1,7 +1,8 @@
 //! The accounting transactions applied, and the aggregates the reports
-//! read: fees and rewards per business day, each account's latest balance,
-//! each day's highest reward. A transaction is applied once (its id is
-//! the key); its aggregates move in the same database transaction.
+//! read: fees and rewards per business day, each account's latest balance
+//! and how many accounts are below zero, each day's highest reward. A
+//! transaction is applied once (its id is the key); its aggregates move in
+//! the same database transaction.
 //!
 //! A `correction` for a task is accounting's reversal of that task's
 //! latest reward to the same account (the task left Completed): it lowers
@@ -17,7 +18,9 @@ use diesel::{
 };
 use uuid::Uuid;
 
-use super::schema::{account_balance, day_earnings, day_top_reward, ledger_transaction, task};
+use super::schema::{
+    account_balance, day_earnings, day_top_reward, ledger_transaction, negative_balance_count,
+};
 
 /// The name a kind is stored as (its serde name).
 pub fn kind_name(k: Kind) -> &'static str {
@@ -55,19 +58,7 @@ pub fn apply_transaction(
         if n == 0 {
             return Ok(false);
         }
-        // The latest balance: a transaction of a higher version than the
-        // one the row holds replaces it (one arriving late does not).
-        diesel::sql_query(
-            "INSERT INTO account_balance (account_id, balance_cents, version) \
-             VALUES ($1, $2, $3) \
-             ON CONFLICT (account_id) DO UPDATE \
-             SET balance_cents = excluded.balance_cents, version = excluded.version \
-             WHERE account_balance.version < excluded.version",
-        )
-        .bind::<SqlUuid, _>(t.account_id)
-        .bind::<BigInt, _>(t.balance_after_cents)
-        .bind::<BigInt, _>(version)
-        .execute(c)?;
+        apply_balance(c, t, version)?;
         match t.kind {
             Kind::Fee => add_to_day(c, t.business_day, -t.amount_cents, 0)?,
             Kind::Reward => {
@@ -100,6 +91,78 @@ pub fn apply_transaction(
         }
         Ok(true)
     })
+}
+
+/// Makes `t`'s balance its account's latest unless a transaction of a
+/// higher version was applied already (one arriving late does not take a
+/// balance back), and moves the count of workers in debt when the balance
+/// it replaced and the new one lie on different sides of zero. A new
+/// account counts as replacing a balance of zero.
+fn apply_balance(c: &mut PgConnection, t: &Transaction, version: i64) -> QueryResult<()> {
+    // The balance replaced: `Some(None)` for a new account, `None` when
+    // the account holds a higher version and nothing changed.
+    let replaced = match replace_balance(c, t, version)? {
+        Some(before) => Some(Some(before)),
+        None if insert_balance(c, t, version)? => Some(None),
+        // The insert met a row: either the account holds a higher version
+        // or another transaction inserted its row after the update looked
+        // (the insert waited for it to commit, so the update sees it now).
+        None => replace_balance(c, t, version)?.map(Some),
+    };
+    let Some(before) = replaced else {
+        return Ok(());
+    };
+    let delta = i64::from(t.balance_after_cents < 0) - i64::from(before.is_some_and(|b| b < 0));
+    if delta != 0 {
+        diesel::sql_query("UPDATE negative_balance_count SET workers = workers + $1")
+            .bind::<BigInt, _>(delta)
+            .execute(c)?;
+    }
+    Ok(())
+}
+
+/// Replaces the account's balance when it holds a lower version than
+/// `version`; returns the balance replaced. The sub-select locks the row
+/// first, so that the balance returned is the one the update replaced
+/// even when another transaction changed it meanwhile.
+fn replace_balance(
+    c: &mut PgConnection,
+    t: &Transaction,
+    version: i64,
+) -> QueryResult<Option<i64>> {
+    #[derive(QueryableByName)]
+    struct Before {
+        #[diesel(sql_type = BigInt)]
+        balance_cents: i64,
+    }
+    let before: Option<Before> = diesel::sql_query(
+        "UPDATE account_balance AS a SET balance_cents = $2, version = $3 \
+         FROM (SELECT account_id, balance_cents FROM account_balance \
+               WHERE account_id = $1 FOR UPDATE) AS old \
+         WHERE a.account_id = old.account_id AND a.version < $3 \
+         RETURNING old.balance_cents",
+    )
+    .bind::<SqlUuid, _>(t.account_id)
+    .bind::<BigInt, _>(t.balance_after_cents)
+    .bind::<BigInt, _>(version)
+    .get_result(c)
+    .optional()?;
+    Ok(before.map(|b| b.balance_cents))
+}
+
+/// Inserts the balance of an account seen for the first time; returns
+/// false when the account has a row already.
+fn insert_balance(c: &mut PgConnection, t: &Transaction, version: i64) -> QueryResult<bool> {
+    let n = diesel::insert_into(account_balance::table)
+        .values((
+            account_balance::account_id.eq(t.account_id),
+            account_balance::balance_cents.eq(t.balance_after_cents),
+            account_balance::version.eq(version),
+        ))
+        .on_conflict(account_balance::account_id)
+        .do_nothing()
+        .execute(c)?;
+    Ok(n > 0)
 }
 
 /// Marks the reward `t` reverses (the task's latest reward to the same
@@ -178,42 +241,12 @@ pub fn earnings_of(conn: &mut PgConnection, day: NaiveDate) -> QueryResult<(i64,
         .unwrap_or((0, 0)))
 }
 
-/// How many accounts' latest balance is below zero.
+/// How many accounts' latest balance is below zero: the one row of
+/// `negative_balance_count`, kept by [`apply_transaction`].
 pub fn negative_balances(conn: &mut PgConnection) -> QueryResult<i64> {
-    account_balance::table
-        .filter(account_balance::balance_cents.lt(0))
-        .count()
-        .get_result(conn)
-}
-
-/// The highest reward of a day, with its task's title when the task's
-/// events have been applied.
-#[derive(Debug, Clone, Queryable)]
-pub struct TopReward {
-    pub day: NaiveDate,
-    pub transaction_id: Uuid,
-    pub task_id: Option<Uuid>,
-    pub amount_cents: i64,
-    pub title: Option<String>,
-}
-
-/// Each day's highest reward from `from` to `to` (inclusive), in day
-/// order; days without a reward are absent.
-pub fn top_rewards(
-    conn: &mut PgConnection,
-    from: NaiveDate,
-    to: NaiveDate,
-) -> QueryResult<Vec<TopReward>> {
-    day_top_reward::table
-        .left_join(task::table)
-        .filter(day_top_reward::day.between(from, to))
-        .order(day_top_reward::day)
-        .select((
-            day_top_reward::day,
-            day_top_reward::transaction_id,
-            day_top_reward::task_id,
-            day_top_reward::amount_cents,
-            task::title.nullable(),
-        ))
-        .load(conn)
+    Ok(negative_balance_count::table
+        .select(negative_balance_count::workers)
+        .first(conn)
+        .optional()?
+        .unwrap_or(0))
 }

@@ -9,6 +9,7 @@ mod balances;
 mod dashboard;
 mod earnings;
 mod helpers;
+mod migrations;
 mod openapi_routes;
 mod reversal;
 mod tasks;
