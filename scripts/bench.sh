@@ -288,7 +288,7 @@ if run_part accounting; then
   say "starting the accounting service on :$ACC_PORT, on that backlog"
   start_popug accounting "$ACC_PORT" "$ACC_DB" "$ACC_PIDFILE"
   say "measuring how fast accounting applies them"
-  "$BENCH" accounting --db "$PGHOST_URL/$ACC_DB" --tasks "$ACC_TASKS" --out "$ACC_OUT"
+  "$BENCH" accounting --db "$PGHOST_URL/$ACC_DB" --url "http://127.0.0.1:$ACC_PORT" --tasks "$ACC_TASKS" --out "$ACC_OUT"
   stop_pidfile "$ACC_PIDFILE"
   OUTS+=("$ACC_OUT")
 fi

@@ -40,7 +40,7 @@ const USAGE: &str = "usage:
              [--webhook-secret S] [--events-client ID] [--events-secret S]
              [--org-admin EMAIL] [--org-password P]
   bench accounting-events [--brokers B] [--tasks N]
-  bench accounting [--db URL] [--tasks N] [--out FILE]
+  bench accounting [--db URL] [--url URL] [--tasks N] [--out FILE]
   bench analytics [--auth-url URL] [--sk-url URL] [--url URL] [--out FILE] [--seconds N] [--concurrency C]
   bench table FILE...";
 
@@ -90,6 +90,7 @@ enum Command {
     },
     Accounting {
         db: String,
+        url: String,
         tasks: u64,
         out: PathBuf,
     },
@@ -213,6 +214,7 @@ fn parse_task(args: impl Iterator<Item = String>) -> anyhow::Result<Command> {
 fn parse_popug(part: &str, args: impl Iterator<Item = String>) -> anyhow::Result<Command> {
     let mut brokers = "127.0.0.1:9292".to_owned();
     let mut db = "postgres://postgres@127.0.0.1:5432/accounting_bench".to_owned();
+    let mut accounting = "http://127.0.0.1:5906".to_owned();
     let mut tasks = 25_000;
     let mut urls = popug::AnalyticsUrls {
         auth: DEFAULT_AUTH_URL.to_owned(),
@@ -232,6 +234,7 @@ fn parse_popug(part: &str, args: impl Iterator<Item = String>) -> anyhow::Result
                 tasks = value.parse().context("--tasks")?
             }
             ("accounting", "--db") => db = value,
+            ("accounting", "--url") => accounting = trimmed,
             ("analytics", "--auth-url") => urls.auth = trimmed,
             ("analytics", "--sk-url") => urls.sk = trimmed,
             ("analytics", "--url") => urls.analytics = trimmed,
@@ -250,6 +253,7 @@ fn parse_popug(part: &str, args: impl Iterator<Item = String>) -> anyhow::Result
         "accounting-events" => Command::AccountingEvents { brokers, tasks },
         "accounting" => Command::Accounting {
             db,
+            url: accounting,
             tasks,
             out: load.out,
         },
@@ -314,7 +318,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Task { urls, load } => task::run(&http(load.concurrency)?, &urls, &load).await,
         Command::Soak(o) => soak::run(&o).await,
         Command::AccountingEvents { brokers, tasks } => popug::produce(&brokers, tasks).await,
-        Command::Accounting { db, tasks, out } => popug::applied(&db, tasks, &out).await,
+        Command::Accounting {
+            db,
+            url,
+            tasks,
+            out,
+        } => popug::applied(&db, &url, tasks, &out).await,
         Command::Analytics { urls, load } => {
             popug::analytics(&http(load.concurrency)?, &urls, &load).await
         }

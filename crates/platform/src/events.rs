@@ -595,8 +595,26 @@ pub fn consumer_instance_id() -> anyhow::Result<Option<String>> {
     crate::config::parse_opt("CONSUMER_INSTANCE_ID")
 }
 
+/// The most a batched consumer fetches from one partition at once (8 MiB,
+/// librdkafka's default being 1 MiB): a consumer catching up asks the
+/// broker an eighth as often. On tansu, whose fetches slow down as a
+/// partition grows, accounting then applied a backlog of 100,000 events in
+/// 20 s rather than 30 (`make bench`).
+const BATCHED_PARTITION_FETCH_BYTES: &str = "8388608";
+
 pub fn stream_consumer(brokers: &str, group_id: &str) -> anyhow::Result<PlatformConsumer> {
+    stream_consumer_with(brokers, group_id, false)
+}
+
+fn stream_consumer_with(
+    brokers: &str,
+    group_id: &str,
+    batched: bool,
+) -> anyhow::Result<PlatformConsumer> {
     let mut config = client_config(brokers);
+    if batched {
+        config.set("max.partition.fetch.bytes", BATCHED_PARTITION_FETCH_BYTES);
+    }
     if let Some(id) = consumer_instance_id()? {
         config.set("group.instance.id", id);
     }
@@ -679,7 +697,7 @@ async fn consume(
         }
         backoff = (backoff * 2).min(Duration::from_secs(5));
     }
-    let consumer = stream_consumer(&cfg.brokers, &cfg.group_id)?;
+    let consumer = stream_consumer_with(&cfg.brokers, &cfg.group_id, batching.is_some())?;
     consumer.subscribe(&topics)?;
     let dead_letters = producer(&cfg.brokers)?;
     let handling = Handling {
@@ -715,6 +733,7 @@ async fn consume(
                 None => break,
             }
         }
+        let started = std::time::Instant::now();
         if let Some(b) = &batching {
             if run.len() > 1 {
                 match b.apply_run(&handling, &run, &mut shutdown).await {
@@ -722,6 +741,7 @@ async fn consume(
                         for msg in &run {
                             consumer.store_offset_from_message(msg)?;
                         }
+                        busy(&cfg.group_id, started);
                         continue;
                     }
                     batch::Outcome::Stopped => return commit_and_stop(&consumer),
@@ -736,8 +756,23 @@ async fn consume(
             }
             consumer.store_offset_from_message(msg)?;
         }
+        busy(&cfg.group_id, started);
     }
     commit_and_stop(&consumer)
+}
+
+/// Counts the time since `started` as the consumer's busy time
+/// (`consumer_busy_microseconds_total{group}`): from holding a message to
+/// its offset stored, waits for the broker excluded. Against the wall
+/// clock it tells whether a consumer that lags is slow itself or is fed
+/// slowly; with `events_applied_total` it gives the rate it can apply at.
+fn busy(group: &str, started: std::time::Instant) {
+    crate::metrics::global().count(
+        "consumer_busy_microseconds_total",
+        "Time consumers spent applying messages (broker waits excluded), by group.",
+        group,
+        u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+    );
 }
 
 /// The span a message is handled in, and the trace it goes on in.
