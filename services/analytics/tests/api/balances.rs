@@ -1,6 +1,6 @@
 //! The number of workers with a negative balance.
 
-use chrono::Utc;
+use chrono::{NaiveDate, Utc};
 use contracts::topics::accounting::{Kind, Transaction};
 use uuid::Uuid;
 
@@ -34,17 +34,8 @@ async fn the_count_of_workers_in_debt_follows_their_balances() {
     // Older transactions of Bob's arriving late (lower sequence numbers)
     // do not take his latest balance back. The second is a reward on a
     // day of its own: once the report shows it, both were applied.
-    let late = |kind, amount_cents, balance_after_cents, business_day| Transaction {
-        id: Uuid::now_v7(),
-        account_id: bob.account,
-        kind,
-        amount_cents,
-        balance_after_cents,
-        task_id: Some(Uuid::now_v7()),
-        description: "late".into(),
-        business_day,
-        created_at: noon(business_day),
-    };
+    let late =
+        |kind, amount, balance_after, day| late(bob.account, kind, amount, balance_after, day);
     let marker_day = day("2001-01-01");
     p.publish_transactions(&[
         transaction(&late(Kind::Fee, -5_000, -5_000, today), 1),
@@ -86,17 +77,8 @@ async fn falling_back_into_debt_counts_again_and_late_transactions_do_not_move_t
     // balance; her latest one delivered again is skipped. The reward on a
     // day of its own comes last on her partition: once the report shows
     // it, the others were applied.
-    let late = |kind, amount_cents, balance_after_cents, business_day| Transaction {
-        id: Uuid::now_v7(),
-        account_id: ann.account,
-        kind,
-        amount_cents,
-        balance_after_cents,
-        task_id: Some(Uuid::now_v7()),
-        description: "late".into(),
-        business_day,
-        created_at: noon(business_day),
-    };
+    let late =
+        |kind, amount, balance_after, day| late(ann.account, kind, amount, balance_after, day);
     let marker_day = day("2001-01-02");
     p.publish_transactions(&[
         transaction(&late(Kind::Reward, 5_000, 4_800, today), 1),
@@ -116,4 +98,26 @@ async fn falling_back_into_debt_counts_again_and_late_transactions_do_not_move_t
     p.publish_transactions(&[bob.reward(500, Uuid::now_v7(), today)])
         .await;
     p.report_when(&admin, NEGATIVE, |v| v["count"] == 1).await;
+}
+
+/// A transaction of `account` as one published earlier than its latest
+/// would be (the test gives it a lower sequence number).
+fn late(
+    account_id: Uuid,
+    kind: Kind,
+    amount_cents: i64,
+    balance_after_cents: i64,
+    business_day: NaiveDate,
+) -> Transaction {
+    Transaction {
+        id: Uuid::now_v7(),
+        account_id,
+        kind,
+        amount_cents,
+        balance_after_cents,
+        task_id: Some(Uuid::now_v7()),
+        description: "late".into(),
+        business_day,
+        created_at: noon(business_day),
+    }
 }
