@@ -23,7 +23,8 @@
 //!    token is verified as the service verifies bearer tokens (the
 //!    safekeeper's JWKS, `typ`, issuer, audience, expiry) and must be this
 //!    client's. A session is stored (`dashboard_sessions`: the SHA-256 of a
-//!    random id, the tokens, an expiry) and its id set in the session
+//!    random id, the tokens sealed under a key only that id gives
+//!    ([`sealed`]), an expiry) and its id set in the session
 //!    cookie (`HttpOnly; SameSite=Lax; Path=/`, `Secure` and `__Host-`
 //!    unless turned off for local http).
 //! 3. Each page finds its session from the cookie ([`Dashboard::session`]);
@@ -42,6 +43,7 @@
 pub mod config;
 pub mod html;
 pub mod routes;
+pub mod sealed;
 pub mod store;
 
 use std::collections::HashMap;
@@ -58,6 +60,7 @@ use platform::{
     jwt::{AccessClaims, TokenError, Verifier},
 };
 use ring::rand::{SecureRandom, SystemRandom};
+use sealed::{Kind, Sealer};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -100,6 +103,13 @@ fn random_token() -> Result<String, Error> {
         .fill(&mut bytes)
         .map_err(|_| Error::Safekeeper("no randomness from the operating system".into()))?;
     Ok(B64URL.encode(bytes))
+}
+
+/// `token` sealed for the session row ([`sealed`]).
+fn seal(sealer: &Sealer, kind: Kind, token: &str) -> Result<String, Error> {
+    sealer
+        .seal(kind, token)
+        .ok_or_else(|| Error::Safekeeper("no randomness from the operating system".into()))
 }
 
 /// SHA-256 of `value`, base64url: what the tables keep.
@@ -305,6 +315,13 @@ impl Dashboard {
             }
         };
         let id = random_token()?;
+        let sealer = Sealer::of_session(&id);
+        let access_token = seal(&sealer, Kind::Access, &tokens.access_token)?;
+        let refresh_token = tokens
+            .refresh_token
+            .as_deref()
+            .map(|t| seal(&sealer, Kind::Refresh, t))
+            .transpose()?;
         let now = Utc::now();
         let ttl = i64::try_from(self.config.session_ttl.as_secs()).unwrap_or(i64::MAX / 2);
         let row = store::SessionRow {
@@ -314,8 +331,8 @@ impl Dashboard {
                 .username
                 .clone()
                 .unwrap_or_else(|| claims.sub.clone()),
-            access_token: tokens.access_token,
-            refresh_token: tokens.refresh_token,
+            access_token,
+            refresh_token,
             expires_at: now + chrono::Duration::seconds(ttl),
             created_at: now,
         };
@@ -407,13 +424,28 @@ impl Dashboard {
             name: row.name.clone(),
             csrf: csrf_of(&id),
         };
-        match self.verify(verifier, &row.access_token).await {
+        let sealer = Sealer::of_session(&id);
+        let access = sealer.open(Kind::Access, &row.access_token);
+        let refresh = match &row.refresh_token {
+            Some(r) => sealer.open(Kind::Refresh, r).map(Some),
+            None => Some(None),
+        };
+        let (Some(access), Some(refresh)) = (access, refresh) else {
+            // Tampered with, or not sealed by this session: it ends.
+            tracing::warn!(subject = %row.subject, "a dashboard session's tokens did not open; ending it");
+            with_conn(pool, move |c| -> Result<_, Error> {
+                Ok(store::delete_session(c, &hash)?)
+            })
+            .await?;
+            return Ok(None);
+        };
+        match self.verify(verifier, &access).await {
             Ok(claims) => return Ok(Some(session(claims))),
             Err(Some(e)) => return Err(e),
             Err(None) => {}
         }
         // Expired (or otherwise no longer good): refresh, or end it.
-        let refreshed = match &row.refresh_token {
+        let refreshed = match &refresh {
             Some(rt) => {
                 self.token(&[("grant_type", "refresh_token"), ("refresh_token", rt)])
                     .await?
@@ -423,7 +455,13 @@ impl Dashboard {
         let claims = match refreshed {
             Some(t) => match self.verify(verifier, &t.access_token).await {
                 Ok(claims) => {
-                    let (h, at, rt) = (hash.clone(), t.access_token, t.refresh_token);
+                    let at = seal(&sealer, Kind::Access, &t.access_token)?;
+                    let rt = t
+                        .refresh_token
+                        .as_deref()
+                        .map(|r| seal(&sealer, Kind::Refresh, r))
+                        .transpose()?;
+                    let h = hash.clone();
                     with_conn(pool, move |c| -> Result<(), Error> {
                         Ok(store::update_tokens(c, &h, &at, rt.as_deref())?)
                     })
@@ -482,7 +520,14 @@ impl Dashboard {
         if let Some(row) = row {
             // The refresh token first: revoking it ends the grant, and with
             // it every access token of the session.
-            for token in row.refresh_token.iter().chain([&row.access_token]) {
+            let sealer = Sealer::of_session(&id);
+            let tokens = [
+                row.refresh_token
+                    .as_deref()
+                    .and_then(|r| sealer.open(Kind::Refresh, r)),
+                sealer.open(Kind::Access, &row.access_token),
+            ];
+            for token in tokens.iter().flatten() {
                 if let Err(e) = self.revoke(token).await {
                     tracing::warn!(error = %e, "revoking a dashboard token failed");
                 }

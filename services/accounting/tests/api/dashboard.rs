@@ -152,6 +152,35 @@ async fn the_session_cookie_is_http_only_and_same_site_and_holds_only_a_random_i
         .get_result(&mut c)
         .unwrap();
     assert_eq!(n, 0);
+    // The tokens are stored sealed: what a copy of the table holds is no
+    // bearer token, nor a refresh token the safekeeper takes.
+    let (access, refresh): (String, Option<String>) = s::dashboard_sessions
+        .select((s::access_token, s::refresh_token))
+        .first(&mut c)
+        .unwrap();
+    let refresh = refresh.expect("a refresh token");
+    assert!(access.starts_with("v1.") && refresh.starts_with("v1."));
+    let r = p
+        .http
+        .get(p.url("/v1/accounting/accounts/me/ledger"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = p
+        .http
+        .post(format!("{}/oauth2/token", p.sk))
+        .basic_auth("accounting-dashboard", Some(CLIENT_SECRET))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // The page still works from the cookie.
+    let (status, page) = dashboard_page(&p, &mut jar).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Sign out"), "{page}");
 }
 
 #[tokio::test]
