@@ -5,6 +5,7 @@
 //! Chromium.
 
 use chrono::Utc;
+use dashboard::sealed::{Kind, Sealer};
 use diesel::{Connection, ExpressionMethods, PgConnection, QueryDsl, RunQueryDsl};
 use reqwest::{header, StatusCode};
 use serde_json::Value;
@@ -168,15 +169,10 @@ async fn the_session_cookie_is_http_only_and_same_site_and_holds_only_a_random_i
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let r = p
-        .http
-        .post(format!("{}/oauth2/token", p.sk))
-        .basic_auth("accounting-dashboard", Some(CLIENT_SECRET))
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        refresh_grant(&p, &refresh).await.status(),
+        StatusCode::BAD_REQUEST
+    );
     // The page still works from the cookie.
     let (status, page) = dashboard_page(&p, &mut jar).await;
     assert_eq!(status, StatusCode::OK);
@@ -285,14 +281,7 @@ async fn after_signing_out_the_old_cookie_no_longer_works_and_the_refresh_token_
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("You are not signed in"));
 
-    let r = p
-        .http
-        .post(p.sk("/oauth2/token"))
-        .basic_auth("accounting-dashboard", Some(CLIENT_SECRET))
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)])
-        .send()
-        .await
-        .unwrap();
+    let r = refresh_grant(&p, &refresh).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"], "invalid_grant");
@@ -305,11 +294,11 @@ async fn an_access_token_no_longer_good_is_refreshed_and_a_refused_refresh_ends_
     let first = sessions(&p)[0].1.clone().expect("a refresh token");
     let mut c = PgConnection::establish(&p.db_url).unwrap();
     use dashboard::store::dashboard_sessions::dsl as s;
-    // As if it had expired: it no longer verifies.
-    diesel::update(s::dashboard_sessions)
-        .set(s::access_token.eq("expired"))
-        .execute(&mut c)
-        .unwrap();
+    // As if it had expired: it no longer verifies (sealed as the service
+    // seals them, under the key the session's cookie gives).
+    let sealer = Sealer::of_session(&jar.0[SESSION]);
+    let expired = sealer.seal(Kind::Access, "expired").unwrap();
+    store_access_token(&p, &expired);
     let (status, page) = dashboard_page(&p, &mut jar).await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("Your balance"), "{page}");
@@ -319,15 +308,57 @@ async fn an_access_token_no_longer_good_is_refreshed_and_a_refused_refresh_ends_
     // Once the refresh token is refused too, the person signs in again.
     diesel::update(s::dashboard_sessions)
         .set((
-            s::access_token.eq("expired"),
-            s::refresh_token.eq(Some("unknown")),
+            s::access_token.eq(&expired),
+            s::refresh_token.eq(sealer.seal(Kind::Refresh, "unknown")),
         ))
         .execute(&mut c)
         .unwrap();
-    let (status, page) = dashboard_page(&p, &mut jar).await;
+    assert_session_ended(&p, &mut jar).await;
+}
+
+#[tokio::test]
+async fn a_session_whose_stored_tokens_were_tampered_with_ends() {
+    let p = spawn_with_dashboard().await;
+    let (worker, mut jar) = signed_in_worker(&p).await;
+    // A valid access token (another worker's), written in by someone who
+    // can write the table but holds no cookie: it is not sealed under the
+    // session's key, so it is not used.
+    let (_, token) = p.worker().await;
+    store_access_token(&p, &token);
+    let page = assert_session_ended(&p, &mut jar).await;
+    assert!(!page.contains(&worker.username), "{page}");
+}
+
+/// The dashboard client's refresh grant with `refresh`, at the safekeeper.
+async fn refresh_grant(p: &TestPlatform, refresh: &str) -> reqwest::Response {
+    p.http
+        .post(p.sk("/oauth2/token"))
+        .basic_auth("accounting-dashboard", Some(CLIENT_SECRET))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh)])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Writes `value` as the stored session's access token, as someone who can
+/// write the table could.
+fn store_access_token(p: &TestPlatform, value: &str) {
+    use dashboard::store::dashboard_sessions::dsl as s;
+    let mut c = PgConnection::establish(&p.db_url).unwrap();
+    diesel::update(s::dashboard_sessions)
+        .set(s::access_token.eq(value))
+        .execute(&mut c)
+        .unwrap();
+}
+
+/// The dashboard asks `jar`'s browser to sign in, and its session is gone;
+/// answers the page.
+async fn assert_session_ended(p: &TestPlatform, jar: &mut Jar) -> String {
+    let (status, page) = dashboard_page(p, jar).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(page.contains("You are not signed in"));
-    assert!(sessions(&p).is_empty(), "the session ended");
+    assert!(page.contains("You are not signed in"), "{page}");
+    assert!(sessions(p).is_empty(), "the session ended");
+    page
 }
 
 #[tokio::test]
