@@ -45,7 +45,13 @@ pub fn apply(
     e: &Envelope,
 ) -> anyhow::Result<bool> {
     match topic {
-        topics::TASK => apply_task(conn, calendar, e),
+        topics::TASK => {
+            let appended = apply_task(conn, calendar, e)?;
+            if let Some(kind) = &appended {
+                platform::metrics::global().count(ENTRIES, ENTRIES_HELP, kind, 1);
+            }
+            Ok(appended.is_some())
+        }
         topics::USER | topics::USER_ROLE => {
             users::apply_event(conn, Emails::Kept, topic, e).map(|_| false)
         }
@@ -153,17 +159,19 @@ fn leaves_completed(ev: &TaskEvent) -> bool {
 /// ([`store::append_many`]): a consumer catching up on a backlog appends
 /// hundreds of entries in a few statements. A reversal looks up the reward
 /// it reverses, which may be among the entries waiting: those are appended
-/// first. Answers whether any entry was appended.
+/// first. Answers the kinds of the entries appended, for the counter once
+/// the run has committed (see [`count_entries`]).
 pub fn apply_run(
     conn: &mut PgConnection,
     calendar: &Calendar,
     run: &[Delivered],
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Vec<String>> {
     let mut waiting: Vec<(NewEntry, usize)> = Vec::new();
-    let mut appended = false;
+    let mut appended = Vec::new();
     for (i, d) in run.iter().enumerate() {
         if d.topic != topics::TASK {
-            appended |= d.in_scope(|| apply(conn, calendar, &d.topic, &d.envelope))?;
+            // The users read model: no entries.
+            d.in_scope(|| apply(conn, calendar, &d.topic, &d.envelope))?;
             continue;
         }
         let Change { state, deleted } = d.envelope.state::<TaskEvent>()?;
@@ -173,54 +181,64 @@ pub fn apply_run(
         if let Some(entry) = d.in_scope(|| entry_of(calendar, &d.envelope, &state)) {
             waiting.push((entry, i));
         } else if leaves_completed(&state) {
-            appended |= append_waiting(conn, run, &mut waiting)?;
-            appended |= d.in_scope(|| apply_task(conn, calendar, &d.envelope))?;
+            appended.extend(append_waiting(conn, run, &mut waiting)?);
+            appended.extend(d.in_scope(|| apply_task(conn, calendar, &d.envelope))?);
         }
     }
-    appended |= append_waiting(conn, run, &mut waiting)?;
+    appended.extend(append_waiting(conn, run, &mut waiting)?);
     Ok(appended)
 }
 
-/// Appends the entries `waiting` (each with its event's index in `run`).
+/// Counts entries appended by a run that has committed (`ENTRIES`, by
+/// kind): a run that rolled back counts nothing.
+pub fn count_entries(kinds: &[String]) {
+    let metrics = platform::metrics::global();
+    for kind in kinds {
+        metrics.count(ENTRIES, ENTRIES_HELP, kind, 1);
+    }
+}
+
+/// Appends the entries `waiting` (each with its event's index in `run`);
+/// answers the kinds appended.
 fn append_waiting(
     conn: &mut PgConnection,
     run: &[Delivered],
     waiting: &mut Vec<(NewEntry, usize)>,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Vec<String>> {
     if waiting.is_empty() {
-        return Ok(false);
+        return Ok(Vec::new());
     }
     let (entries, events): (Vec<NewEntry>, Vec<usize>) = waiting.drain(..).unzip();
     let traces: Vec<_> = events.iter().map(|&i| Some(&run[i].trace)).collect();
     let appended = store::append_many(conn, &entries, &traces)?;
-    let metrics = platform::metrics::global();
-    for x in &appended {
-        metrics.count(ENTRIES, ENTRIES_HELP, &x.kind, 1);
-    }
     tracing::debug!(
         entries = entries.len(),
         appended = appended.len(),
         "ledger entries appended together"
     );
-    Ok(!appended.is_empty())
+    Ok(appended.into_iter().map(|x| x.kind).collect())
 }
 
-fn apply_task(conn: &mut PgConnection, calendar: &Calendar, e: &Envelope) -> anyhow::Result<bool> {
+/// Applies one task event; answers the kind of the entry it appended.
+fn apply_task(
+    conn: &mut PgConnection,
+    calendar: &Calendar,
+    e: &Envelope,
+) -> anyhow::Result<Option<String>> {
     let Change { state, deleted } = e.state::<TaskEvent>()?;
     if deleted {
-        return Ok(false);
+        return Ok(None);
     }
     let entry = match entry_of(calendar, e, &state) {
         Some(entry) => Some(entry),
         None => reversal_of(conn, calendar, e, &state)?,
     };
     let Some(entry) = entry else {
-        return Ok(false);
+        return Ok(None);
     };
     let appended = store::append(conn, &entry)?;
     match &appended {
         Some(x) => {
-            platform::metrics::global().count(ENTRIES, ENTRIES_HELP, &x.kind, 1);
             tracing::debug!(
                 account.id = %x.account_id, kind = %x.kind, amount_cents = x.amount_cents,
                 task.id = %state.task.id, version = e.version, "ledger entry appended"
@@ -230,5 +248,5 @@ fn apply_task(conn: &mut PgConnection, calendar: &Calendar, e: &Envelope) -> any
             task.id = %state.task.id, version = e.version, "task event applied before: skipped"
         ),
     }
-    Ok(appended.is_some())
+    Ok(appended.map(|x| x.kind))
 }

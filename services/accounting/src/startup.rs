@@ -117,9 +117,23 @@ impl Application {
         ))];
         let batching = {
             let (calendar, signal) = (state.calendar, state.outbox.clone());
+            // The kinds of the entries the run being applied appended,
+            // counted once it commits (a run that rolls back is applied
+            // again one event at a time, and counted then).
+            let appended: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+            let kept = appended.clone();
             events::Batching::new(
-                Arc::new(move |c, run| consumer::apply_run(c, &calendar, run).map(|_| ())),
-                Arc::new(move || signal.nudge()),
+                Arc::new(move |c, run| {
+                    let kinds = consumer::apply_run(c, &calendar, run)?;
+                    *kept.lock().unwrap_or_else(|p| p.into_inner()) = kinds;
+                    Ok(())
+                }),
+                Arc::new(move || {
+                    let kinds =
+                        std::mem::take(&mut *appended.lock().unwrap_or_else(|p| p.into_inner()));
+                    consumer::count_entries(&kinds);
+                    signal.nudge();
+                }),
             )?
         };
         tasks.push(tokio::spawn({
