@@ -595,26 +595,8 @@ pub fn consumer_instance_id() -> anyhow::Result<Option<String>> {
     crate::config::parse_opt("CONSUMER_INSTANCE_ID")
 }
 
-/// The most a batched consumer fetches from one partition at once (8 MiB,
-/// librdkafka's default being 1 MiB): a consumer catching up asks the
-/// broker an eighth as often. On tansu, whose fetches slow down as a
-/// partition grows, accounting then applied a backlog of 100,000 events in
-/// 20 s rather than 30 (`make bench`).
-const BATCHED_PARTITION_FETCH_BYTES: &str = "8388608";
-
 pub fn stream_consumer(brokers: &str, group_id: &str) -> anyhow::Result<PlatformConsumer> {
-    stream_consumer_with(brokers, group_id, false)
-}
-
-fn stream_consumer_with(
-    brokers: &str,
-    group_id: &str,
-    batched: bool,
-) -> anyhow::Result<PlatformConsumer> {
     let mut config = client_config(brokers);
-    if batched {
-        config.set("max.partition.fetch.bytes", BATCHED_PARTITION_FETCH_BYTES);
-    }
     if let Some(id) = consumer_instance_id()? {
         config.set("group.instance.id", id);
     }
@@ -697,7 +679,7 @@ async fn consume(
         }
         backoff = (backoff * 2).min(Duration::from_secs(5));
     }
-    let consumer = stream_consumer_with(&cfg.brokers, &cfg.group_id, batching.is_some())?;
+    let consumer = stream_consumer(&cfg.brokers, &cfg.group_id)?;
     consumer.subscribe(&topics)?;
     let dead_letters = producer(&cfg.brokers)?;
     let handling = Handling {
