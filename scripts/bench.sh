@@ -272,12 +272,6 @@ start_popug() {
 # Analytics before accounting: the accounting part's events would keep an
 # analytics service busy while its reports are measured.
 if run_part analytics; then
-  # Not beside a tansu busy with the other parts' history (it took most of
-  # a core, and the month report's p99 went from 18 to 81 ms).
-  if [ "$ONLY" = all ]; then
-    say "restarting the bench broker empty for the analytics part"
-    fresh_broker
-  fi
   say "loading 1,000,000 ledger rows into $AN_DB (analytics' reports_bench)"
   BENCH_DATABASE_URL="$PGHOST_URL/$AN_DB" BENCH_KEEP=1 BENCH_REQUESTS=200 \
     "$CARGO_TARGET_DIR/release/examples/reports_bench"
