@@ -171,6 +171,9 @@ if run_task; then
     --task-db "$PGHOST_URL/$TASK_DB" --out "$TASK_OUT" "$@"
   say "results written to $TASK_OUT"
   OUTS+=("$TASK_OUT")
+  # Done with: its idle consumer's fetches would cost tansu (and the parts
+  # after this one) CPU.
+  stop_pidfile "$TASK_PIDFILE"
 fi
 
 if [ "$ONLY" = all ] || [ "$ONLY" = access-rule ]; then
@@ -252,6 +255,7 @@ SQL
   "$BENCH" access-rule --url "$AR_URL" --users "$AR_USERS" --out "$AR_OUT" "$@"
   say "results written to $AR_OUT"
   OUTS+=("$AR_OUT")
+  stop_pidfile "$AR_PIDFILE"
 fi
 
 # start_popug NAME PORT DB PIDFILE: accounting or analytics, trusting the
@@ -270,7 +274,9 @@ start_popug() {
 }
 
 # Analytics before accounting: the accounting part's events would keep an
-# analytics service busy while its reports are measured.
+# analytics service busy while its reports are measured. It reads the
+# earlier parts' events from the start (users, task events), so the bench
+# waits for it to catch up before measuring.
 if run_part analytics; then
   say "loading 1,000,000 ledger rows into $AN_DB (analytics' reports_bench)"
   BENCH_DATABASE_URL="$PGHOST_URL/$AN_DB" BENCH_KEEP=1 BENCH_REQUESTS=200 \

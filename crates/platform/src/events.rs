@@ -793,6 +793,19 @@ fn header_of(msg: &rdkafka::message::BorrowedMessage<'_>, name: &str) -> Option<
         .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
+/// Why a message is not an event to apply: it is set aside, never retried.
+struct Refusal {
+    why: String,
+    /// An envelope whose source is not a writer of its topic.
+    forged: bool,
+}
+
+impl Refusal {
+    fn malformed(why: String) -> Self {
+        Self { why, forged: false }
+    }
+}
+
 /// What [`run_consumer`] needs to handle one message.
 struct Handling<'a> {
     pool: &'a PgPool,
@@ -823,24 +836,21 @@ impl Handling<'_> {
 
     /// The message's envelope, if it is one and its source is a writer of
     /// its topic; otherwise why it is set aside.
-    fn envelope_of(&self, msg: &rdkafka::message::BorrowedMessage<'_>) -> Result<Envelope, String> {
+    fn envelope_of(
+        &self,
+        msg: &rdkafka::message::BorrowedMessage<'_>,
+    ) -> Result<Envelope, Refusal> {
         let topic = msg.topic();
         // Kafka's ACLs say who may write a topic; the envelope says who did,
         // and only the topic's owner is believed (a neighbour service that
         // could write `iam.user.v1` must not make anyone a superuser).
         match msg.payload().map(serde_json::from_slice::<Envelope>) {
-            None => Err("the message has no payload".into()),
-            Some(Err(e)) => Err(format!("not an event envelope: {e}")),
+            None => Err(Refusal::malformed("the message has no payload".into())),
+            Some(Err(e)) => Err(Refusal::malformed(format!("not an event envelope: {e}"))),
             Some(Ok(e)) => match topics::writers(topic) {
                 writers if writers.contains(&e.source.service.as_str()) => Ok(e),
-                writers => {
-                    crate::metrics::global().count(
-                        "events_refused_total",
-                        "Events set aside because their source is not the topic's owner.",
-                        topic,
-                        1,
-                    );
-                    Err(format!(
+                writers => Err(Refusal {
+                    why: format!(
                         "source.service {:?} is not a writer of {topic} ({})",
                         e.source.service,
                         if writers.is_empty() {
@@ -848,8 +858,9 @@ impl Handling<'_> {
                         } else {
                             writers.join(", ")
                         }
-                    ))
-                }
+                    ),
+                    forged: true,
+                }),
             },
         }
     }
@@ -863,49 +874,43 @@ impl Handling<'_> {
     ) -> Stopped {
         let metrics = crate::metrics::global();
         let topic = msg.topic().to_owned();
-        let envelope = self.envelope_of(msg);
-        let failure = match envelope {
-            Err(permanent) => Some(permanent),
-            Ok(envelope) => {
-                let mut backoff = Duration::from_millis(100);
-                let first_failure = std::time::Instant::now();
-                loop {
-                    let (pool, apply, env, t) = (
-                        self.pool.clone(),
-                        self.apply.clone(),
-                        envelope.clone(),
-                        topic.clone(),
-                    );
-                    let outcome = crate::db::with_conn(&pool, move |c| -> anyhow::Result<()> {
-                        apply(c, &t, &env)
-                    })
+        let envelope = match self.envelope_of(msg) {
+            Ok(envelope) => envelope,
+            Err(refusal) => return self.refuse(msg, refusal, shutdown).await,
+        };
+        let mut backoff = Duration::from_millis(100);
+        let first_failure = std::time::Instant::now();
+        let failure = loop {
+            let (pool, apply, env, t) = (
+                self.pool.clone(),
+                self.apply.clone(),
+                envelope.clone(),
+                topic.clone(),
+            );
+            let outcome =
+                crate::db::with_conn(&pool, move |c| -> anyhow::Result<()> { apply(c, &t, &env) })
                     .await;
-                    match outcome {
-                        Ok(()) => {
-                            metrics.count(
-                                "events_applied_total",
-                                "Events applied by consumers.",
-                                &topic,
-                                1,
-                            );
-                            break None;
-                        }
-                        Err(e) if !crate::dlq::is_transient(&e) => break Some(format!("{e:#}")),
-                        Err(e) if first_failure.elapsed() >= self.retry_limit => {
-                            break Some(format!(
-                                "still failing after {:?}: {e:#}",
-                                self.retry_limit
-                            ))
-                        }
-                        Err(e) => {
-                            tracing::warn!(topic = %topic, key = %envelope.key, error = format!("{e:#}"), "applying an event failed; retrying");
-                            tokio::select! {
-                                _ = tokio::time::sleep(backoff) => {}
-                                _ = shutdown.changed() => return Stopped::Yes,
-                            }
-                            backoff = (backoff * 2).min(Duration::from_secs(5));
-                        }
+            match outcome {
+                Ok(()) => {
+                    metrics.count(
+                        "events_applied_total",
+                        "Events applied by consumers.",
+                        &topic,
+                        1,
+                    );
+                    break None;
+                }
+                Err(e) if !crate::dlq::is_transient(&e) => break Some(format!("{e:#}")),
+                Err(e) if first_failure.elapsed() >= self.retry_limit => {
+                    break Some(format!("still failing after {:?}: {e:#}", self.retry_limit))
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %topic, key = %envelope.key, error = format!("{e:#}"), "applying an event failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => return Stopped::Yes,
                     }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
         };
@@ -913,6 +918,26 @@ impl Handling<'_> {
             Some(error) => self.set_aside(msg, &error, shutdown).await,
             None => Stopped::No,
         }
+    }
+
+    /// Sets aside a message that is not an event to apply, counting it in
+    /// `events_refused_total` when its source is not the topic's owner
+    /// (once: a run that fails hands its messages here one at a time).
+    async fn refuse(
+        &self,
+        msg: &rdkafka::message::BorrowedMessage<'_>,
+        refusal: Refusal,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Stopped {
+        if refusal.forged {
+            crate::metrics::global().count(
+                "events_refused_total",
+                "Events set aside because their source is not the topic's owner.",
+                msg.topic(),
+                1,
+            );
+        }
+        self.set_aside(msg, &refusal.why, shutdown).await
     }
 
     /// Sets `msg` aside on its `<topic>.dlq`, acknowledged by the broker,

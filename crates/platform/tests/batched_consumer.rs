@@ -44,6 +44,17 @@ struct Key {
     key: String,
 }
 
+/// `events_refused_total` for `iam.user.v1` in this process.
+fn refused_count() -> u64 {
+    let topic = format!("kind=\"{}\"", topics::USER);
+    platform::metrics::global()
+        .render()
+        .lines()
+        .filter(|l| l.starts_with("events_refused_total{") && l.contains(&topic))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 #[tokio::test]
 async fn a_run_is_applied_together_and_its_bad_messages_are_set_aside_one_by_one() {
     let broker = OwnedBroker::start();
@@ -59,7 +70,8 @@ async fn a_run_is_applied_together_and_its_bad_messages_are_set_aside_one_by_one
 
     // The backlog, written before the consumer starts: 40 accounts, of
     // which one is refused by the database (its apply fails), one is not
-    // an envelope and one claims a writer that is not the topic's.
+    // an envelope and two claim a writer that is not the topic's (one of
+    // them, 32, in the run that rolls back).
     let producer = events::producer(&brokers).unwrap();
     events::ensure_topics(&brokers, &[topics::USER], 1, 1)
         .await
@@ -69,7 +81,7 @@ async fn a_run_is_applied_together_and_its_bad_messages_are_set_aside_one_by_one
         let key = format!("account-{i:02}");
         let payload = match i {
             13 => b"not json at all".to_vec(),
-            27 => event(&key, "task"),
+            27 | 32 => event(&key, "task"),
             _ => event(&key, "authenticator"),
         };
         let delivery = producer
@@ -126,7 +138,7 @@ async fn a_run_is_applied_together_and_its_bad_messages_are_set_aside_one_by_one
     ));
 
     let wanted: Vec<String> = (0..40)
-        .filter(|i| ![13, 27, 31].contains(i))
+        .filter(|i| ![13, 27, 31, 32].contains(i))
         .map(|i| format!("account-{i:02}"))
         .collect();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -146,14 +158,14 @@ async fn a_run_is_applied_together_and_its_bad_messages_are_set_aside_one_by_one
     // Every good event once, none of the bad ones.
     assert_eq!(applied, wanted);
 
-    // The three bad messages are set aside, each for its own reason.
+    // The four bad messages are set aside, each for its own reason.
     let letters = loop {
         let b = brokers.clone();
         let letters = tokio::task::spawn_blocking(move || dlq::list(&b, topics::USER))
             .await
             .unwrap()
             .unwrap();
-        if letters.len() >= 3 || tokio::time::Instant::now() > deadline {
+        if letters.len() >= 4 || tokio::time::Instant::now() > deadline {
             break letters;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -163,7 +175,7 @@ async fn a_run_is_applied_together_and_its_bad_messages_are_set_aside_one_by_one
         .map(|l| (l.key.clone().unwrap_or_default(), l.error.clone()))
         .collect();
     reasons.sort();
-    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert_eq!(reasons.len(), 4, "{reasons:?}");
     assert_eq!(reasons[0].0, "account-13");
     assert!(
         reasons[0].1.contains("not an event envelope"),
@@ -175,6 +187,15 @@ async fn a_run_is_applied_together_and_its_bad_messages_are_set_aside_one_by_one
     assert!(
         reasons[2].1.contains("account-31 is refused"),
         "{reasons:?}"
+    );
+    assert_eq!(reasons[3].0, "account-32");
+    assert!(reasons[3].1.contains("is not a writer"), "{reasons:?}");
+    // Each forged event counted once, though 32's run was handled twice.
+    assert_eq!(
+        refused_count(),
+        2,
+        "{}",
+        platform::metrics::global().render()
     );
 
     // The backlog went in runs (the one holding account-31 rolled back and

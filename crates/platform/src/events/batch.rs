@@ -158,11 +158,7 @@ impl Batching {
         }
         for (msg, why) in refused {
             let (span, _) = span_of(msg);
-            if let Stopped::Yes = handling
-                .set_aside(msg, &why, shutdown)
-                .instrument(span)
-                .await
-            {
+            if let Stopped::Yes = handling.refuse(msg, why, shutdown).instrument(span).await {
                 return Outcome::Stopped;
             }
         }

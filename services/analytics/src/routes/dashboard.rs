@@ -14,10 +14,13 @@ use crate::{
     domain::{DayRange, Period},
     error::ApiError,
     state::AppState,
-    store::{self, TopReward},
+    store::{self, PeriodTop},
 };
 
 const TITLE: &str = "Analytics";
+
+/// The dashboard's tables of most expensive tasks, in the page's order.
+const PERIODS: [Period; 3] = [Period::Day, Period::Week, Period::Month];
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(dashboard::routes::configure::<AppState>)
@@ -39,21 +42,11 @@ impl dashboard::routes::Host for AppState {
     }
 }
 
-/// The highest reward of each period of `range` (on a tie, the earlier
-/// day's), newest period first.
-fn top_per(period: Period, range: DayRange, days: &[TopReward]) -> Vec<Vec<String>> {
-    let mut rows: Vec<Vec<String>> = period
-        .starts(range)
-        .into_iter()
-        .map(|start| {
-            let end = period.end_of(start);
-            let best = days.iter().filter(|d| (start..=end).contains(&d.day)).fold(
-                None::<&TopReward>,
-                |best, d| match best {
-                    Some(b) if b.amount_cents >= d.amount_cents => Some(b),
-                    _ => Some(d),
-                },
-            );
+/// One table row per period (the store's winners), newest period first.
+fn rows(period: Period, range: DayRange, tops: Vec<PeriodTop>) -> Vec<Vec<String>> {
+    tops.into_iter()
+        .rev()
+        .map(|PeriodTop { start, end, best }| {
             let label = if period == Period::Day {
                 start.to_string()
             } else {
@@ -74,9 +67,7 @@ fn top_per(period: Period, range: DayRange, days: &[TopReward]) -> Vec<Vec<Strin
                 ],
             }
         })
-        .collect();
-    rows.reverse();
-    rows
+        .collect()
 }
 
 /// `GET /dashboard`: the administrator's view.
@@ -104,15 +95,16 @@ async fn page(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
         Ok((
             store::earnings_of(c, today)?,
             store::negative_balances(c)?,
-            store::top_rewards(c, range.from, range.to)?,
+            store::most_expensive_per(c, PERIODS, range)?,
         ))
     })
     .await;
-    let ((fees, rewards), negative, top) = match loaded {
+    let ((fees, rewards), negative, tops) = match loaded {
         Ok(v) => v,
         Err(e) => return unavailable(&e),
     };
     let headers = ["Period", "Task", "Reward", "Paid on"];
+    let [days, weeks, months] = tops;
     let body = format!(
         "<section aria-labelledby=\"today\">\n<h2 id=\"today\">Today</h2>\n\
          <p>Management's earnings today ({day}, {zone}): <strong id=\"earnings-today\">{earned}</strong> \
@@ -128,17 +120,17 @@ async fn page(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
         days = html::table(
             "Per day, the last 30 days, newest first",
             &headers,
-            &top_per(Period::Day, range, &top)
+            &rows(Period::Day, range, days)
         ),
         weeks = html::table(
             "Per week (Monday to Sunday), newest first",
             &headers,
-            &top_per(Period::Week, range, &top)
+            &rows(Period::Week, range, weeks)
         ),
         months = html::table(
             "Per month, newest first",
             &headers,
-            &top_per(Period::Month, range, &top)
+            &rows(Period::Month, range, months)
         ),
     );
     html::page(StatusCode::OK, TITLE, Some(session.signed_in()), &body)

@@ -14,5 +14,5 @@ mod transactions;
 
 pub use resource_server::users::{apply_roles, apply_user, user, AccountChange, User};
 pub use tasks::apply_task;
-pub use top_rewards::{most_expensive, top_rewards, PeriodTop, TopReward};
+pub use top_rewards::{most_expensive, most_expensive_per, PeriodTop, TopReward};
 pub use transactions::{apply_transaction, earnings_of, kind_name, negative_balances};

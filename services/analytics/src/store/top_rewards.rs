@@ -40,18 +40,6 @@ pub struct PeriodTop {
     pub best: Option<TopReward>,
 }
 
-/// Each day's highest reward from `from` to `to` (inclusive), in day
-/// order, with titles; days without a reward are absent.
-pub fn top_rewards(
-    conn: &mut PgConnection,
-    from: NaiveDate,
-    to: NaiveDate,
-) -> QueryResult<Vec<TopReward>> {
-    let mut days = day_tops(conn, from, to)?;
-    fill_titles(conn, days.iter_mut())?;
-    Ok(days)
-}
-
 /// The highest reward of each `period` that `range` touches (only the
 /// days inside the range count), in order, with the winners' titles.
 pub fn most_expensive(
@@ -59,10 +47,25 @@ pub fn most_expensive(
     period: Period,
     range: DayRange,
 ) -> QueryResult<Vec<PeriodTop>> {
-    let days = day_tops(conn, range.from, range.to)?;
-    let mut periods = winners(period, range, days);
-    fill_titles(conn, periods.iter_mut().filter_map(|p| p.best.as_mut()))?;
+    let [periods] = most_expensive_per(conn, [period], range)?;
     Ok(periods)
+}
+
+/// [`most_expensive`] for several periods at once (the dashboard shows
+/// days, weeks and months): the range's days are read once, and one list
+/// of periods is returned per entry of `periods`, in that order.
+pub fn most_expensive_per<const N: usize>(
+    conn: &mut PgConnection,
+    periods: [Period; N],
+    range: DayRange,
+) -> QueryResult<[Vec<PeriodTop>; N]> {
+    let days = day_tops(conn, range.from, range.to)?;
+    let mut folded = periods.map(|period| winners(period, range, days.clone()));
+    fill_titles(
+        conn,
+        folded.iter_mut().flatten().filter_map(|p| p.best.as_mut()),
+    )?;
+    Ok(folded)
 }
 
 /// The days' highest rewards, without titles: at most 366 rows read by
