@@ -35,6 +35,9 @@ pub struct Options {
     /// tests register many accounts from 127.0.0.1).
     pub signups_per_address: u32,
     pub hashing: Option<authenticator::hashing::HashLimits>,
+    /// Registration notices to the superusers per hour (high by default,
+    /// for the same reason).
+    pub registration_notices_per_hour: u32,
 }
 
 impl Options {
@@ -50,6 +53,7 @@ impl Options {
             redis: None,
             signups_per_address: 100_000,
             hashing: None,
+            registration_notices_per_hour: 100_000,
         }
     }
 }
@@ -82,6 +86,7 @@ pub async fn spawn(o: Options) -> Running {
     s.outbox_poll = Duration::from_millis(100);
     s.throttle.pair.free = o.max_failures;
     s.throttle.signup.free = o.signups_per_address;
+    s.registration_notices_per_hour = o.registration_notices_per_hour;
     s.throttle_store.redis_url = None;
     if let Some((url, prefix)) = o.redis {
         s.throttle_store.redis_url = Some(url);

@@ -46,6 +46,9 @@ pub struct Settings {
     pub throttle_store: ThrottleStore,
     /// The password hashing's bounds (cost, highest cost, queue, deadline).
     pub hashing: HashLimits,
+    /// Most registration notices to the superusers in a clock hour (the
+    /// next says they pause; 0: none).
+    pub registration_notices_per_hour: u32,
     /// The proxies in front of this service (`TRUSTED_PROXIES`, CIDRs):
     /// their `X-Forwarded-For` entries name the client.
     pub trusted_proxies: TrustedProxies,
@@ -129,6 +132,7 @@ impl Settings {
                 queue: parse_or("HASH_QUEUE_MAX", 256)?,
                 deadline: Duration::from_millis(parse_or("HASH_DEADLINE_MS", 10_000)?),
             },
+            registration_notices_per_hour: parse_or("REGISTRATION_NOTICES_PER_HOUR", 60)?,
             signing_key_pem: secret("SIGNING_KEY")?,
             previous_keys_pem: secret("PREVIOUS_SIGNING_KEYS")?,
             require_signing_key: flag("REQUIRE_SIGNING_KEY", common.is_production()),

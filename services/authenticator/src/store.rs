@@ -160,10 +160,12 @@ pub enum Taken {
 /// been inserted one after the other. An account whose username or email
 /// (regardless of case) is taken, by an account stored before or by an
 /// earlier one of `new`, is not stored; the username is named when both
-/// are taken.
+/// are taken. The superusers are told of the new accounts, at most
+/// `notices_per_hour` times an hour ([`notify_superusers_of`]).
 pub fn insert_many(
     conn: &mut PgConnection,
     new: &[NewAccount],
+    notices_per_hour: u32,
 ) -> QueryResult<Vec<Result<Account, Taken>>> {
     if new.is_empty() {
         return Ok(Vec::new());
@@ -250,7 +252,7 @@ pub fn insert_many(
             .collect();
         enqueue_many(conn, topics::USER, &events)?;
         let created: Vec<&Account> = answers.iter().flatten().collect();
-        notify_superusers_of(conn, &created)?;
+        notify_superusers_of(conn, &created, notices_per_hour)?;
         Ok(answers)
     })
 }
@@ -260,9 +262,16 @@ pub fn insert_many(
 /// notification, addressed to every active superuser but those just
 /// created, none when there is no one to tell. An account created alone (a
 /// registration) gets a notification of its own; a batch (an import of up
-/// to 500) gets one that lists them, not one mail per account.
-fn notify_superusers_of(conn: &mut PgConnection, created: &[&Account]) -> QueryResult<()> {
-    if created.is_empty() {
+/// to 500) gets one that lists them, not one mail per account. At most
+/// `per_hour` notices are asked for in a clock hour; the next one says
+/// that notices pause until the hour ends, and the rest of the hour sends
+/// none (the accounts are created all the same).
+fn notify_superusers_of(
+    conn: &mut PgConnection,
+    created: &[&Account],
+    per_hour: u32,
+) -> QueryResult<()> {
+    if created.is_empty() || per_hour == 0 {
         return Ok(());
     }
     let new: HashSet<Uuid> = created.iter().map(|a| a.id).collect();
@@ -280,10 +289,63 @@ fn notify_superusers_of(conn: &mut PgConnection, created: &[&Account]) -> QueryR
     if to.is_empty() {
         return Ok(());
     }
-    enqueue(
-        conn,
-        topics::NOTIFICATION,
-        &registration_notice(created, to),
+    let (hour, nth) = count_notice(conn)?;
+    let notice = match u32::try_from(nth).unwrap_or(u32::MAX) {
+        n if n <= per_hour => registration_notice(created, to),
+        n if n == per_hour.saturating_add(1) => notices_paused(hour, per_hour, to),
+        _ => return Ok(()),
+    };
+    enqueue(conn, topics::NOTIFICATION, &notice)
+}
+
+#[derive(QueryableByName)]
+struct NoticeCount {
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    hour: DateTime<Utc>,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    notices: i32,
+}
+
+/// Counts one more registration notice in the current clock hour (the
+/// row's lock orders concurrent registrations) and returns the hour and
+/// how many it has asked for, this one included. A new hour's first
+/// notice deletes the hours older than a day.
+fn count_notice(conn: &mut PgConnection) -> QueryResult<(DateTime<Utc>, i32)> {
+    let counted = diesel::sql_query(
+        "INSERT INTO registration_notice_hours AS h (hour, notices) \
+         VALUES (date_trunc('hour', now()), 1) \
+         ON CONFLICT (hour) DO UPDATE SET notices = h.notices + 1 \
+         RETURNING hour, notices",
+    )
+    .get_result::<NoticeCount>(conn)?;
+    if counted.notices == 1 {
+        diesel::sql_query(
+            "DELETE FROM registration_notice_hours WHERE hour < now() - interval '1 day'",
+        )
+        .execute(conn)?;
+    }
+    Ok((counted.hour, counted.notices))
+}
+
+/// The notice sent instead of the `per_hour + 1`-th registration notice of
+/// `hour`: none follow until the next hour.
+fn notices_paused(hour: DateTime<Utc>, per_hour: u32, to: Vec<String>) -> Envelope {
+    let resume = hour + chrono::Duration::hours(1);
+    notification(
+        "registration",
+        to,
+        format!(
+            "Registration notices paused until {}",
+            resume.format("%H:%M UTC")
+        ),
+        format!(
+            "{per_hour} registration notices were sent in the hour from {} \
+             (REGISTRATION_NOTICES_PER_HOUR). Accounts are still being created, \
+             but no more notices are sent until {}. The accounts are listed by \
+             GET /v1/users.\n",
+            hour.format("%Y-%m-%d %H:%M UTC"),
+            resume.format("%Y-%m-%d %H:%M UTC"),
+        ),
     )
 }
 
@@ -293,7 +355,6 @@ const NOTICE_LISTS_AT_MOST: usize = 50;
 /// The `notification.v1` event that tells `to` of the new accounts
 /// `created` (at least one).
 fn registration_notice(created: &[&Account], to: Vec<String>) -> Envelope {
-    use contracts::topics::notification::Notification;
     let (subject, body) = match created {
         [a] => (
             format!("New account: {}", a.username),
@@ -328,9 +389,15 @@ fn registration_notice(created: &[&Account], to: Vec<String>) -> Envelope {
             (format!("{} new accounts", many.len()), body)
         }
     };
+    notification("registration", to, subject, body)
+}
+
+/// A `notification.v1` event of this service.
+fn notification(kind: &str, to: Vec<String>, subject: String, body: String) -> Envelope {
+    use contracts::topics::notification::Notification;
     let notice = Notification {
         id: Uuid::now_v7(),
-        kind: "registration".into(),
+        kind: kind.into(),
         to,
         subject,
         body,

@@ -115,8 +115,9 @@ pub async fn insert_accounts(
     state: &AppState,
     new: Vec<NewAccount>,
 ) -> Result<Vec<Result<store::Account, ApiError>>, ApiError> {
+    let per_hour = state.settings.registration_notices_per_hour;
     let stored = with_conn(&state.pool, move |c| {
-        store::insert_many(c, &new).map_err(ApiError::from)
+        store::insert_many(c, &new, per_hour).map_err(ApiError::from)
     })
     .await?;
     if stored.iter().any(Result::is_ok) {

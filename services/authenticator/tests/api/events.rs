@@ -294,3 +294,51 @@ async fn a_batch_of_accounts_is_one_notice_that_lists_them_and_every_superuser_i
         json!(["root@example.com", boss["email"]])
     );
 }
+
+#[tokio::test]
+async fn a_flood_of_registrations_mails_the_superusers_a_bounded_number_of_notices_an_hour() {
+    let app = spawn_app_with(Options {
+        registration_notices_per_hour: Some(2),
+        ..Options::default()
+    })
+    .await;
+    // Five sign-ups in one hour (as from many addresses): all created, but
+    // the superuser is told of two, then once that notices pause.
+    let mut names = Vec::new();
+    for _ in 0..5 {
+        let (body, _) = app.registered_user().await;
+        names.push(body["username"].as_str().unwrap().to_owned());
+    }
+    assert!(app.account_count().await >= 6);
+    let written = notifications_written(&app);
+    let subjects: Vec<&str> = written
+        .iter()
+        .map(|n| n["after"]["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(subjects.len(), 3, "{subjects:?}");
+    assert_eq!(subjects[0], format!("New account: {}", names[0]));
+    assert_eq!(subjects[1], format!("New account: {}", names[1]));
+    assert!(
+        subjects[2].starts_with("Registration notices paused until "),
+        "{subjects:?}"
+    );
+    assert_eq!(written[2]["after"]["to"], json!(["root@example.com"]));
+    assert_eq!(written[2]["after"]["kind"], "registration");
+
+    // The next hour (its row moved back an hour, as time would): notices
+    // resume, again at most two.
+    {
+        use diesel::{Connection, RunQueryDsl};
+        let mut conn = diesel::PgConnection::establish(&app.db.url).unwrap();
+        diesel::sql_query("UPDATE registration_notice_hours SET hour = hour - interval '1 hour'")
+            .execute(&mut conn)
+            .unwrap();
+    }
+    let (body, _) = app.registered_user().await;
+    let written = notifications_written(&app);
+    assert_eq!(written.len(), 4, "{written:?}");
+    assert_eq!(
+        written[3]["after"]["subject"],
+        format!("New account: {}", body["username"].as_str().unwrap())
+    );
+}

@@ -26,6 +26,7 @@ pub struct Options {
     pub redis_prefix: Option<String>,
     pub signups_per_address: Option<u32>,
     pub hashing: Option<authenticator::hashing::HashLimits>,
+    pub registration_notices_per_hour: Option<u32>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -47,6 +48,9 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
         opts.signups_per_address = n;
     }
     opts.hashing = o.hashing;
+    if let Some(n) = o.registration_notices_per_hour {
+        opts.registration_notices_per_hour = n;
+    }
     let app = testkit::authenticator::spawn(opts).await;
     TestApp {
         address: app.address.clone(),
