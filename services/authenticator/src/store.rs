@@ -290,12 +290,56 @@ fn notify_superusers_of(
         return Ok(());
     }
     let (hour, nth) = count_notice(conn)?;
-    let notice = match u32::try_from(nth).unwrap_or(u32::MAX) {
-        n if n <= per_hour => registration_notice(created, to),
+    let nth = u32::try_from(nth).unwrap_or(u32::MAX);
+    if nth > per_hour {
+        // These accounts are not named in any notice: the next hour's
+        // first one counts them.
+        diesel::sql_query(
+            "UPDATE registration_notice_hours SET unmailed = unmailed + $1 WHERE hour = $2",
+        )
+        .bind::<diesel::sql_types::Integer, _>(i32::try_from(created.len()).unwrap_or(i32::MAX))
+        .bind::<diesel::sql_types::Timestamptz, _>(hour)
+        .execute(conn)?;
+    }
+    let notice = match nth {
+        1 => registration_notice(created, to, unmailed_before(conn, hour)?),
+        n if n <= per_hour => registration_notice(created, to, None),
         n if n == per_hour.saturating_add(1) => notices_paused(hour, per_hour, to),
         _ => return Ok(()),
     };
     enqueue(conn, topics::NOTIFICATION, &notice)
+}
+
+/// Accounts created while notices were paused: how many, and from the
+/// start of the first such hour to the end of the last.
+#[derive(QueryableByName)]
+struct Unmailed {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    accounts: i64,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    first: DateTime<Utc>,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    last: DateTime<Utc>,
+}
+
+/// Takes the [`Unmailed`] accounts of the hours before `hour` (set back
+/// to 0, so that one notice reports them), if any.
+fn unmailed_before(conn: &mut PgConnection, hour: DateTime<Utc>) -> QueryResult<Option<Unmailed>> {
+    diesel::sql_query(
+        "WITH old AS ( \
+             SELECT hour, unmailed FROM registration_notice_hours \
+             WHERE hour < $1 AND unmailed > 0 FOR UPDATE), \
+         taken AS ( \
+             UPDATE registration_notice_hours h SET unmailed = 0 FROM old \
+             WHERE h.hour = old.hour \
+             RETURNING old.hour, old.unmailed::bigint AS unmailed) \
+         SELECT sum(unmailed)::bigint AS accounts, min(hour) AS first, \
+                max(hour) + interval '1 hour' AS last \
+         FROM taken HAVING count(*) > 0",
+    )
+    .bind::<diesel::sql_types::Timestamptz, _>(hour)
+    .get_result::<Unmailed>(conn)
+    .optional()
 }
 
 #[derive(QueryableByName)]
@@ -320,7 +364,8 @@ fn count_notice(conn: &mut PgConnection) -> QueryResult<(DateTime<Utc>, i32)> {
     .get_result::<NoticeCount>(conn)?;
     if counted.notices == 1 {
         diesel::sql_query(
-            "DELETE FROM registration_notice_hours WHERE hour < now() - interval '1 day'",
+            "DELETE FROM registration_notice_hours \
+             WHERE hour < now() - interval '1 day' AND unmailed = 0",
         )
         .execute(conn)?;
     }
@@ -341,8 +386,8 @@ fn notices_paused(hour: DateTime<Utc>, per_hour: u32, to: Vec<String>) -> Envelo
         format!(
             "{per_hour} registration notices were sent in the hour from {} \
              (REGISTRATION_NOTICES_PER_HOUR). Accounts are still being created, \
-             but no more notices are sent until {}. The accounts are listed by \
-             GET /v1/users.\n",
+             but no more notices are sent until {}; the first one after that \
+             counts the accounts created meanwhile. GET /v1/users lists them.\n",
             hour.format("%Y-%m-%d %H:%M UTC"),
             resume.format("%Y-%m-%d %H:%M UTC"),
         ),
@@ -353,9 +398,14 @@ fn notices_paused(hour: DateTime<Utc>, per_hour: u32, to: Vec<String>) -> Envelo
 const NOTICE_LISTS_AT_MOST: usize = 50;
 
 /// The `notification.v1` event that tells `to` of the new accounts
-/// `created` (at least one).
-fn registration_notice(created: &[&Account], to: Vec<String>) -> Envelope {
-    let (subject, body) = match created {
+/// `created` (at least one), and of those created while notices were
+/// paused (`unmailed`), if any.
+fn registration_notice(
+    created: &[&Account],
+    to: Vec<String>,
+    unmailed: Option<Unmailed>,
+) -> Envelope {
+    let (subject, mut body) = match created {
         [a] => (
             format!("New account: {}", a.username),
             format!(
@@ -389,6 +439,16 @@ fn registration_notice(created: &[&Account], to: Vec<String>) -> Envelope {
             (format!("{} new accounts", many.len()), body)
         }
     };
+    if let Some(u) = unmailed {
+        body.push_str(&format!(
+            "\nWhile registration notices were paused, {} more accounts were \
+             created between {} and {} and not mailed one by one; \
+             GET /v1/users lists them.\n",
+            u.accounts,
+            u.first.format("%Y-%m-%d %H:%M UTC"),
+            u.last.format("%Y-%m-%d %H:%M UTC"),
+        ));
+    }
     notification("registration", to, subject, body)
 }
 

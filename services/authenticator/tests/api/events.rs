@@ -326,7 +326,7 @@ async fn a_flood_of_registrations_mails_the_superusers_a_bounded_number_of_notic
     assert_eq!(written[2]["after"]["kind"], "registration");
 
     // The next hour (its row moved back an hour, as time would): notices
-    // resume, again at most two.
+    // resume.
     {
         use diesel::{Connection, RunQueryDsl};
         let mut conn = diesel::PgConnection::establish(&app.db.url).unwrap();
@@ -341,4 +341,16 @@ async fn a_flood_of_registrations_mails_the_superusers_a_bounded_number_of_notic
         written[3]["after"]["subject"],
         format!("New account: {}", body["username"].as_str().unwrap())
     );
+    // And it counts the three accounts no notice named (the one whose
+    // notice said "paused" and the two after it), once.
+    let text = written[3]["after"]["body"].as_str().unwrap();
+    assert!(
+        text.contains("While registration notices were paused, 3 more accounts were created"),
+        "{text}"
+    );
+    app.registered_user().await;
+    let written = notifications_written(&app);
+    assert_eq!(written.len(), 5, "{written:?}");
+    let text = written[4]["after"]["body"].as_str().unwrap();
+    assert!(!text.contains("paused"), "{text}");
 }
