@@ -52,6 +52,8 @@ pub struct Options {
     /// of bursts on a loaded machine's debug build expect every event
     /// applied; `tests/api/overload.rs` sets a bound); `None`: the setting's.
     pub event_queue_wait: Option<Duration>,
+    /// `EVENT_BATCH_MAX`; `None`: the setting's.
+    pub event_batch_max: Option<usize>,
 }
 
 impl Options {
@@ -75,6 +77,7 @@ impl Options {
             max_in_flight: None,
             admission_wait: None,
             event_queue_wait: Some(Duration::ZERO),
+            event_batch_max: None,
         }
     }
 }
@@ -129,6 +132,9 @@ pub async fn spawn(o: Options) -> Running {
     }
     if let Some(wait) = o.event_queue_wait {
         s.batch.max_wait = (!wait.is_zero()).then_some(wait);
+    }
+    if let Some(max) = o.event_batch_max {
+        s.batch.max = max;
     }
     let app = Application::build(s).await.expect("access-rule builds");
     let address = format!("http://127.0.0.1:{}", app.port());

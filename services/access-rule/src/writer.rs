@@ -19,9 +19,10 @@
 //!
 //! A queue is bounded in length (`EVENT_QUEUE`) and in time
 //! (`EVENT_QUEUE_WAIT_MS`): an event that waited longer than that for its
-//! writer is answered `503` unapplied when the writer reaches it, so that
-//! under overload the queue sheds what it cannot serve in time instead of
-//! making every admitted request wait behind it.
+//! writer is answered `503` unapplied when the writer reaches it in a full
+//! batch (a queue stands behind it), so that under overload the queue
+//! sheds what it cannot serve in time instead of making every admitted
+//! request wait behind it.
 
 use std::{
     sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError},
@@ -118,6 +119,16 @@ impl EventWriters {
     }
 }
 
+/// How long the events of a batch of `taken` may have waited before they
+/// are shed, if they are: only from a full batch. A writer that took
+/// fewer than `max` took every event waiting for it, so there is no queue
+/// to shorten; its events waited for a busy machine (a mixed load at
+/// modest concurrency saturating the cores), and answering them `503`
+/// would only turn slow successes into failures.
+fn shedding_wait(settings: &BatchSettings, taken: usize) -> Option<Duration> {
+    settings.max_wait.filter(|_| taken >= settings.max)
+}
+
 struct Writer {
     database_url: String,
     rules: RulesConfig,
@@ -164,9 +175,9 @@ impl Writer {
     }
 
     /// Answers `503` to the jobs that waited longer than `max_wait`, and
-    /// returns the others.
+    /// returns the others; see [`shedding_wait`].
     fn shed_stale(&self, jobs: Vec<Job>) -> Vec<Job> {
-        let Some(max_wait) = self.settings.max_wait else {
+        let Some(max_wait) = shedding_wait(&self.settings, jobs.len()) else {
             return jobs;
         };
         let (fresh, stale): (Vec<Job>, Vec<Job>) = jobs
@@ -284,5 +295,32 @@ impl Writer {
             self.conn = None;
         }
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(max_wait_ms: Option<u64>) -> BatchSettings {
+        BatchSettings {
+            writers: 2,
+            max: 64,
+            linger: Duration::from_micros(500),
+            queue: 10_000,
+            max_wait: max_wait_ms.map(Duration::from_millis),
+        }
+    }
+
+    #[test]
+    fn only_a_full_batch_sheds_what_waited_too_long() {
+        let s = settings(Some(25));
+        // A writer that took everything waiting: nothing queues behind it.
+        assert_eq!(shedding_wait(&s, 1), None);
+        assert_eq!(shedding_wait(&s, 63), None);
+        // A full batch: more may be waiting, the stale are shed.
+        assert_eq!(shedding_wait(&s, 64), Some(Duration::from_millis(25)));
+        // EVENT_QUEUE_WAIT_MS=0: never.
+        assert_eq!(shedding_wait(&settings(None), 64), None);
     }
 }

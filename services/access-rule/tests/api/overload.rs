@@ -8,7 +8,7 @@ use diesel::{connection::SimpleConnection, Connection, PgConnection};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{eventually, new_user_id, spawn_app_with};
+use crate::helpers::{eventually, new_user_id, spawn_app_with, TestApp};
 
 /// How long the flood lasts.
 const FLOOD: Duration = Duration::from_millis(1500);
@@ -150,46 +150,44 @@ async fn beyond_its_capacity_the_service_refuses_at_once_and_still_answers_its_p
     assert!(app.can_message(&u).await);
 }
 
-#[tokio::test]
-async fn an_event_that_waited_too_long_for_its_writer_is_refused_unapplied_and_can_be_resent() {
-    let app = spawn_app_with(|o| o.event_queue_wait = Some(Duration::from_millis(200))).await;
-    let user = new_user_id();
-    app.flag(&user).await;
-
-    // The database stalls the writer: a lock on the events table holds
-    // the first event's transaction, and the second queues behind it.
+/// Stalls the writer (a lock on the events table holds the first event's
+/// transaction) while a second event of `user` waits behind it for 500 ms,
+/// against a bound of 200 ms: the answers to `stalled-first` and
+/// `stalled-second`.
+async fn stall_behind_a_lock(app: &TestApp, user: &str) -> (reqwest::Response, reqwest::Response) {
     let mut lock = PgConnection::establish(&app.db.url).unwrap();
     lock.batch_execute("BEGIN; LOCK TABLE events IN EXCLUSIVE MODE")
         .unwrap();
-    let body = |id: &str| {
-        json!({"name": "flag_scam_message", "event_id": id,
-               "event_properties": {"user_id": user}})
-    };
-    let first = {
-        let (http, url, token, body) = (
-            app.http.clone(),
-            app.url("/event"),
-            app.producer.clone(),
-            body("stalled-first"),
-        );
+    let post = |id: &str| {
+        let body = json!({"name": "flag_scam_message", "event_id": id,
+                          "event_properties": {"user_id": user}});
+        let (http, url, token) = (app.http.clone(), app.url("/event"), app.producer.clone());
         tokio::spawn(async move { http.post(url).bearer_auth(token).json(&body).send().await })
     };
+    let first = post("stalled-first");
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let second = {
-        let (http, url, token, body) = (
-            app.http.clone(),
-            app.url("/event"),
-            app.producer.clone(),
-            body("stalled-second"),
-        );
-        tokio::spawn(async move { http.post(url).bearer_auth(token).json(&body).send().await })
-    };
+    let second = post("stalled-second");
     tokio::time::sleep(Duration::from_millis(500)).await;
     lock.batch_execute("COMMIT").unwrap();
+    (
+        first.await.unwrap().unwrap(),
+        second.await.unwrap().unwrap(),
+    )
+}
 
-    let first = first.await.unwrap().unwrap();
+#[tokio::test]
+async fn an_event_that_waited_too_long_in_a_full_batch_is_refused_unapplied_and_can_be_resent() {
+    // Batches of one: every batch is full, as under a flood (a queue
+    // stands behind it).
+    let app = spawn_app_with(|o| {
+        o.event_queue_wait = Some(Duration::from_millis(200));
+        o.event_batch_max = Some(1);
+    })
+    .await;
+    let user = new_user_id();
+    app.flag(&user).await;
+    let (first, second) = stall_behind_a_lock(&app, &user).await;
     assert_eq!(first.status(), StatusCode::OK, "the event being applied");
-    let second = second.await.unwrap().unwrap();
     assert_eq!(
         judge(second).await,
         Ok(true),
@@ -200,7 +198,25 @@ async fn an_event_that_waited_too_long_for_its_writer_is_refused_unapplied_and_c
     assert_eq!(stored("stalled-second"), 0, "the refused event was stored");
 
     // Resent once the database is free, it is applied.
-    let again = app.post_event(&body("stalled-second")).await;
+    let body = json!({"name": "flag_scam_message", "event_id": "stalled-second",
+                      "event_properties": {"user_id": user}});
+    let again = app.post_event(&body).await;
     assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(stored("stalled-second"), 1);
+}
+
+#[tokio::test]
+async fn an_event_that_waited_behind_a_stall_with_no_queue_behind_it_is_applied() {
+    // The default batch (64): the writer takes the one event waiting, so
+    // refusing it would shorten no queue, only turn a slow success into a
+    // failure.
+    let app = spawn_app_with(|o| o.event_queue_wait = Some(Duration::from_millis(200))).await;
+    let user = new_user_id();
+    app.flag(&user).await;
+    let (first, second) = stall_behind_a_lock(&app, &user).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(second.status(), StatusCode::OK);
+    let stored = |id: &str| app.count(&format!("events WHERE event_id = '{id}'"));
+    assert_eq!(stored("stalled-first"), 1);
     assert_eq!(stored("stalled-second"), 1);
 }
