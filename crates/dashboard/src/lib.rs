@@ -112,6 +112,17 @@ fn seal(sealer: &Sealer, kind: Kind, token: &str) -> Result<String, Error> {
         .ok_or_else(|| Error::Safekeeper("no randomness from the operating system".into()))
 }
 
+/// A token answer's access and refresh tokens, sealed for the session row.
+fn seal_tokens(sealer: &Sealer, tokens: &TokenResponse) -> Result<(String, Option<String>), Error> {
+    let access = seal(sealer, Kind::Access, &tokens.access_token)?;
+    let refresh = tokens
+        .refresh_token
+        .as_deref()
+        .map(|t| seal(sealer, Kind::Refresh, t))
+        .transpose()?;
+    Ok((access, refresh))
+}
+
 /// SHA-256 of `value`, base64url: what the tables keep.
 pub fn digest(value: &str) -> String {
     B64URL.encode(Sha256::digest(value.as_bytes()))
@@ -315,13 +326,7 @@ impl Dashboard {
             }
         };
         let id = random_token()?;
-        let sealer = Sealer::of_session(&id);
-        let access_token = seal(&sealer, Kind::Access, &tokens.access_token)?;
-        let refresh_token = tokens
-            .refresh_token
-            .as_deref()
-            .map(|t| seal(&sealer, Kind::Refresh, t))
-            .transpose()?;
+        let (access_token, refresh_token) = seal_tokens(&Sealer::of_session(&id), &tokens)?;
         let now = Utc::now();
         let ttl = i64::try_from(self.config.session_ttl.as_secs()).unwrap_or(i64::MAX / 2);
         let row = store::SessionRow {
@@ -455,12 +460,7 @@ impl Dashboard {
         let claims = match refreshed {
             Some(t) => match self.verify(verifier, &t.access_token).await {
                 Ok(claims) => {
-                    let at = seal(&sealer, Kind::Access, &t.access_token)?;
-                    let rt = t
-                        .refresh_token
-                        .as_deref()
-                        .map(|r| seal(&sealer, Kind::Refresh, r))
-                        .transpose()?;
+                    let (at, rt) = seal_tokens(&sealer, &t)?;
                     let h = hash.clone();
                     with_conn(pool, move |c| -> Result<(), Error> {
                         Ok(store::update_tokens(c, &h, &at, rt.as_deref())?)
